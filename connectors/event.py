@@ -1,0 +1,144 @@
+"""The one normalized event type, and the records that refuse to become one.
+
+Every decoder produces `AuditEvent`s; every later stage reads them. The rules see `views`: the
+event's documents as they arrived (raw audit field paths such as `objectRef.resource`), one per
+logsource under which the record is evaluated (a GKE LogEntry is both a Kubernetes audit Event and a
+gcp.audit record, and is still one event).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Raw records kept in dead letters are cut to this many bytes.
+DEAD_LETTER_RAW_LIMIT = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LogSource:
+    """Sigma logsource of an event: rules apply only to events of their product and service."""
+
+    product: str
+    service: str
+    category: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.product}/{self.service}"
+
+
+KUBERNETES_AUDIT = LogSource("kubernetes", "audit")
+GCP_AUDIT = LogSource("gcp", "gcp.audit")
+AWS_CLOUDTRAIL = LogSource("aws", "cloudtrail")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a record was read: a file with line or byte offset, or a message id of a stream."""
+
+    uri: str
+    line: int | None = None
+    offset: int | None = None  # byte offset in the (decompressed) file
+    message_id: str | None = None
+    item: int | None = None  # position inside a container (EventList items, envelope logEvents)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"uri": self.uri}
+        for name in ("line", "offset", "message_id", "item"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def at_item(self, index: int) -> Source:
+        """The source of the index-th record inside the container read from here."""
+        return Source(self.uri, self.line, self.offset, self.message_id, index)
+
+    def __str__(self) -> str:
+        where = "".join(
+            f"{sep}{value}"
+            for sep, value in ((":", self.line), ("@", self.offset), ("#", self.message_id), ("[", self.item))
+            if value is not None
+        )
+        return f"{self.uri}{where}{']' if self.item is not None else ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class Cloud:
+    """ECS `cloud.*`: where a managed cluster or control-plane event lives."""
+
+    provider: str  # "gcp" | "aws"
+    account_id: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One audit record, normalized: what every stage after decoding reads.
+
+    `views` holds (logsource, document) pairs; the first is the primary view, the one alerts embed
+    under `kubernetes.audit` (or the cloud record's own fields). Documents are the event as it came
+    (decoded JSON), never rewritten, so rules address the real field paths.
+    """
+
+    views: tuple[tuple[LogSource, dict[str, Any]], ...]
+    time: float  # event time, seconds since the epoch (UTC)
+    event_id: str  # auditID, insertId or eventID: ECS event.id
+    identity: str  # unique per delivered record (auditID and stage for audit Events): alert ids hash it
+    source: Source
+    size: int  # bytes of the record as read; above the soft limit outputs drop bulky objects
+    cluster: str | None = None
+    cloud: Cloud | None = None
+    truncated: bool = False  # recovered from a cut message (CloudWatch's size limit)
+    user_name: str | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+
+    @property
+    def logsource(self) -> LogSource:
+        return self.views[0][0]
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return self.views[0][1]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be processed, kept with why and where it came from."""
+
+    stage: str  # "read" | "decode" | "sink" ...
+    reason: str
+    source: Source
+    raw: bytes = b""
+
+    def as_dict(self) -> dict[str, Any]:
+        from kubesigma.connectors.redact import redact_raw
+
+        raw = redact_raw(self.raw[: DEAD_LETTER_RAW_LIMIT * 4])
+        cut = len(raw) > DEAD_LETTER_RAW_LIMIT
+        return {
+            "stage": self.stage,
+            "reason": self.reason,
+            "source": self.source.as_dict(),
+            "raw": raw[:DEAD_LETTER_RAW_LIMIT].decode("utf-8", "backslashreplace"),
+            "raw_truncated": cut or len(self.raw) > DEAD_LETTER_RAW_LIMIT * 4,
+            "raw_size": len(self.raw),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A record deliberately ignored (a log shipper's control message); counted, not alerted on."""
+
+    reason: str
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record as read from a source, before decoding: bytes, or an already-parsed JSON value."""
+
+    data: bytes
+    source: Source
+    value: Any = field(default=None, compare=False)  # parsed JSON when the reader had to parse it

@@ -1,0 +1,249 @@
+"""Audit records from files: plain or gzip (several members too, as log shippers write them),
+line-delimited JSON or whole JSON documents (a pretty-printed EventList, values one after another).
+
+Every record comes out as a `RawRecord` holding its parsed JSON, or as a `DeadLetter` saying why it
+could not be read and where it was. Nothing is dropped: blank lines are the only thing skipped, since
+they are not records.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+import orjson
+
+from kubesigma.connectors.event import DeadLetter, RawRecord, Source
+
+MiB = 1024 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 * MiB
+_WHITESPACE = b" \t\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """Records up to `hard` bytes are evaluated in full; larger ones are dead-lettered unparsed.
+    Above `soft`, the copies kubesigma writes out drop bulky request/response objects."""
+
+    hard: int = 16 * MiB
+    soft: int = 1 * MiB
+
+    def __post_init__(self) -> None:
+        if self.hard <= 0 or self.soft <= 0:
+            raise ValueError("record size limits must be positive")
+        if self.soft > self.hard:
+            raise ValueError(f"soft record limit ({self.soft}) is above the hard limit ({self.hard})")
+
+
+Read = RawRecord | DeadLetter
+
+
+def open_file(path: str) -> IO[bytes]:
+    """Open a local or remote (gs://, s3://) file through Beam's filesystems, uncompressed."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def read_file(path: str, limits: ReadLimits = ReadLimits()) -> Iterator[Read]:
+    """Every record of one file, in order."""
+    with open_file(path) as raw_stream:
+        stream = io.BufferedReader(raw_stream) if not hasattr(raw_stream, "peek") else raw_stream
+        if stream.peek(2)[:2] == GZIP_MAGIC:
+            stream = io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), buffer_size=_CHUNK)
+        yield from read_stream(stream, path, limits)
+
+
+def read_stream(stream: IO[bytes], uri: str, limits: ReadLimits) -> Iterator[Read]:
+    reader = _LineReader(stream, uri, limits)
+    try:
+        yield from reader.records()
+    except (OSError, EOFError, zlib.error) as err:
+        # Corrupt or cut gzip data: keep what came before, dead-letter the rest with where it broke.
+        yield DeadLetter(
+            "read",
+            f"corrupt compressed data after byte {reader.offset} of the decompressed stream: {err}",
+            Source(uri, line=reader.line_no + 1, offset=reader.offset),
+            reader.pending,
+        )
+
+
+class _LineReader:
+    """Reads lines with the hard limit enforced while reading, switching to document mode when the
+    file turns out to hold pretty-printed JSON."""
+
+    def __init__(self, stream: IO[bytes], uri: str, limits: ReadLimits) -> None:
+        self.stream = stream
+        self.uri = uri
+        self.limits = limits
+        self.offset = 0  # byte offset of the next unread line
+        self.line_no = 0
+        self.pending = b""  # the line being read, for the dead letter if decompression fails
+
+    def _next_line(self) -> tuple[bytes, int] | None:
+        """The next line (without its newline) and its full length; oversized lines are cut."""
+        limit = self.limits.hard + 1
+        line = self.stream.readline(limit)
+        if not line:
+            return None
+        length = len(line)
+        if len(line) >= limit and not line.endswith(b"\n"):
+            # Over the hard limit: drain the rest of the line without keeping it.
+            self.pending = line[: 64 * 1024]
+            while True:
+                more = self.stream.readline(_CHUNK)
+                length += len(more)
+                if not more or more.endswith(b"\n"):
+                    break
+            self.pending = b""
+            return line, length
+        return line.rstrip(b"\r\n"), length
+
+    def records(self) -> Iterator[Read]:
+        first = True
+        while True:
+            start = self.offset
+            got = self._next_line()
+            if got is None:
+                return
+            line, length = got
+            self.offset += length
+            self.line_no += 1
+            source = Source(self.uri, line=self.line_no, offset=start)
+            if length > self.limits.hard:
+                yield DeadLetter(
+                    "read",
+                    f"record of {length} bytes is over the hard limit of {self.limits.hard} bytes",
+                    source,
+                    line,
+                )
+                continue
+            stripped = line.strip(_WHITESPACE)
+            if not stripped:
+                continue
+            try:
+                yield RawRecord(line, source, orjson.loads(stripped))
+                first = False
+                continue
+            except orjson.JSONDecodeError as err:
+                error = err
+            if first and stripped[:1] in (b"{", b"["):
+                documents = self._try_documents(line, source)
+                if documents is not None:
+                    yield from documents
+                    return
+            first = False
+            yield from _split_concatenated(line, source, error)
+
+    def _try_documents(self, first_line: bytes, source: Source) -> Iterator[Read] | None:
+        """Read the rest as whole JSON documents, if the first line starts a multi-line document."""
+        rest = self.stream.read(self.limits.hard * 4)
+        text_bytes = first_line + b"\n" + rest
+        text = text_bytes.decode("utf-8", "replace")
+        decoder = json.JSONDecoder()
+        pos = _skip_ws(text, 0)
+        try:
+            decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            # Not a document file after all (a cut first line): go on line by line, re-reading what the
+            # probe consumed before the rest of the stream.
+            self.stream = io.BufferedReader(_Chained(rest, self.stream), buffer_size=_CHUNK)
+            return self._lines_after_first(first_line, source)
+        return _documents(text, source, self.limits, tail=self.stream)
+
+    def _lines_after_first(self, first_line: bytes, source: Source) -> Iterator[Read]:
+        yield from _split_concatenated(first_line, source, None)
+        yield from self.records()
+
+
+class _Chained(io.RawIOBase):
+    """Bytes already read, then the stream they came from."""
+
+    def __init__(self, head: bytes, tail: IO[bytes]) -> None:
+        self._head = io.BytesIO(head)
+        self._tail = tail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        data = self._head.read(len(buffer)) or self._tail.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _documents(text: str, first: Source, limits: ReadLimits, tail: IO[bytes]) -> Iterator[Read]:
+    """JSON values one after another, each a record sourced by its byte offset and line."""
+    if tail.read(1):
+        yield DeadLetter(
+            "read",
+            f"document file larger than {limits.hard * 4} bytes; only documents within it were read",
+            Source(first.uri, offset=len(text.encode())),
+        )
+    decoder = json.JSONDecoder()
+    pos = _skip_ws(text, 0)
+    while pos < len(text):
+        line = text.count("\n", 0, pos) + 1
+        offset = len(text[:pos].encode())
+        source = Source(first.uri, line=line, offset=offset)
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as err:
+            rest = text[pos:].encode()
+            yield DeadLetter("read", f"invalid JSON document: {err.msg} (line {err.lineno})", source, rest)
+            return
+        chunk = text[pos:end].encode()
+        if len(chunk) > limits.hard:
+            yield DeadLetter(
+                "read", f"document of {len(chunk)} bytes is over the hard limit of {limits.hard} bytes", source, chunk
+            )
+        else:
+            yield RawRecord(chunk, source, value)
+        pos = _skip_ws(text, end)
+
+
+def _split_concatenated(line: bytes, source: Source, error: Exception | None) -> Iterator[Read]:
+    """A line holding several JSON values back to back (`{..}{..}`, as Firehose concatenates) gives one
+    record per value; anything else that does not parse is one dead letter."""
+    text = line.decode("utf-8", "replace").strip()
+    decoder = json.JSONDecoder()
+    values = []
+    pos = 0
+    try:
+        while pos < len(text):
+            value, end = decoder.raw_decode(text, pos)
+            values.append((text[pos:end], value))
+            pos = _skip_ws(text, end)
+    except json.JSONDecodeError:
+        values = []
+    if len(values) >= 2:
+        for index, (chunk, value) in enumerate(values):
+            yield RawRecord(chunk.encode(), source.at_item(index), value)
+        return
+    reason = f"not valid JSON: {error}" if error else "not valid JSON"
+    if b"\x00" in line or not _mostly_text(line):
+        reason = "binary data, not a JSON record"
+    yield DeadLetter("read", reason, source, line)
+
+
+def _mostly_text(data: bytes) -> bool:
+    sample = data[:4096]
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as err:
+        # A cut multi-byte character at the end of the sample is still text.
+        return err.start >= len(sample) - 3
+    return True

@@ -1,0 +1,61 @@
+"""What the pipeline knows about a Sigma rule once it is loaded: identity, meaning and severity.
+
+The engine compiles the detection logic; everything downstream (alerts, suppression, summaries,
+docs) needs only this metadata.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kubesigma.connectors.event import LogSource
+
+# Elastic's risk-score scale for Sigma levels.
+SEVERITY = {"informational": 1, "low": 21, "medium": 47, "high": 73, "critical": 99}
+
+_TECHNIQUE = re.compile(r"^attack\.(t\d{4}(?:\.\d{3})?)$", re.IGNORECASE)
+_TACTIC = re.compile(r"^attack\.([a-z][a-z_-]+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    """A loaded Sigma rule's metadata (single-event or correlation)."""
+
+    id: str
+    title: str
+    level: str
+    logsource: LogSource
+    path: str = ""
+    description: str = ""
+    status: str | None = None
+    tags: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    falsepositives: tuple[str, ...] = ()
+    name: str | None = None  # Sigma `name`, how correlation rules may refer to it
+    group_by: tuple[str, ...] = ()  # correlation rules: the fields that key a group
+    kind: str = "detection"  # "detection" | "correlation"
+
+    @property
+    def severity(self) -> int:
+        return SEVERITY.get(self.level, SEVERITY["medium"])
+
+    @property
+    def techniques(self) -> tuple[str, ...]:
+        """ATT&CK technique ids from tags: `attack.t1609` -> `T1609`."""
+        out = []
+        for tag in self.tags:
+            m = _TECHNIQUE.match(tag)
+            if m:
+                out.append(m.group(1).upper())
+        return tuple(out)
+
+    @property
+    def tactics(self) -> tuple[str, ...]:
+        """ATT&CK tactic names from tags: `attack.privilege-escalation`."""
+        out = []
+        for tag in self.tags:
+            m = _TACTIC.match(tag)
+            if m and not _TECHNIQUE.match(tag) and not tag.lower().startswith("attack.g") and not tag.lower().startswith("attack.s0"):
+                out.append(m.group(1).lower().replace("_", "-"))
+        return tuple(out)
