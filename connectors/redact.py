@@ -1,0 +1,93 @@
+"""Credentials never leave the pipeline: every output (alerts, dead letters, indexed events) is
+redacted here, while rules evaluate the event as it came.
+
+Redacted: Secret `data`/`stringData` (wherever a Secret object appears: request, response, lists,
+GKE request/response), TokenRequest tokens, kubeconfig credentials, any value under a credential-like
+key, and bearer tokens or JWTs inside any string.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+REDACTED = "[REDACTED]"
+
+# Keys whose values are credentials wherever they appear (kubeconfig users, token reviews, env dumps).
+CREDENTIAL_KEYS = frozenset(
+    {
+        "token",
+        "password",
+        "client-key-data",
+        "id-token",
+        "refresh-token",
+        "access-token",
+        "bearertoken",
+        "bearer_token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "secretaccesskey",
+        "sessiontoken",
+        "private_key",
+        "privatekey",
+    }
+)
+_SECRET_KINDS = frozenset({"Secret"})
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+_QUICK = re.compile(r"(?i)bearer|basic|eyJ")
+# For raw bytes that are not parseable JSON (cut or garbled records): credential-bearing members.
+_RAW_MEMBERS = re.compile(
+    rb'(?i)("(?:data|stringData)"\s*:\s*)\{[^{}]*\}?'
+    rb'|("(?:token|password|client-key-data|id-token|refresh-token|access-token)"\s*:\s*)"[^"]*"?'
+)
+
+
+def redact_document(value: Any) -> Any:
+    """A copy of a decoded JSON value with credentials replaced; untouched parts are shared."""
+    if isinstance(value, dict):
+        kind = value.get("kind")
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            lowered = key.lower() if isinstance(key, str) else key
+            if lowered in CREDENTIAL_KEYS and item not in (None, "", {}, []):
+                out[key] = _redact_leaves(item)
+            elif kind in _SECRET_KINDS and key in ("data", "stringData") and isinstance(item, dict):
+                out[key] = dict.fromkeys(item, REDACTED)  # keep which keys exist: analysts need that
+            elif kind == "TokenRequest" and key == "status" and isinstance(item, dict):
+                out[key] = {k: (REDACTED if k == "token" else v) for k, v in item.items()}
+            else:
+                out[key] = redact_document(item)
+        return out
+    if isinstance(value, list):
+        return [redact_document(item) for item in value]
+    if isinstance(value, str) and _QUICK.search(value):
+        return _JWT.sub(REDACTED, _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value))
+    return value
+
+
+def _redact_leaves(value: Any) -> Any:
+    if isinstance(value, dict):
+        return dict.fromkeys(value, REDACTED)
+    if isinstance(value, list):
+        return [REDACTED for _ in value]
+    return REDACTED
+
+
+def redact_raw(raw: bytes) -> bytes:
+    """Redact a raw record: structurally when it parses, by pattern when it does not."""
+    try:
+        return orjson.dumps(redact_document(orjson.loads(raw)))
+    except orjson.JSONDecodeError:
+        pass
+    text = _RAW_MEMBERS.sub(lambda m: (m.group(1) or m.group(2)) + b'"' + REDACTED.encode() + b'"', raw)
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        return text
+    if _QUICK.search(decoded):
+        decoded = _JWT.sub(REDACTED, _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", decoded))
+    return decoded.encode("utf-8")

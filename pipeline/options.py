@@ -1,0 +1,136 @@
+"""Options of a kubesigma job, as Beam PipelineOptions so they reach Dataflow and Flink unchanged.
+
+Unknown or malformed options fail fast with a message: a typo must not silently run a different job.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from kubesigma.connectors.sources.files import MiB, ReadLimits
+
+DEFAULT_RULES = Path(__file__).resolve().parent.parent / "detections" / "rules"
+
+
+class OptionError(ValueError):
+    """An option the user gave is wrong; the message says which and why."""
+
+
+def _size(text: str) -> int:
+    units = {"k": 1024, "kib": 1024, "m": MiB, "mib": MiB, "g": 1024 * MiB, "gib": 1024 * MiB}
+    lowered = text.strip().lower()
+    for unit in sorted(units, key=len, reverse=True):
+        if lowered.endswith(unit):
+            return int(float(lowered[: -len(unit)]) * units[unit])
+    return int(lowered)
+
+
+def _duration(text: str) -> float:
+    """Seconds from `300`, `300s`, `5m`, `1h`."""
+    lowered = text.strip().lower()
+    for unit, factor in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)):
+        if lowered.endswith(unit) and lowered[: -len(unit)].replace(".", "", 1).isdigit():
+            return float(lowered[: -len(unit)]) * factor
+    return float(lowered)
+
+
+class KubesigmaOptions(PipelineOptions):
+    """Inputs, outputs and detection settings of `kubesigma run`."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--input",
+            dest="inputs",
+            action="append",
+            default=None,
+            help="Glob of audit log files (plain or gzip; local, gs:// or s3://). Repeatable.",
+        )
+        parser.add_argument("--alerts-out", dest="alerts_out", help="Write alerts here as JSON lines.")
+        parser.add_argument(
+            "--dead-letter",
+            dest="dead_letter",
+            help="Write records that could not be processed here, as JSON lines with reason and source.",
+        )
+        parser.add_argument("--metrics-out", dest="metrics_out", help="Write the run's counters here as JSON.")
+        parser.add_argument(
+            "--rules",
+            dest="rules",
+            action="append",
+            default=None,
+            help=f"Folder or file of Sigma rules (default: the shipped pack). Repeatable.",
+        )
+        parser.add_argument("--engine-config", dest="engine_config", help="YAML: disabled rules and filters.")
+        parser.add_argument(
+            "--cluster-name", dest="cluster_name", help="Cluster name for events whose envelope names none."
+        )
+        parser.add_argument(
+            "--max-record-bytes",
+            dest="max_record_bytes",
+            default="16MiB",
+            help="Hard limit: larger records go to the dead letters unparsed (default 16MiB).",
+        )
+        parser.add_argument(
+            "--soft-record-bytes",
+            dest="soft_record_bytes",
+            default="1MiB",
+            help="Soft limit: outputs of larger records drop request/response objects (default 1MiB).",
+        )
+        parser.add_argument(
+            "--suppress-window",
+            dest="suppress_window",
+            default=None,
+            help="Fold repeats of a rule and group within this event-time window (e.g. 10m).",
+        )
+
+
+def validate_args(argv: Sequence[str]) -> None:
+    """Reject options no PipelineOptions class knows (Beam itself only warns and drops them)."""
+    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    seen: set[type] = set()
+    stack = list(PipelineOptions.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        stack.extend(cls.__subclasses__())
+        try:
+            cls._add_argparse_args(parser)  # type: ignore[attr-defined]
+        except argparse.ArgumentError:
+            pass  # an option declared by two classes (Beam allows it when identical)
+    _, unknown = parser.parse_known_args(list(argv))
+    flags = [a for a in unknown if a.startswith("-")]
+    if flags:
+        raise OptionError(f"unknown option(s): {' '.join(flags)} (see `kubesigma run --help`)")
+
+
+def read_limits(options: KubesigmaOptions) -> ReadLimits:
+    try:
+        return ReadLimits(hard=_size(options.max_record_bytes), soft=_size(options.soft_record_bytes))
+    except ValueError as err:
+        raise OptionError(f"--max-record-bytes/--soft-record-bytes: {err}") from err
+
+
+def suppress_window(options: KubesigmaOptions) -> float | None:
+    if options.suppress_window in (None, ""):
+        return None
+    try:
+        seconds = _duration(options.suppress_window)
+    except ValueError as err:
+        raise OptionError(f"--suppress-window {options.suppress_window!r}: not a duration such as 10m") from err
+    if seconds < 0:
+        raise OptionError("--suppress-window must not be negative")
+    return seconds
+
+
+def rule_paths(options: KubesigmaOptions) -> list[str]:
+    paths = options.rules or [str(DEFAULT_RULES)]
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise OptionError(f"--rules: no such file or folder: {', '.join(missing)}")
+    return paths

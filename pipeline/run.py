@@ -1,0 +1,141 @@
+"""`kubesigma run`: build the detection job from options, run it, report what it did."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import apache_beam as beam
+import orjson
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from kubesigma.detections.engine import EngineConfig, RuleSet
+from kubesigma.pipeline.options import (
+    KubesigmaOptions,
+    OptionError,
+    read_limits,
+    rule_paths,
+    validate_args,
+)
+from kubesigma.pipeline.transforms import (
+    NAMESPACE,
+    RULE_HITS,
+    DecodeAudit,
+    Detect,
+    ReadAuditFiles,
+    ToAlerts,
+    WriteJsonLines,
+    dead_letter_docs,
+)
+
+log = logging.getLogger("kubesigma")
+
+COUNTERS = ("read", "normalized", "dead_lettered", "skipped", "truncated", "alerts")
+
+
+@dataclass
+class RunReport:
+    counters: dict[str, int]
+    rule_hits: dict[str, int] = field(default_factory=dict)
+
+
+def expand_inputs(patterns: Sequence[str]) -> list[str]:
+    """Every file the globs name; a glob that matches nothing is an error, not an empty run."""
+    files: list[str] = []
+    for pattern in patterns:
+        matched = sorted(m.path for result in FileSystems.match([pattern]) for m in result.metadata_list)
+        if not matched:
+            raise OptionError(f"--input {pattern!r} matches no file")
+        files.extend(matched)
+    return list(dict.fromkeys(files))
+
+
+def load_rules(options: KubesigmaOptions) -> RuleSet:
+    config = EngineConfig.from_file(Path(options.engine_config)) if options.engine_config else None
+    return RuleSet.load(rule_paths(options), config=config)
+
+
+def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
+    validate_args(argv)
+    options = PipelineOptions(list(argv))
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        # The default DirectRunner first tries to download Prism; batch runs go straight to FnApiRunner.
+        standard.runner = "FnApiRunner" if not standard.streaming else "BundleBasedDirectRunner"
+    return options
+
+
+def build(pipeline: beam.Pipeline, options: KubesigmaOptions, rules: RuleSet) -> None:
+    limits = read_limits(options)
+    files = expand_inputs(options.inputs or [])
+    events = (
+        pipeline
+        | "ReadAuditFiles" >> ReadAuditFiles(files, limits)
+        | "DecodeAudit" >> DecodeAudit(options.cluster_name)
+    )
+    alerts = (
+        events.events
+        | "Detect" >> Detect(rules)
+        | "ToAlerts" >> ToAlerts(limits.soft)
+    )
+    alerts | "WriteAlerts" >> WriteJsonLines(options.alerts_out)
+    dead_letter_docs(events.dead_letter) | "WriteDeadLetters" >> WriteJsonLines(options.dead_letter)
+
+
+def run(argv: Sequence[str], out: TextIO) -> RunReport:
+    options = pipeline_options(argv)
+    ks = options.view_as(KubesigmaOptions)
+    if not ks.inputs:
+        raise OptionError("--input is required (a glob of audit log files)")
+    for name in ("alerts_out", "dead_letter"):
+        if not getattr(ks, name):
+            raise OptionError(f"--{name.replace('_', '-')} is required")
+    rules = load_rules(ks)
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, ks, rules)
+    result = pipeline.run()
+    result.wait_until_finish()
+    report = collect(result)
+    if ks.metrics_out:
+        with FileSystems.create(ks.metrics_out) as handle:
+            handle.write(orjson.dumps({**report.counters, "rule_hits": report.rule_hits}, option=orjson.OPT_INDENT_2))
+    print_summary(report, rules, out)
+    return report
+
+
+def collect(result: Any) -> RunReport:
+    counters = dict.fromkeys(COUNTERS, 0)
+    hits: dict[str, int] = {}
+    metrics = result.metrics().query(MetricsFilter())["counters"]
+    for metric in metrics:
+        value = metric.committed if metric.committed is not None else metric.attempted
+        name = metric.key.metric.name
+        if metric.key.metric.namespace == NAMESPACE and name in counters:
+            counters[name] += value
+        elif metric.key.metric.namespace == RULE_HITS:
+            hits[name] = hits.get(name, 0) + value
+    return RunReport(counters, {k: v for k, v in hits.items() if v})
+
+
+def print_summary(report: RunReport, rules: RuleSet, out: TextIO) -> None:
+    c = report.counters
+    out.write(
+        f"read {c['read']}, normalized {c['normalized']}, dead_lettered {c['dead_lettered']}, "
+        f"skipped {c['skipped']}, alerts {c['alerts']}\n"
+    )
+    if not report.rule_hits:
+        out.write("no rule fired\n")
+        return
+    rows = sorted(
+        ((rules.rule(rid), hits) for rid, hits in report.rule_hits.items()),
+        key=lambda row: (-row[0].severity, -row[1], row[0].title),
+    )
+    width = max(len(rule.title) for rule, _ in rows)
+    out.write(f"\n{'level':<14}{'hits':>6}  rule\n")
+    for rule, hits in rows:
+        out.write(f"{rule.level:<14}{hits:>6}  {rule.title:<{width}}  {rule.id}\n")
