@@ -57,7 +57,8 @@ def read_file(path: str, limits: ReadLimits = ReadLimits()) -> Iterator[Read]:
     with open_file(path) as raw_stream:
         stream = io.BufferedReader(raw_stream) if not hasattr(raw_stream, "peek") else raw_stream
         if stream.peek(2)[:2] == GZIP_MAGIC:
-            stream = io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), buffer_size=_CHUNK)
+            # GzipFile reads member after member; its small reads keep records before a corrupt spot.
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
         yield from read_stream(stream, path, limits)
 
 
