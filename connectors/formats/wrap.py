@@ -1,0 +1,270 @@
+"""Wrap native audit Events (and CloudTrail calls) the way GKE, EKS and AWS deliver them, so one attack
+can be replayed in every format a rule applies to: fixtures for tests and the detection pack."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kubesigma.connectors.formats._time import parse_rfc3339
+
+# HTTP status of the API server → google.rpc.Code GKE writes in protoPayload.status.
+HTTP_TO_GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 422: 3, 429: 8, 500: 13, 501: 12, 503: 14, 504: 4}
+READ_VERBS = frozenset({"get", "list", "watch"})
+
+
+def _event_time(event: dict[str, Any]) -> str:
+    for name in ("requestReceivedTimestamp", "stageTimestamp", "timestamp"):
+        if isinstance(event.get(name), str):
+            return event[name]
+    raise ValueError(f"audit Event {event.get('auditID')} has no timestamp to deliver it at")
+
+
+def _gke_method_group(api_group: str) -> str:
+    # GKE names methods io.k8s.<group>: core for the legacy group, `.k8s.io` groups reversed
+    # (rbac.authorization.k8s.io → authorization.rbac), other domains as reversed domains.
+    if not api_group:
+        return "io.k8s.core"
+    if api_group.endswith(".k8s.io"):
+        return "io.k8s." + ".".join(reversed(api_group[: -len(".k8s.io")].split(".")))
+    if "." not in api_group:
+        return f"io.k8s.{api_group}"
+    return ".".join(reversed(api_group.split(".")))
+
+
+def _gke_names(event: dict[str, Any]) -> tuple[str, str]:
+    """(methodName, resourceName) GKE writes for an audit Event's request."""
+    verb = event.get("verb", "")
+    ref = event.get("objectRef")
+    if not isinstance(ref, dict) or not ref.get("resource"):
+        path = str(event.get("requestURI", "")).split("?", 1)[0].lstrip("/")
+        return f"io.k8s.{verb}", path
+    group = ref.get("apiGroup") or ""
+    version = ref.get("apiVersion") or "v1"
+    method = [_gke_method_group(group), version, ref["resource"]]
+    if ref.get("subresource"):
+        method.append(ref["subresource"])
+    method.append(verb)
+    path = [group or "core", version]
+    namespace = ref.get("namespace")
+    if namespace and not (ref["resource"] == "namespaces"):
+        path += ["namespaces", namespace]
+    path.append(ref["resource"])
+    if ref.get("name"):
+        path.append(ref["name"])
+        if ref.get("subresource"):
+            path.append(ref["subresource"])
+    return ".".join(method), "/".join(path)
+
+
+def _with_type(obj: Any) -> Any:
+    if isinstance(obj, dict) and "kind" in obj and "@type" not in obj:
+        api_version = obj.get("apiVersion", "v1")
+        group_version = api_version if "/" in api_version else f"core/{api_version}"
+        return {"@type": f"{group_version}.{obj['kind']}", **obj}
+    return obj
+
+
+def as_gke_logentry(
+    event: dict[str, Any],
+    project: str = "example-project",
+    cluster: str = "example-cluster",
+    location: str = "us-central1",
+) -> dict[str, Any]:
+    """The Cloud Logging LogEntry GKE writes for a Kubernetes audit Event (AuditLog protoPayload)."""
+    method, resource_name = _gke_names(event)
+    user = event.get("user") if isinstance(event.get("user"), dict) else {}
+    ips = event.get("sourceIPs") or []
+    metadata: dict[str, Any] = {}
+    if ips:
+        metadata["callerIp"] = ips[0]
+    if event.get("userAgent"):
+        metadata["callerSuppliedUserAgent"] = event["userAgent"]
+    http = (event.get("responseStatus") or {}).get("code", 200)
+    status: dict[str, Any] = {}
+    if isinstance(http, int) and http >= 400:
+        status = {"code": HTTP_TO_GRPC.get(http, 2)}
+        message = (event.get("responseStatus") or {}).get("message")
+        if message:
+            status["message"] = message
+    payload: dict[str, Any] = {
+        "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+        "authenticationInfo": {"principalEmail": user.get("username", "")},
+        "authorizationInfo": [{"granted": http < 400 if isinstance(http, int) else True, "permission": method}],
+        "methodName": method,
+        "requestMetadata": metadata,
+        "resourceName": resource_name,
+        "serviceName": "k8s.io",
+        "status": status,
+    }
+    if "requestObject" in event:
+        payload["request"] = _with_type(event["requestObject"])
+    if "responseObject" in event:
+        payload["response"] = _with_type(event["responseObject"])
+    timestamp = _event_time(event)
+    log = "data_access" if event.get("verb") in READ_VERBS else "activity"
+    audit_id = event["auditID"]
+    entry: dict[str, Any] = {
+        "insertId": hashlib.sha1(f"{audit_id}/{event.get('stage')}".encode()).hexdigest()[:24],
+        "logName": f"projects/{project}/logs/cloudaudit.googleapis.com%2F{log}",
+        "operation": {"first": True, "id": audit_id, "last": True, "producer": "k8s.io"},
+        "protoPayload": payload,
+        "receiveTimestamp": event.get("stageTimestamp", timestamp),
+        "resource": {
+            "labels": {"cluster_name": cluster, "location": location, "project_id": project},
+            "type": "k8s_cluster",
+        },
+        "timestamp": timestamp,
+    }
+    if isinstance(event.get("annotations"), dict) and event["annotations"]:
+        entry["labels"] = dict(event["annotations"])
+    return entry
+
+
+def _millis(event: dict[str, Any]) -> int:
+    when = parse_rfc3339(_event_time(event))
+    if when is None:
+        raise ValueError(f"audit Event {event.get('auditID')} has an unreadable timestamp")
+    return round(when * 1000)
+
+
+def _log_event_id(millis: int, index: int) -> str:
+    # CloudWatch event ids are 56-digit strings that begin with the timestamp's digits.
+    return f"{millis:020d}{index:036d}"
+
+
+def as_cloudwatch_envelope(
+    events: Sequence[dict[str, Any] | str],
+    cluster: str = "example-cluster",
+    account: str = "123456789012",
+    stream: str = "kube-apiserver-audit-0123456789abcdef0123456789abcdef",
+) -> dict[str, Any]:
+    """The CloudWatch Logs subscription payload (decompressed) carrying these audit Events from an EKS
+    cluster's log group; a str is taken as an already-serialized (e.g. cut) message."""
+    log_events = []
+    for index, event in enumerate(events):
+        if isinstance(event, str):
+            message, millis = event, 0
+        else:
+            message, millis = orjson.dumps(event).decode(), _millis(event)
+        log_events.append({"id": _log_event_id(millis, index), "timestamp": millis, "message": message})
+    return {
+        "messageType": "DATA_MESSAGE",
+        "owner": account,
+        "logGroup": f"/aws/eks/{cluster}/cluster",
+        "logStream": stream,
+        "subscriptionFilters": ["kubesigma-audit"],
+        "logEvents": log_events,
+    }
+
+
+def as_control_message(account: str = "123456789012") -> dict[str, Any]:
+    """The CONTROL_MESSAGE CloudWatch sends when a subscription is created."""
+    return {
+        "messageType": "CONTROL_MESSAGE",
+        "owner": "CloudwatchLogs",
+        "logGroup": "",
+        "logStream": "",
+        "subscriptionFilters": [],
+        "logEvents": [
+            {"id": "", "timestamp": 0, "message": "CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}
+        ],
+    }
+
+
+def as_kinesis_data(envelope: dict[str, Any]) -> bytes:
+    """A subscription payload as a Kinesis record's data: gzip-compressed JSON."""
+    return gzip.compress(orjson.dumps(envelope))
+
+
+def write_cloudwatch_gzip(
+    path: str | Path,
+    events: Iterable[dict[str, Any]],
+    per_envelope: int = 10,
+    cluster: str = "example-cluster",
+    account: str = "123456789012",
+) -> Path:
+    """A Firehose-style delivery file: gzip, one subscription envelope per line."""
+    path = Path(path)
+    batch: list[dict[str, Any]] = []
+    with gzip.open(path, "wb") as out:
+        for event in events:
+            batch.append(event)
+            if len(batch) == per_envelope:
+                out.write(orjson.dumps(as_cloudwatch_envelope(batch, cluster, account)) + b"\n")
+                batch = []
+        if batch:
+            out.write(orjson.dumps(as_cloudwatch_envelope(batch, cluster, account)) + b"\n")
+    return path
+
+
+def as_cloudtrail_record(
+    event_name: str,
+    *,
+    event_source: str = "eks.amazonaws.com",
+    cluster: str | None = "example-cluster",
+    account: str = "123456789012",
+    region: str = "us-east-1",
+    user_arn: str = "arn:aws:iam::123456789012:user/alice",
+    source_ip: str = "198.51.100.7",
+    user_agent: str = "aws-cli/2.15.0",
+    event_time: datetime | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A CloudTrail record of one API call (by default an EKS call naming `cluster`)."""
+    when = (event_time or datetime(2026, 1, 1, tzinfo=UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    request = {"name": cluster} if cluster else None
+    ident = event_id or hashlib.sha1(f"{event_source}/{event_name}/{cluster}/{when}".encode()).hexdigest()
+    return {
+        "eventVersion": "1.08",
+        "userIdentity": {
+            "type": "IAMUser",
+            "principalId": "AIDAEXAMPLE",
+            "arn": user_arn,
+            "accountId": account,
+            "userName": user_arn.rsplit("/", 1)[-1],
+        },
+        "eventTime": when,
+        "eventSource": event_source,
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": source_ip,
+        "userAgent": user_agent,
+        "requestParameters": request,
+        "responseElements": {"cluster": {"name": cluster, "arn": f"arn:aws:eks:{region}:{account}:cluster/{cluster}"}}
+        if cluster and event_name in ("CreateCluster", "DeleteCluster")
+        else None,
+        "requestID": ident[:8] + "-0000-4000-8000-" + ident[8:20],
+        "eventID": f"{ident[:8]}-{ident[8:12]}-{ident[12:16]}-{ident[16:20]}-{ident[20:32]}",
+        "readOnly": event_name.startswith(("Describe", "List", "Get")),
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": account,
+        "eventCategory": "Management",
+    }
+
+
+def as_cloudtrail_file(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON document CloudTrail writes to S3."""
+    return {"Records": list(records)}
+
+
+def as_eventbridge_event(record: dict[str, Any]) -> dict[str, Any]:
+    """The EventBridge event that carries a CloudTrail record."""
+    return {
+        "version": "0",
+        "id": hashlib.sha1(record["eventID"].encode()).hexdigest()[:32],
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws." + record["eventSource"].split(".", 1)[0],
+        "account": record.get("recipientAccountId"),
+        "time": record["eventTime"],
+        "region": record.get("awsRegion"),
+        "resources": [],
+        "detail": record,
+    }
