@@ -56,6 +56,11 @@ class RuleInfo:
         out = []
         for tag in self.tags:
             m = _TACTIC.match(tag)
-            if m and not _TECHNIQUE.match(tag) and not tag.lower().startswith("attack.g") and not tag.lower().startswith("attack.s0"):
+            if (
+                m
+                and not _TECHNIQUE.match(tag)
+                and not tag.lower().startswith("attack.g")
+                and not tag.lower().startswith("attack.s0")
+            ):
                 out.append(m.group(1).lower().replace("_", "-"))
         return tuple(out)

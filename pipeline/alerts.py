@@ -65,10 +65,14 @@ def outgoing_document(
                 inner = doc.get(head)
                 if isinstance(inner, dict) and tail in inner:
                     doc[head] = {k: v for k, v in inner.items() if k != tail}
-                    notes.append(f"{home}.{dotted}: dropped, record of {size} bytes over the {soft_limit}-byte soft limit")
+                    notes.append(
+                        f"{home}.{dotted}: dropped, record of {size} bytes over the {soft_limit}-byte soft limit"
+                    )
             elif head in doc:
                 del doc[head]
-                notes.append(f"{home}.{head}: dropped, record of {size} bytes over the {soft_limit}-byte soft limit")
+                notes.append(
+                    f"{home}.{head}: dropped, record of {size} bytes over the {soft_limit}-byte soft limit"
+                )
     return redact_document(doc), notes
 
 

@@ -6,6 +6,7 @@ Unknown or malformed options fail fast with a message: a typo must not silently 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,13 +57,15 @@ class KubesigmaOptions(PipelineOptions):
             dest="dead_letter",
             help="Write records that could not be processed here, as JSON lines with reason and source.",
         )
-        parser.add_argument("--metrics-out", dest="metrics_out", help="Write the run's counters here as JSON.")
+        parser.add_argument(
+            "--metrics-out", dest="metrics_out", help="Write the run's counters here as JSON."
+        )
         parser.add_argument(
             "--rules",
             dest="rules",
             action="append",
             default=None,
-            help=f"Folder or file of Sigma rules (default: the shipped pack). Repeatable.",
+            help="Folder or file of Sigma rules (default: the shipped pack). Repeatable.",
         )
         parser.add_argument("--engine-config", dest="engine_config", help="YAML: disabled rules and filters.")
         parser.add_argument(
@@ -99,10 +102,9 @@ def validate_args(argv: Sequence[str]) -> None:
             continue
         seen.add(cls)
         stack.extend(cls.__subclasses__())
-        try:
+        # An option declared by two classes is fine (Beam allows it when identical).
+        with contextlib.suppress(argparse.ArgumentError):
             cls._add_argparse_args(parser)  # type: ignore[attr-defined]
-        except argparse.ArgumentError:
-            pass  # an option declared by two classes (Beam allows it when identical)
     _, unknown = parser.parse_known_args(list(argv))
     flags = [a for a in unknown if a.startswith("-")]
     if flags:
@@ -122,7 +124,9 @@ def suppress_window(options: KubesigmaOptions) -> float | None:
     try:
         seconds = _duration(options.suppress_window)
     except ValueError as err:
-        raise OptionError(f"--suppress-window {options.suppress_window!r}: not a duration such as 10m") from err
+        raise OptionError(
+            f"--suppress-window {options.suppress_window!r}: not a duration such as 10m"
+        ) from err
     if seconds < 0:
         raise OptionError("--suppress-window must not be negative")
     return seconds

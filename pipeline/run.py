@@ -78,11 +78,7 @@ def build(pipeline: beam.Pipeline, options: KubesigmaOptions, rules: RuleSet) ->
         | "ReadAuditFiles" >> ReadAuditFiles(files, limits)
         | "DecodeAudit" >> DecodeAudit(options.cluster_name)
     )
-    alerts = (
-        events.events
-        | "Detect" >> Detect(rules)
-        | "ToAlerts" >> ToAlerts(limits.soft)
-    )
+    alerts = events.events | "Detect" >> Detect(rules) | "ToAlerts" >> ToAlerts(limits.soft)
     alerts | "WriteAlerts" >> WriteJsonLines(options.alerts_out)
     dead_letter_docs(events.dead_letter) | "WriteDeadLetters" >> WriteJsonLines(options.dead_letter)
 
@@ -103,7 +99,9 @@ def run(argv: Sequence[str], out: TextIO) -> RunReport:
     report = collect(result)
     if ks.metrics_out:
         with FileSystems.create(ks.metrics_out) as handle:
-            handle.write(orjson.dumps({**report.counters, "rule_hits": report.rule_hits}, option=orjson.OPT_INDENT_2))
+            handle.write(
+                orjson.dumps({**report.counters, "rule_hits": report.rule_hits}, option=orjson.OPT_INDENT_2)
+            )
     print_summary(report, rules, out)
     return report
 

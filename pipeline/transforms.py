@@ -117,7 +117,9 @@ class DecodeAudit(beam.PTransform):
         self.cluster = cluster
 
     def expand(self, batches: pvalue.PCollection) -> pvalue.DoOutputsTuple:
-        return batches | "Decode" >> beam.ParDo(_Decode(self.cluster)).with_outputs(DEAD_LETTER, main="events")
+        return batches | "Decode" >> beam.ParDo(_Decode(self.cluster)).with_outputs(
+            DEAD_LETTER, main="events"
+        )
 
 
 class _Detect(beam.DoFn):

@@ -24,10 +24,7 @@ def _api_version_ok(value: dict[str, Any]) -> bool:
 
 def is_audit_event(value: Any) -> bool:
     return (
-        type(value) is dict
-        and value.get("kind") == "Event"
-        and "auditID" in value
-        and _api_version_ok(value)
+        type(value) is dict and value.get("kind") == "Event" and "auditID" in value and _api_version_ok(value)
     )
 
 

@@ -209,7 +209,10 @@ def _documents(text: str, first: Source, limits: ReadLimits, tail: IO[bytes]) ->
         chunk = text[pos:end].encode()
         if len(chunk) > limits.hard:
             yield DeadLetter(
-                "read", f"document of {len(chunk)} bytes is over the hard limit of {limits.hard} bytes", source, chunk
+                "read",
+                f"document of {len(chunk)} bytes is over the hard limit of {limits.hard} bytes",
+                source,
+                chunk,
             )
         else:
             yield RawRecord(chunk, source, value)

@@ -19,7 +19,12 @@ def audit_event(n: int, **overrides: Any) -> dict[str, Any]:
         "user": {"username": "system:serviceaccount:default:app", "groups": ["system:serviceaccounts"]},
         "sourceIPs": ["10.0.0.7"],
         "userAgent": "app/1.0",
-        "objectRef": {"resource": "configmaps", "namespace": "default", "name": f"cm-{n}", "apiVersion": "v1"},
+        "objectRef": {
+            "resource": "configmaps",
+            "namespace": "default",
+            "name": f"cm-{n}",
+            "apiVersion": "v1",
+        },
         "responseStatus": {"metadata": {}, "code": 200},
         "requestReceivedTimestamp": "2026-11-28T10:00:00.000000Z",
         "stageTimestamp": "2026-11-28T10:00:00.002000Z",

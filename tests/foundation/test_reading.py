@@ -9,8 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from foundation.records import audit_event
 
+from foundation.records import audit_event
 from kubesigma.connectors.event import AuditEvent, DeadLetter, RawRecord
 from kubesigma.connectors.formats import decode_record
 from kubesigma.connectors.sources.files import MiB, ReadLimits, read_file
@@ -39,7 +39,16 @@ def test_falco_traces_give_51_events_and_one_dead_letter_naming_the_bad_record(d
 
 def test_pretty_printed_event_list_counts_each_item_once(tmp_path: Path) -> None:
     path = tmp_path / "webhook.json"
-    path.write_text(json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [audit_event(i) for i in range(5)]}, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "kind": "EventList",
+                "apiVersion": "audit.k8s.io/v1",
+                "items": [audit_event(i) for i in range(5)],
+            },
+            indent=2,
+        )
+    )
     items = outcomes(path)
     assert tally(items) == {"AuditEvent": 5}
     assert [e.source.item for e in items if isinstance(e, AuditEvent)] == [0, 1, 2, 3, 4]
@@ -50,7 +59,11 @@ def test_several_pretty_printed_documents_one_after_another(tmp_path: Path) -> N
     path.write_text("\n".join(json.dumps(audit_event(i), indent=2) for i in range(3)))
     items = outcomes(path)
     assert tally(items) == {"AuditEvent": 3}
-    assert [e.source.line for e in items if isinstance(e, AuditEvent)] == [1, 1 + len(json.dumps(audit_event(0), indent=2).splitlines()), 1 + 2 * len(json.dumps(audit_event(0), indent=2).splitlines())]
+    assert [e.source.line for e in items if isinstance(e, AuditEvent)] == [
+        1,
+        1 + len(json.dumps(audit_event(0), indent=2).splitlines()),
+        1 + 2 * len(json.dumps(audit_event(0), indent=2).splitlines()),
+    ]
 
 
 def test_concatenated_values_on_one_line_are_separate_records(tmp_path: Path) -> None:
@@ -109,7 +122,9 @@ def test_bare_array_is_one_record_not_a_container(tmp_path: Path) -> None:
         (b'"just a string"', "not an object"),
     ],
 )
-def test_garbage_is_dead_lettered_with_a_reason_and_its_line(tmp_path: Path, line: bytes, reason: str) -> None:
+def test_garbage_is_dead_lettered_with_a_reason_and_its_line(
+    tmp_path: Path, line: bytes, reason: str
+) -> None:
     path = tmp_path / "mixed.log"
     path.write_bytes(orjson.dumps(audit_event(1)) + b"\n" + line + b"\n")
     items = outcomes(path)
@@ -118,7 +133,11 @@ def test_garbage_is_dead_lettered_with_a_reason_and_its_line(tmp_path: Path, lin
     assert isinstance(dead, DeadLetter)
     assert reason in dead.reason
     assert dead.source.line == 2
-    assert dead.as_dict()["source"] == {"uri": str(path), "line": 2, "offset": len(orjson.dumps(audit_event(1))) + 1}
+    assert dead.as_dict()["source"] == {
+        "uri": str(path),
+        "line": 2,
+        "offset": len(orjson.dumps(audit_event(1))) + 1,
+    }
 
 
 def test_record_over_hard_limit_is_dead_lettered_unparsed_and_reading_goes_on(tmp_path: Path) -> None:
@@ -133,7 +152,9 @@ def test_record_over_hard_limit_is_dead_lettered_unparsed_and_reading_goes_on(tm
 
 def test_record_under_hard_limit_is_evaluated_whole_however_padded(tmp_path: Path) -> None:
     path = tmp_path / "padded.log"
-    padded = audit_event(1, requestObject={"pad": "x" * (3 * MiB), "spec": {"containers": [{"image": "xmrig"}]}})
+    padded = audit_event(
+        1, requestObject={"pad": "x" * (3 * MiB), "spec": {"containers": [{"image": "xmrig"}]}}
+    )
     path.write_bytes(orjson.dumps(padded) + b"\n")
     (event,) = outcomes(path)
     assert isinstance(event, AuditEvent)

@@ -67,7 +67,10 @@ def test_bearer_tokens_inside_strings_are_redacted() -> None:
 
 
 def test_raw_bytes_that_do_not_parse_are_redacted_by_pattern() -> None:
-    cut = b'{"kind":"Event","requestObject":{"kind":"Secret","data":{"password":"aHVudGVyMg=="},"x":"' + JWT.encode()
+    cut = (
+        b'{"kind":"Event","requestObject":{"kind":"Secret","data":{"password":"aHVudGVyMg=="},"x":"'
+        + JWT.encode()
+    )
     out = redact_raw(cut)
     assert b"aHVudGVyMg==" not in out
     assert JWT.encode() not in out

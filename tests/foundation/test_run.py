@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 import pytest
-from foundation.records import audit_event
 
+from foundation.records import audit_event
 from kubesigma.connectors.sources.files import MiB
 from kubesigma.pipeline.cli import main
 
@@ -59,7 +59,9 @@ def rules(tmp_path: Path) -> Path:
     return folder
 
 
-def run(tmp_path: Path, inputs: list[str], rules: Path, *extra: str) -> tuple[int, dict[str, Any], list[dict], list[dict], str]:
+def run(
+    tmp_path: Path, inputs: list[str], rules: Path, *extra: str
+) -> tuple[int, dict[str, Any], list[dict], list[dict], str]:
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
     argv = ["run"]
@@ -88,12 +90,19 @@ def assert_invariant(metrics: dict[str, Any]) -> None:
     assert metrics["read"] == metrics["normalized"] + metrics["dead_lettered"] + metrics["skipped"]
 
 
-def test_falco_traces_read_52_normalized_51_dead_lettered_1(tmp_path: Path, rules: Path, datasets: Path) -> None:
-    code, metrics, alerts, dead, printed = run(
+def test_falco_traces_read_52_normalized_51_dead_lettered_1(
+    tmp_path: Path, rules: Path, datasets: Path
+) -> None:
+    code, metrics, _alerts, dead, printed = run(
         tmp_path, [str(datasets / "falco-k8s-audit" / "traces" / "*.json")], rules
     )
     assert code == 0
-    assert (metrics["read"], metrics["normalized"], metrics["dead_lettered"], metrics["skipped"]) == (52, 51, 1, 0)
+    assert (metrics["read"], metrics["normalized"], metrics["dead_lettered"], metrics["skipped"]) == (
+        52,
+        51,
+        1,
+        0,
+    )
     assert_invariant(metrics)
     (letter,) = dead
     assert letter["source"]["uri"].endswith("fal_01_003.json")
@@ -148,11 +157,22 @@ def test_records_over_the_default_hard_limit_are_dead_lettered(tmp_path: Path, r
 
 def test_event_list_and_multi_member_gzip_count_each_event_once(tmp_path: Path, rules: Path) -> None:
     (tmp_path / "list.json").write_text(
-        json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [audit_event(i) for i in range(7)]}, indent=2)
+        json.dumps(
+            {
+                "kind": "EventList",
+                "apiVersion": "audit.k8s.io/v1",
+                "items": [audit_event(i) for i in range(7)],
+            },
+            indent=2,
+        )
     )
     with (tmp_path / "shipped.log.gz").open("wb") as handle:
         for member in range(4):
-            handle.write(gzip.compress(b"".join(orjson.dumps(audit_event(100 + member * 5 + i)) + b"\n" for i in range(5))))
+            handle.write(
+                gzip.compress(
+                    b"".join(orjson.dumps(audit_event(100 + member * 5 + i)) + b"\n" for i in range(5))
+                )
+            )
     _, metrics, _, _, _ = run(tmp_path, [str(tmp_path / "list.json"), str(tmp_path / "*.gz")], rules)
     assert (metrics["read"], metrics["normalized"]) == (27, 27)
 
@@ -166,7 +186,12 @@ def secret_read(n: int, **extra: Any) -> dict[str, Any]:
         user={"username": "mallory", "groups": ["system:authenticated"]},
         sourceIPs=["203.0.113.9", "10.0.0.1"],
         userAgent="kubectl/v1.31.0",
-        requestObject={"kind": "Secret", "apiVersion": "v1", "metadata": {"name": f"db-{n}"}, "data": {"password": "aHVudGVyMg=="}},
+        requestObject={
+            "kind": "Secret",
+            "apiVersion": "v1",
+            "metadata": {"name": f"db-{n}"},
+            "data": {"password": "aHVudGVyMg=="},
+        },
         **extra,
     )
 
@@ -210,7 +235,9 @@ def test_cluster_name_option_reaches_alerts(tmp_path: Path, rules: Path) -> None
     assert alerts[0]["orchestrator"]["cluster"]["name"] == "prod-eu1"
 
 
-def test_outputs_of_records_over_the_soft_limit_drop_bulky_objects_and_say_so(tmp_path: Path, rules: Path) -> None:
+def test_outputs_of_records_over_the_soft_limit_drop_bulky_objects_and_say_so(
+    tmp_path: Path, rules: Path
+) -> None:
     path = tmp_path / "audit.log"
     event = secret_read(1)
     event["requestObject"]["metadata"]["annotations"] = {"pad": "p" * (2 * MiB)}
@@ -222,8 +249,12 @@ def test_outputs_of_records_over_the_soft_limit_drop_bulky_objects_and_say_so(tm
     assert any("requestObject" in note for note in alerts[0]["kubesigma"]["truncated_fields"])
 
 
-def test_summary_lists_rules_that_fired_with_level_and_hits(tmp_path: Path, rules: Path, datasets: Path) -> None:
-    _, metrics, alerts, _, printed = run(tmp_path, [str(datasets / "falco-k8s-audit" / "traces" / "*.json")], rules)
+def test_summary_lists_rules_that_fired_with_level_and_hits(
+    tmp_path: Path, rules: Path, datasets: Path
+) -> None:
+    _, metrics, alerts, _, printed = run(
+        tmp_path, [str(datasets / "falco-k8s-audit" / "traces" / "*.json")], rules
+    )
     exec_hits = sum(a["rule"]["name"] == "Exec In Tests" for a in alerts)
     assert exec_hits >= 1
     assert metrics["alerts"] == len(alerts)
@@ -231,23 +262,57 @@ def test_summary_lists_rules_that_fired_with_level_and_hits(tmp_path: Path, rule
     assert line.split()[:2] == ["high", str(exec_hits)]
 
 
-def test_unknown_option_fails_fast_with_a_message(tmp_path: Path, rules: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", "--input", str(tmp_path), "--alerts-out", "a", "--dead-letter", "d", "--rulez", str(rules)])
+def test_unknown_option_fails_fast_with_a_message(
+    tmp_path: Path, rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["run", "--input", str(tmp_path), "--alerts-out", "a", "--dead-letter", "d", "--rulez", str(rules)]
+    )
     assert code == 2
     assert "--rulez" in capsys.readouterr().err
 
 
-def test_input_glob_matching_nothing_fails_fast(tmp_path: Path, rules: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", "--input", str(tmp_path / "nope*.log"), "--alerts-out", "a", "--dead-letter", "d", "--rules", str(rules)])
+def test_input_glob_matching_nothing_fails_fast(
+    tmp_path: Path, rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "run",
+            "--input",
+            str(tmp_path / "nope*.log"),
+            "--alerts-out",
+            "a",
+            "--dead-letter",
+            "d",
+            "--rules",
+            str(rules),
+        ]
+    )
     assert code == 2
     assert "matches no file" in capsys.readouterr().err
 
 
-def test_bad_rule_is_refused_at_start_up_naming_its_file(tmp_path: Path, rules: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (rules / "broken.yml").write_text(SECRET_RULE.replace("condition: selection", "condition: selection and nothing"))
+def test_bad_rule_is_refused_at_start_up_naming_its_file(
+    tmp_path: Path, rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (rules / "broken.yml").write_text(
+        SECRET_RULE.replace("condition: selection", "condition: selection and nothing")
+    )
     path = tmp_path / "audit.log"
     path.write_bytes(orjson.dumps(audit_event(1)) + b"\n")
-    code = main(["run", "--input", str(path), "--alerts-out", str(tmp_path / "a"), "--dead-letter", str(tmp_path / "d"), "--rules", str(rules)])
+    code = main(
+        [
+            "run",
+            "--input",
+            str(path),
+            "--alerts-out",
+            str(tmp_path / "a"),
+            "--dead-letter",
+            str(tmp_path / "d"),
+            "--rules",
+            str(rules),
+        ]
+    )
     assert code == 2
     assert "broken.yml" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
