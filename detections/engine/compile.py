@@ -1,0 +1,397 @@
+"""Sigma condition trees → a small boolean IR → generated Python, compiled once per rule group.
+
+A group of rules becomes one function over a document: each field the group reads is resolved
+and lowercased once, then every rule's condition is an inline boolean expression (`in` chains for
+contains lists, tuple startswith/endswith, frozenset membership for value lists). Leaves whose
+field value is known in advance (the dispatch key: verb, resource, ...) are folded to constants
+first, so rules that cannot match a key vanish from that key's function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.rule import SigmaRule
+from sigma.types import SigmaExpansion
+
+from kubesigma.detections.engine import fields as F
+from kubesigma.detections.engine import modifiers as M
+from kubesigma.detections.engine.modifiers import Leaf, UnsupportedRule
+
+# IR: Leaf | bool | ("and", [IR]) | ("or", [IR]) | ("not", IR)
+IR = Union[Leaf, bool, tuple]
+
+KEYWORD = "\x00keywords"
+_CASED = frozenset({"ceq", "cprefix", "csuffix", "ccontains", "cglob", "cany"})  # pseudo-field of field-less values: all strings and keys of the document
+
+
+# ---------------------------------------------------------------------------------------------
+# pySigma tree → IR
+
+
+def _keyword_leaf(leaf: Leaf) -> Leaf:
+    """Keywords match as substrings of any string value or key of the document."""
+    kind = leaf.kind
+    cased = kind in _CASED
+    base = kind[1:] if cased else kind
+    if base in ("eq", "prefix", "suffix", "contains"):
+        return Leaf(KEYWORD, "kwc" if cased else "kw", leaf.value, lambda v: False)
+    if base == "any":
+        return Leaf(KEYWORD, "kwany", None, lambda v: False)
+    if base == "glob":
+        # contains semantics: search instead of fullmatch
+        rx = leaf.value
+        pattern = rx.pattern
+        inner = pattern[4:] if pattern.startswith("(?s)") else pattern
+        srx = M.compile_re2("(?s)" + inner, "keyword pattern")
+        conv = M.scalar_str if cased else M.lower_str
+        return Leaf(KEYWORD, "kwpred", None, lambda v: (t := conv(v)) is not None and srx.search(t) is not None)
+    if kind == "re":
+        return Leaf(KEYWORD, "kwpred", None, leaf.pred)
+    raise UnsupportedRule(f"keyword of kind {kind} is not supported")
+
+
+def to_ir(node: Any) -> IR:
+    if node is None:
+        raise UnsupportedRule("the condition selects no detection item")
+    if isinstance(node, ConditionAND):
+        return ("and", [to_ir(a) for a in node.args])
+    if isinstance(node, ConditionOR):
+        return ("or", [to_ir(a) for a in node.args])
+    if isinstance(node, ConditionNOT):
+        return ("not", to_ir(node.args[0]))
+    if isinstance(node, ConditionFieldEqualsValueExpression):
+        if isinstance(node.value, SigmaExpansion):
+            return ("or", [M.build_leaf(node.field, v) for v in node.value.values])
+        return M.build_leaf(node.field, node.value)
+    if isinstance(node, ConditionValueExpression):
+        if isinstance(node.value, SigmaExpansion):
+            return ("or", [_keyword_leaf(M.build_leaf(None, v)) for v in node.value.values])
+        return _keyword_leaf(M.build_leaf(None, node.value))
+    raise UnsupportedRule(f"condition element {type(node).__name__} is not supported")
+
+
+def rule_ir(rule: SigmaRule) -> IR:
+    """One rule's detection as IR (several conditions are OR-ed, as the specification says)."""
+    trees = [to_ir(c.parsed) for c in rule.detection.parsed_condition]
+    return trees[0] if len(trees) == 1 else ("or", trees)
+
+
+def leaves(ir: IR) -> list[Leaf]:
+    if isinstance(ir, Leaf):
+        return [ir]
+    if isinstance(ir, bool):
+        return []
+    if ir[0] == "not":
+        return leaves(ir[1])
+    return [leaf for child in ir[1] for leaf in leaves(child)]
+
+
+def field_names(ir: IR) -> set[str]:
+    out: set[str] = set()
+    for leaf in leaves(ir):
+        if leaf.field is not None:
+            out.add(leaf.field)
+        if leaf.other_field is not None:
+            out.add(leaf.other_field)
+    return out
+
+
+def necessary_values(ir: IR, fld: str) -> frozenset[str] | None:
+    """Lowercased values `fld` must equal for the IR to be true, or None when unconstrained."""
+    if isinstance(ir, Leaf):
+        if ir.field == fld and ir.kind == "eq":
+            return frozenset((ir.value,))
+        return None
+    if isinstance(ir, bool):
+        return None if ir else frozenset()
+    op = ir[0]
+    if op == "not":
+        return None
+    sets = [necessary_values(c, fld) for c in ir[1]]
+    if op == "and":
+        known = [s for s in sets if s is not None]
+        if not known:
+            return None
+        out = known[0]
+        for s in known[1:]:
+            out = out & s
+        return out
+    if any(s is None for s in sets):
+        return None
+    return frozenset().union(*sets)  # type: ignore[arg-type]
+
+
+def fold(ir: IR, known: dict[str, Any]) -> IR:
+    """Replace leaves over fields of known value by constants and simplify."""
+    if isinstance(ir, bool):
+        return ir
+    if isinstance(ir, Leaf):
+        if ir.field in known and (ir.other_field is None or ir.other_field in known):
+            return ir.evaluate(known[ir.field], known.get(ir.other_field, F.MISSING) if ir.other_field else F.MISSING)
+        return ir
+    op = ir[0]
+    if op == "not":
+        child = fold(ir[1], known)
+        return (not child) if isinstance(child, bool) else ("not", child)
+    children = []
+    absorbing = op == "or"  # True absorbs an OR, False absorbs an AND
+    for c in ir[1]:
+        fc = fold(c, known)
+        if isinstance(fc, bool):
+            if fc is absorbing:
+                return absorbing
+            continue
+        children.append(fc)
+    if not children:
+        return not absorbing
+    if len(children) == 1:
+        return children[0]
+    return (op, children)
+
+
+# ---------------------------------------------------------------------------------------------
+# IR → Python source
+
+
+class _Codegen:
+    def __init__(self) -> None:
+        self.consts: dict[str, Any] = {}
+        self._const_ids: dict[int, str] = {}
+        self.fields: dict[str, int] = {}
+        self.needs: dict[int, set[str]] = {}
+        self.keyword_needs: set[str] = set()
+
+    def const(self, value: Any) -> str:
+        key = id(value)
+        name = self._const_ids.get(key)
+        if name is None:
+            name = f"C{len(self.consts)}"
+            self.consts[name] = value
+            self._const_ids[key] = name
+        return name
+
+    def field(self, path: str, need: str = "") -> int:
+        i = self.fields.setdefault(path, len(self.fields))
+        s = self.needs.setdefault(i, set())
+        if need:
+            s.add(need)
+        return i
+
+    # -- leaves -----------------------------------------------------------------------------
+
+    def _multi(self, i: int, pred: Callable[[Any], bool]) -> str:
+        self.needs[i].add("m")
+        return f"m{i} and _A({self.const(pred)}, x{i})"
+
+    def leaf(self, leaf: Leaf) -> str:
+        k = leaf.kind
+        if leaf.field == KEYWORD:
+            return self.keyword(leaf)
+        i = self.field(leaf.field)  # type: ignore[arg-type]
+        if k == "null":
+            return f"_NULL(x{i})"
+        if k == "exists":
+            self.needs[i].add("e")
+            return f"e{i}" if leaf.value else f"(not e{i})"
+        if k == "fieldref":
+            j = self.field(leaf.other_field)  # type: ignore[arg-type]
+            return f"_FREF(x{i}, x{j}, {leaf.value!r})"
+        inline = self._inline(leaf, i)
+        return f"({inline} or {self._multi(i, leaf.pred)})"
+
+    def _inline(self, leaf: Leaf, i: int) -> str:
+        k = leaf.kind
+        v = f"s{i}" if k in _CASED or k == "re" else f"l{i}"
+        if k in ("cidr",):
+            return f"_IPIN(x{i}, {self.const(leaf.value)})"
+        if k in ("num", "cmp", "neqnum"):
+            self.needs[i].add("n")
+            op = {"num": "==", "neqnum": "!="}.get(k) or leaf.extra["op"]
+            return f"(n{i} is not None and n{i} {op} {leaf.value!r})"
+        if k == "tpart":
+            self.needs[i].add("t")
+            return f"(t{i} is not None and {leaf.extra['expr'].format(t=f't{i}')} == {leaf.value!r})"
+        self.needs[i].add(v[0])
+        base = k[1:] if k in _CASED else k
+        if base == "eq":
+            return f"{v} == {leaf.value!r}"
+        if base == "any":
+            return f"{v} is not None"
+        if base == "prefix":
+            return f"({v} is not None and {v}.startswith({leaf.value!r}))"
+        if base == "suffix":
+            return f"({v} is not None and {v}.endswith({leaf.value!r}))"
+        if base == "contains":
+            return f"({v} is not None and {leaf.value!r} in {v})"
+        if base == "glob":
+            return f"({v} is not None and {self.const(leaf.value)}.fullmatch({v}) is not None)"
+        if k == "re":
+            return f"({v} is not None and {self.const(leaf.value)}.search({v}) is not None)"
+        raise UnsupportedRule(f"no code for leaf kind {k}")
+
+    def merged(self, group: list[Leaf]) -> str:
+        """Several leaves of one field and kind under an OR, as one test."""
+        first = group[0]
+        k = first.kind
+        i = self.field(first.field)  # type: ignore[arg-type]
+        cased = k in _CASED
+        v = f"s{i}" if cased else f"l{i}"
+        self.needs[i].add(v[0])
+        base = k[1:] if cased else k
+        values = [leaf.value for leaf in group]
+        if base == "eq":
+            inline = f"{v} in {self.const(frozenset(values))}"
+        elif base == "prefix":
+            inline = f"({v} is not None and {v}.startswith({tuple(values)!r}))"
+        elif base == "suffix":
+            inline = f"({v} is not None and {v}.endswith({tuple(values)!r}))"
+        else:
+            chain = " or ".join(f"{val!r} in {v}" for val in values)
+            inline = f"({v} is not None and ({chain}))"
+        preds = [leaf.pred for leaf in group]
+        return f"({inline} or {self._multi(i, lambda x: any(p(x) for p in preds))})"
+
+    def keyword(self, leaf: Leaf) -> str:
+        k = leaf.kind
+        if k == "kw":
+            self.keyword_needs.add("K")
+            return f"{leaf.value!r} in _K"
+        if k == "kwc":
+            self.keyword_needs.add("KC")
+            return f"{leaf.value!r} in _KC"
+        if k == "kwany":
+            self.keyword_needs.add("KL")
+            return "bool(_KL)"
+        self.keyword_needs.add("KL")
+        return f"_A({self.const(leaf.pred)}, _KL)"
+
+    # -- trees ------------------------------------------------------------------------------
+
+    def expr(self, ir: IR) -> str:
+        if ir is True:
+            return "True"
+        if ir is False:
+            return "False"
+        if isinstance(ir, Leaf):
+            return self.leaf(ir)
+        op = ir[0]
+        if op == "not":
+            return f"(not {self.expr(ir[1])})"
+        parts: list[str] = []
+        if op == "or":
+            groups: dict[tuple[str, str], list[Leaf]] = {}
+            rest: list[IR] = []
+            for c in ir[1]:
+                if isinstance(c, Leaf) and c.mergeable and c.field != KEYWORD:
+                    groups.setdefault((c.field, c.kind), []).append(c)  # type: ignore[arg-type]
+                else:
+                    rest.append(c)
+            for group in groups.values():
+                parts.append(self.merged(group) if len(group) > 1 else self.leaf(group[0]))
+            parts.extend(self.expr(c) for c in rest)
+        else:
+            parts = [self.expr(c) for c in ir[1]]
+        return "(" + f" {op} ".join(parts) + ")"
+
+    def prologue(self) -> list[str]:
+        lines = []
+        for path, i in self.fields.items():
+            lines.append(f"    x{i} = R{i}(doc)")
+            needs = self.needs.get(i, set())
+            if "l" in needs:
+                lines.append(f"    l{i} = x{i}.lower() if x{i}.__class__ is str else _LS(x{i})")
+            if "s" in needs:
+                lines.append(f"    s{i} = x{i} if x{i}.__class__ is str else _SS(x{i})")
+            if "n" in needs:
+                lines.append(f"    n{i} = _NUM(x{i})")
+            if "t" in needs:
+                lines.append(f"    t{i} = _TS(x{i})")
+            if "m" in needs:
+                lines.append(f"    m{i} = x{i}.__class__ is tuple")
+            if "e" in needs:
+                lines.append(f"    e{i} = _EXISTS(x{i})")
+        if self.keyword_needs:
+            lines.append("    _KL = _ALLSTR(doc)")
+            if "K" in self.keyword_needs:
+                lines.append("    _K = '\\x00'.join(_KL).lower()")
+            if "KC" in self.keyword_needs:
+                lines.append("    _KC = '\\x00'.join(_KL)")
+        return lines
+
+
+_RUNTIME = {
+    "MISSING": F.MISSING,
+    "_resolve": F.resolve,
+    "_flatten": F._flatten,
+    "_ALLSTR": F.all_strings,
+    "_LS": M.lower_str,
+    "_SS": M.scalar_str,
+    "_NUM": M.number,
+    "_TS": M.timestamp,
+    "_EXISTS": M.exists,
+    "_NULL": M.is_null,
+    "_A": M.any_of,
+    "_IPIN": M.ip_in,
+    "_FREF": M.field_ref,
+}
+
+
+def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str, dict[str, Any]]:
+    """Source and namespace of `match(doc) -> list` returning the payload of every true rule."""
+    gen = _Codegen()
+    body: list[str] = []
+    for n, (payload, ir) in enumerate(rules):
+        if ir is False:
+            continue
+        cond = gen.expr(ir)
+        body.append(f"    if {cond}:\n        r.append(P{n})")
+        gen.consts[f"P{n}"] = payload
+    lines = [f"def {name}(doc):", *gen.prologue(), "    r = []", *body, "    return r"]
+    resolvers = [F.resolver_source(f"R{i}", F.split_path(path)) for path, i in gen.fields.items()]
+    source = "\n".join(resolvers) + "\n" + "\n".join(lines) + "\n"
+    namespace = dict(_RUNTIME)
+    namespace.update(gen.consts)
+    return source, namespace
+
+
+def build(rules: Sequence[tuple[Any, IR]], name: str = "match") -> Callable[[dict[str, Any]], list[Any]]:
+    source, namespace = generate(rules, name)
+    code = compile(source, f"<kubesigma rules: {len(rules)}>", "exec")
+    exec(code, namespace)
+    return namespace[name]  # type: ignore[no-any-return]
+
+
+def key_function(paths: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """doc → tuple of the dispatch fields' values: the raw string, MISSING, or UNKNOWN (anything else)."""
+    lines = []
+    for i, path in enumerate(paths):
+        lines.append(F.resolver_source(f"R{i}", F.split_path(path)))
+    body = ["def key(doc):"]
+    for i in range(len(paths)):
+        body.append(f"    v{i} = R{i}(doc)")
+        body.append(f"    if v{i}.__class__ is not str and v{i} is not MISSING: v{i} = UNKNOWN")
+    body.append("    return (" + "".join(f"v{i}, " for i in range(len(paths))) + ")")
+    source = "\n".join(lines) + "\n" + "\n".join(body) + "\n"
+    namespace = dict(_RUNTIME)
+    namespace["UNKNOWN"] = UNKNOWN
+    exec(compile(source, "<kubesigma dispatch key>", "exec"), namespace)
+    return namespace["key"]  # type: ignore[no-any-return]
+
+
+class _Unknown:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()

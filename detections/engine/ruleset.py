@@ -1,0 +1,401 @@
+"""RuleSet: the loaded, compiled rules and the per-event matching entry points.
+
+Routing: each event view's logsource selects the rules of its product/service (category only when
+the event declares one). Dispatch: within a logsource, the values of a few cheap discriminating
+fields (verb, resource, subresource for Kubernetes) select a function generated for exactly that
+key, in which leaves over those fields are already folded to constants; functions are compiled on
+first sight of a key and cached.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError
+from sigma.filters import SigmaFilter
+from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+
+from kubesigma.connectors.event import AuditEvent, LogSource
+from kubesigma.detections.config import EngineConfig
+from kubesigma.detections.engine import catalog
+from kubesigma.detections.engine import compile as C
+from kubesigma.detections.engine.fields import MISSING
+from kubesigma.detections.engine.load import (
+    ParsedFile,
+    RuleLoadError,
+    RuleReport,
+    find_line,
+    parse_file,
+    read_sources,
+)
+from kubesigma.detections.engine.modifiers import UnsupportedRule
+from kubesigma.detections.lists import load_value_lists
+from kubesigma.detections.mapping import evaluation_pipeline
+from kubesigma.detections.rule import RuleInfo
+
+# Cheap, discriminating, scalar fields per logsource: the dispatch key.
+DISPATCH_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("kubernetes", "audit"): ("verb", "objectRef.resource", "objectRef.subresource"),
+    ("gcp", "gcp.audit"): ("protoPayload.methodName",),
+    ("aws", "cloudtrail"): ("eventSource", "eventName"),
+}
+# Past this many distinct keys a logsource uses one unspecialised function for new keys.
+MAX_BUCKETS = 4096
+
+
+@dataclass
+class CompiledRule:
+    info: RuleInfo
+    ir: Any
+    sigma: SigmaRule
+
+
+def _applies(rule: LogSource, event: LogSource) -> bool:
+    if rule.product and rule.product != event.product.lower():
+        return False
+    if rule.service and rule.service != event.service.lower():
+        return False
+    return not (event.category and rule.category and rule.category != event.category.lower())
+
+
+class _Route:
+    """The rules of one event logsource and their per-key compiled functions."""
+
+    def __init__(self, rules: list[CompiledRule], dispatch: tuple[str, ...]):
+        self.rules = rules
+        self.dispatch = dispatch
+        self.key = C.key_function(dispatch) if rules and dispatch else (lambda doc: ())
+        self.buckets: dict[tuple[Any, ...], Any] = {}
+        self._by_source: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._generic: Any = None
+        self.necessary = [
+            [C.necessary_values(r.ir, f) for f in dispatch] for r in rules
+        ]
+
+    def match(self, doc: dict[str, Any]) -> list[RuleInfo]:
+        k = self.key(doc)
+        fn = self.buckets.get(k)
+        if fn is None:
+            fn = self._bucket(k)
+        return fn(doc)  # type: ignore[no-any-return]
+
+    def _bucket(self, key: tuple[Any, ...]) -> Any:
+        if len(self.buckets) >= MAX_BUCKETS:
+            if self._generic is None:
+                self._generic = C.build([(r.info, r.ir) for r in self.rules])
+            return self._generic
+        known = {f: v for f, v in zip(self.dispatch, key, strict=True) if v is not C.UNKNOWN}
+        lowered = [v.lower() if isinstance(v, str) else v for v in key]
+        selected = []
+        for rule, needs in zip(self.rules, self.necessary, strict=True):
+            ok = True
+            for need, v in zip(needs, lowered, strict=True):
+                if need is not None and v is not C.UNKNOWN and (v is MISSING or v not in need):
+                    ok = False
+                    break
+            if ok:
+                ir = C.fold(rule.ir, known)
+                if ir is not False:
+                    selected.append((rule.info, ir))
+        source, namespace = C.generate(selected)
+        # Same code over the same rules (constants are bound by position) → reuse the function.
+        signature = (source, tuple(info.id for info, _ in selected))
+        fn = self._by_source.get(signature)
+        if fn is None:
+            exec(compile(source, f"<kubesigma rules {key!r}>", "exec"), namespace)
+            fn = self._by_source[signature] = namespace["match"]
+        self.buckets[key] = fn
+        return fn
+
+
+def _rule_info(rule: SigmaRule | SigmaCorrelationRule, path: str, n: int) -> RuleInfo:
+    rid = str(rule.id) if rule.id else f"{Path(path).stem}#{n}"
+    level = rule.level.name.lower() if getattr(rule, "level", None) else "medium"
+    if isinstance(rule, SigmaCorrelationRule):
+        ls = LogSource("correlation", "correlation")
+        for ref in rule.rules:
+            target = getattr(ref, "rule", None)
+            if isinstance(target, SigmaRule):
+                ls = _logsource(target)
+                break
+        group_by = tuple(rule.group_by or ())
+        kind = "correlation"
+    else:
+        ls = _logsource(rule)
+        group_by = ()
+        kind = "detection"
+    return RuleInfo(
+        id=rid,
+        title=rule.title or rid,
+        level=level,
+        logsource=ls,
+        path=path,
+        description=rule.description or "",
+        status=rule.status.name.lower() if rule.status else None,
+        tags=tuple(str(t) for t in (rule.tags or ())),
+        references=tuple(rule.references or ()),
+        falsepositives=tuple(rule.falsepositives or ()),
+        name=rule.name,
+        group_by=group_by,
+        kind=kind,
+    )
+
+
+def _logsource(rule: SigmaRule) -> LogSource:
+    ls = rule.logsource
+    return LogSource(
+        (ls.product or "").lower(), (ls.service or "").lower(), ls.category.lower() if ls.category else None
+    )
+
+
+def _detection_items(rule: SigmaRule) -> list[SigmaDetectionItem]:
+    out: list[SigmaDetectionItem] = []
+
+    def walk(d: SigmaDetection | SigmaDetectionItem) -> None:
+        if isinstance(d, SigmaDetection):
+            for item in d.detection_items:
+                walk(item)
+        else:
+            out.append(d)
+
+    for det in rule.detection.detections.values():
+        walk(det)
+    return out
+
+
+def _warnings(rule: SigmaRule, ir: Any) -> list[str]:
+    ls = rule.logsource
+    warns = []
+    if ((ls.product or "").lower(), (ls.service or "").lower()) not in catalog.KNOWN_FIELDS:
+        warns.append(f"no kubesigma event has logsource {ls.product}/{ls.service}: the rule never runs")
+    for name in sorted(C.field_names(ir) - {C.KEYWORD}):
+        if catalog.unknown_field(ls.product, ls.service, name):
+            warns.append(f"field `{name}` is carried by no {ls.product}/{ls.service} event")
+    if (ls.product or "").lower() == "gcp":
+        for item in _detection_items(rule):
+            if item.field == "protoPayload.methodName":
+                for v in item.value:
+                    problem = catalog.gke_method_problem(v) if hasattr(v, "s") else None
+                    if problem:
+                        warns.append(problem)
+    return warns
+
+
+class RuleSet:
+    """Loaded Sigma rules, compiled, ready to match audit events (picklable: recompiles on unpickle)."""
+
+    rules: tuple[RuleInfo, ...]
+    correlation_rules: tuple[Any, ...]
+    reports: tuple[RuleReport, ...]
+
+    def __init__(
+        self,
+        sources: list[tuple[str, str]],
+        filter_sources: list[tuple[str, str]],
+        lists: dict[str, list[str]],
+        config: EngineConfig,
+        read_reports: Sequence[RuleReport] = (),
+    ):
+        self._sources = sources
+        self._filter_sources = filter_sources
+        self._lists = lists
+        self.config = config
+        self._read_reports = list(read_reports)
+        self._build()
+
+    # -- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def _from_paths(cls, paths: Sequence[str | Path], config: EngineConfig | None) -> RuleSet:
+        config = config or EngineConfig()
+        if isinstance(paths, str | Path):
+            paths = [paths]
+        sources, reports = read_sources(paths)
+        filter_sources, filter_reports = read_sources(config.filter_paths)
+        try:
+            lists = load_value_lists(config.list_paths)
+        except ValueError as e:
+            lists = {}
+            reports.append(RuleReport(str(config.list_paths), None, None, False, str(e)))
+        return cls(sources, filter_sources, lists, config, [*reports, *filter_reports])
+
+    @classmethod
+    def load(cls, paths: Sequence[str | Path], config: EngineConfig | None = None) -> RuleSet:
+        """Load every Sigma rule under the paths; raise RuleLoadError if any fails to load or compile."""
+        ruleset = cls._from_paths(paths, config)
+        if any(not r.ok for r in ruleset.reports):
+            raise RuleLoadError(ruleset.reports)
+        return ruleset
+
+    @classmethod
+    def check(cls, paths: Sequence[str | Path], config: EngineConfig | None = None) -> list[RuleReport]:
+        """A report per rule (and per unreadable file); never raises for bad rules."""
+        return list(cls._from_paths(paths, config).reports)
+
+    def _build(self) -> None:
+        reports: list[RuleReport] = list(self._read_reports)
+        parsed: list[ParsedFile] = [parse_file(p, t) for p, t in [*self._sources, *self._filter_sources]]
+        filters: list[tuple[SigmaFilter, ParsedFile]] = []
+        detections: list[tuple[SigmaRule, ParsedFile, int]] = []
+        correlations: list[tuple[SigmaCorrelationRule, ParsedFile, int]] = []
+        for pf in parsed:
+            reports.extend(pf.reports)
+            for n, r in enumerate(pf.rules):
+                if isinstance(r, SigmaCorrelationRule):
+                    correlations.append((r, pf, n))
+                else:
+                    detections.append((r, pf, n))
+            filters.extend((f, pf) for f in pf.filters)
+            for f in pf.filters:
+                reports.append(RuleReport(pf.path, str(f.id) if f.id else None, f.title, True, kind="filter"))
+
+        pipeline = evaluation_pipeline(lists=self._lists)
+        compiled: list[CompiledRule] = []
+        by_key: dict[str, Any] = {}
+        seen_ids: dict[str, str] = {}
+        for rule, pf, n in detections:
+            info = _rule_info(rule, pf.path, n)
+            report = RuleReport(pf.path, info.id, info.title, True)
+            reports.append(report)
+            if info.id in seen_ids:
+                report.ok, report.error = False, f"rule id {info.id} is also used by {seen_ids[info.id]}"
+                continue
+            seen_ids[info.id] = pf.path
+            try:
+                for f, fpf in filters:
+                    try:
+                        rule = f.apply_on_rule(rule)  # type: ignore[assignment]
+                    except SigmaError as e:
+                        raise SigmaError(f"filter {fpf.path} ({f.title}) cannot apply: {e}") from e
+                pipeline.apply(rule)
+                ir = C.rule_ir(rule)
+                C.build([(info, ir)])  # compile now so a bad rule is refused at load, not mid-stream
+            except (SigmaError, UnsupportedRule, ValueError, TypeError, KeyError) as e:
+                report.ok = False
+                report.error = str(e) if isinstance(e, UnsupportedRule) else f"{e}"
+                report.line = find_line(pf.text, e)
+                continue
+            report.warnings.extend(_warnings(rule, ir))
+            if not rule.id:
+                report.warnings.append(f"rule has no id; it is known as {info.id}")
+            compiled.append(CompiledRule(info, ir, rule))
+            by_key[info.id] = info
+            if info.name:
+                by_key[info.name] = info
+
+        # Correlations: kept for the streaming stage, references resolved against loaded rules.
+        from sigma.collection import SigmaCollection
+
+        corr_objs = []
+        corr_infos = []
+        if correlations:
+            collection = SigmaCollection(
+                [*(c.sigma for c in compiled), *(c for c, _, _ in correlations)],
+                resolve_references=False,
+            )
+            for corr, pf, n in correlations:
+                report = RuleReport(pf.path, str(corr.id) if corr.id else None, corr.title, True, kind="correlation")
+                reports.append(report)
+                try:
+                    corr.resolve_rule_references(collection)
+                except SigmaError as e:
+                    report.ok, report.error, report.line = False, str(e), find_line(pf.text, e)
+                    continue
+                info = _rule_info(corr, pf.path, n)
+                corr_objs.append(corr)
+                corr_infos.append(info)
+                by_key[info.id] = info
+                if info.name:
+                    by_key[info.name] = info
+
+        cfg = self.config
+        active = [
+            c
+            for c in compiled
+            if c.info.id not in cfg.disabled_ids
+            and not ({t.lower() for t in c.info.tags} & cfg.disabled_tags)
+        ]
+        self._compiled = active
+        self._by_key = by_key
+        self.rules = tuple(c.info for c in active)
+        self.correlation_rules = tuple(corr_objs)
+        self.correlation_infos = tuple(corr_infos)
+        self.reports = tuple(reports)
+        self._routes: dict[LogSource, _Route] = {}
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def rule(self, rule_id: str) -> RuleInfo:
+        """A loaded rule (detection or correlation) by id or Sigma `name`."""
+        try:
+            return self._by_key[rule_id]  # type: ignore[no-any-return]
+        except KeyError:
+            raise KeyError(f"no loaded rule has id or name {rule_id!r}") from None
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    # -- matching ------------------------------------------------------------------------------
+
+    def _route(self, logsource: LogSource) -> _Route:
+        route = self._routes.get(logsource)
+        if route is None:
+            ls = LogSource(logsource.product.lower(), logsource.service.lower(),
+                           logsource.category.lower() if logsource.category else None)
+            rules = [c for c in self._compiled if _applies(c.info.logsource, ls)]
+            route = _Route(rules, DISPATCH_FIELDS.get((ls.product, ls.service), ()))
+            self._routes[logsource] = route
+        return route
+
+    def match_document(self, logsource: LogSource, doc: dict[str, Any]) -> list[RuleInfo]:
+        """Rules of this logsource that match one document (decoded JSON object)."""
+        if doc.__class__ is not dict:
+            return []
+        route = self._routes.get(logsource) or self._route(logsource)
+        return route.match(doc)
+
+    def match(self, event: AuditEvent) -> list[RuleInfo]:
+        """Rules matching any view of the event, each reported once, in view then rule order."""
+        views = event.views
+        if len(views) == 1:
+            logsource, doc = views[0]
+            return self.match_document(logsource, doc)
+        out: list[RuleInfo] = []
+        for logsource, doc in views:
+            for info in self.match_document(logsource, doc):
+                if info not in out:
+                    out.append(info)
+        return out
+
+    def match_batch(self, events: Sequence[AuditEvent]) -> list[list[RuleInfo]]:
+        match = self.match
+        return [match(e) for e in events]
+
+    # -- pickling: compiled code is not picklable, so ship the sources and rebuild ---------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "sources": self._sources,
+            "filter_sources": self._filter_sources,
+            "lists": self._lists,
+            "config": self.config,
+            "read_reports": self._read_reports,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._sources = state["sources"]
+        self._filter_sources = state["filter_sources"]
+        self._lists = state["lists"]
+        self.config = state["config"]
+        self._read_reports = state["read_reports"]
+        self._build()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RuleSet:
+        clone = RuleSet.__new__(RuleSet)
+        clone.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return clone
