@@ -1,0 +1,576 @@
+"""Rule-evaluation benchmark: kubesigma against orjson-only and two peers, on the same events and rules.
+
+Run `python bench/engine.py --json` (or `--quick` for a smoke run). Events come from the seeded demo
+generator, serialized to JSON bytes up front so every engine pays for parsing. One core, pinned.
+The human-readable table comes first; the last line is one JSON object with the numbers.
+See bench/README.md for what each measurement includes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import os
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from kubesigma.pipeline.demo import generate
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_RULES = REPO / "detections" / "rules"
+# The rule set the peers can run: SigmaHQ's Kubernetes audit rules, read in place (never copied).
+PEER_RULES = (
+    REPO.parent / "shared" / "datasets" / "sigmahq-rules" / "rules" / "application" / "kubernetes" / "audit"
+)
+
+
+# ---- measurement -----------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    eps: float | None = None
+    seconds: float | None = None
+    hits: int | None = None
+    per_rule: Counter[str] = field(default_factory=Counter)
+    note: str = ""
+
+
+def pin_one_core() -> str:
+    """Run on one core so numbers compare across machines with different core counts."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "not pinned (no sched_setaffinity)"
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[-1]})
+    return f"pinned to CPU {cpus[-1]}"
+
+
+def best_of(repeat: int, run: Callable[[], Any]) -> tuple[float, Any]:
+    """Fastest of `repeat` runs (the least disturbed by the other tenants of a shared machine)."""
+    best = float("inf")
+    out = None
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        out = run()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def make_events(seed: int, n: int) -> list[bytes]:
+    return [orjson.dumps(e) for e in generate(seed, n, attack_ratio=0.03)]
+
+
+def rule_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.yml") if p.is_file())
+
+
+def kubernetes_audit_rule_files(root: Path) -> list[Path]:
+    """Single-event rules for Kubernetes audit logs (correlation rules and other logsources left out)."""
+    out = []
+    for path in rule_files(root):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not isinstance(doc, dict) or "correlation" in doc or "detection" not in doc:
+                continue
+            src = doc.get("logsource") or {}
+            if src.get("product") == "kubernetes" and src.get("service") == "audit":
+                out.append(path)
+                break
+    return out
+
+
+# ---- orjson only -----------------------------------------------------------------------------
+
+
+def run_orjson(lines: Sequence[bytes]) -> int:
+    loads = orjson.loads
+    for line in lines:
+        loads(line)
+    return len(lines)
+
+
+# ---- pySigma SQLite backend, the way Zircolite uses it ---------------------------------------
+
+
+def _sigma_rules(paths: Iterable[Path]) -> list[Any]:
+    from sigma.collection import SigmaCollection
+
+    return list(SigmaCollection.load_ruleset([str(p) for p in paths]).rules)
+
+
+def _detection_fields(rule: Any) -> set[str]:
+    from sigma.rule import SigmaDetection
+
+    out: set[str] = set()
+
+    def walk(item: Any) -> None:
+        if isinstance(item, SigmaDetection):
+            for sub in item.detection_items:
+                walk(sub)
+        elif getattr(item, "field", None):
+            out.add(item.field)
+
+    for detection in rule.detection.detections.values():
+        walk(detection)
+    return out
+
+
+def _flatten(doc: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    # Zircolite flattens objects into dotted column names and keeps lists as one text value.
+    for key, value in doc.items():
+        name = prefix + key
+        if type(value) is dict:
+            _flatten(value, name + ".", out)
+        elif type(value) is list:
+            out[name] = orjson.dumps(value).decode()
+        else:
+            out[name] = value
+
+
+class ZircoliteSQLite:
+    """Every event flattened into one in-memory SQLite table (text columns, NOCASE), one query per rule."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        from sigma.backends.sqlite import sqliteBackend
+
+        backend = sqliteBackend()
+        self.queries: list[tuple[str, str]] = []
+        self.fields: set[str] = set()
+        for rule in _sigma_rules(paths):
+            # Rules are converted ahead of time (Zircolite ships converted rule sets): not measured.
+            for query in backend.convert_rule(rule):
+                self.queries.append((str(rule.id), f"SELECT COUNT(*) FROM ({query})"))
+            self.fields |= _detection_fields(rule)
+
+    def run(self, lines: Sequence[bytes]) -> Counter[str]:
+        loads = orjson.loads
+        rows: list[dict[str, Any]] = []
+        columns: dict[str, None] = {}
+        for line in lines:
+            flat: dict[str, Any] = {}
+            _flatten(loads(line), "", flat)
+            rows.append(flat)
+            columns.update(dict.fromkeys(flat))
+        # Fields a rule names but no event carries still need a column, or the query fails to prepare.
+        columns.update(dict.fromkeys(f for f in sorted(self.fields) if f not in columns))
+        names = list(columns)
+        db = sqlite3.connect(":memory:")
+        quoted = ", ".join(f"`{c}` TEXT COLLATE NOCASE" for c in names)
+        db.execute(f"CREATE TABLE logs (row_id INTEGER PRIMARY KEY, {quoted})")
+        marks = ", ".join("?" for _ in names)
+        cols = ", ".join(f"`{c}`" for c in names)
+        db.executemany(
+            f"INSERT INTO logs ({cols}) VALUES ({marks})",
+            ([_sql_value(row.get(c)) for c in names] for row in rows),
+        )
+        hits: Counter[str] = Counter()
+        for rule_id, query in self.queries:
+            (count,) = db.execute(query).fetchone()
+            hits[rule_id] += count
+        db.close()
+        return hits
+
+
+def _sql_value(v: Any) -> Any:
+    return str(v).lower() if type(v) is bool else v
+
+
+# ---- sigma-rule-matcher (PyPI) ---------------------------------------------------------------
+
+
+class RuleMatcherPeer:
+    """sigma-rule-matcher: one RuleMatcher per pySigma rule, each evaluated on every parsed event."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        from sigma_rule_matcher import RuleMatcher
+
+        self.matchers = [(str(rule.id), RuleMatcher(rule)) for rule in _sigma_rules(paths)]
+
+    def run(self, lines: Sequence[bytes]) -> Counter[str]:
+        loads = orjson.loads
+        hits: Counter[str] = Counter()
+        matchers = self.matchers
+        for line in lines:
+            event = loads(line)
+            for rule_id, matcher in matchers:
+                try:
+                    if matcher.match(event):
+                        hits[rule_id] += 1
+                except NotImplementedError:
+                    # It refuses fields whose value is an object or a list: no match, as for SQLite.
+                    pass
+        return hits
+
+
+# ---- kubesigma -------------------------------------------------------------------------------
+
+
+def kubesigma_available() -> str | None:
+    """None when the engine can run, else why not."""
+    try:
+        from kubesigma.detections.engine import RuleSet  # noqa: F401
+    except ImportError as err:
+        return f"engine not available: {err}"
+    return None
+
+
+def loadable(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """The rule files kubesigma loads, and a line per file it refuses (a rule pack still in progress)."""
+    from kubesigma.detections.engine import RuleSet
+
+    refused = {}
+    for report in RuleSet.check([str(p) for p in paths]):
+        if not report.ok:
+            refused[str(Path(report.path).resolve())] = str(report)
+    ok = [p for p in paths if str(p.resolve()) not in refused]
+    return ok, list(refused.values())
+
+
+def mapped_rule_ids(paths: Sequence[Path]) -> set[str]:
+    """Rules whose fields kubesigma's evaluation mapping rewrites (synthetic SigmaHQ fields, ALLOW quirk).
+
+    On these the peers, which read raw field names, are expected to find fewer matches.
+    """
+    from kubesigma.detections.mapping import evaluation_pipeline
+
+    raw = {str(r.id): _detection_fields(r) for r in _sigma_rules(paths)}
+    out = set()
+    for rule in _sigma_rules(paths):  # a fresh copy: pipelines mutate rules in place
+        evaluation_pipeline().apply(rule)
+        if _detection_fields(rule) != raw[str(rule.id)]:
+            out.add(str(rule.id))
+    return out
+
+
+class Kubesigma:
+    """Decode (kubesigma's format registry and normalizer) and match with kubesigma's RuleSet."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        from kubesigma.detections.engine import RuleSet
+
+        self.rules = RuleSet.load([str(p) for p in paths])
+
+    def run(self, lines: Sequence[bytes]) -> Counter[str]:
+        from kubesigma.connectors.event import AuditEvent, RawRecord, Source
+        from kubesigma.connectors.formats import decode_record
+
+        match = self.rules.match
+        hits: Counter[str] = Counter()
+        uri = "bench.jsonl"
+        for i, line in enumerate(lines, 1):
+            for outcome in decode_record(RawRecord(line, Source(uri, line=i))):
+                if type(outcome) is AuditEvent:
+                    for m in match(outcome):
+                        hits[_rule_id(m)] += 1
+        return hits
+
+
+def _rule_id(m: Any) -> str:
+    for attr in ("rule", "info"):
+        inner = getattr(m, attr, None)
+        if inner is not None and hasattr(inner, "id"):
+            return str(inner.id)
+    return str(getattr(m, "id", m))
+
+
+# ---- generated rule variants for the scaling run ---------------------------------------------
+
+# Realistic values so variants look like rules a detection engineer writes, not random noise a
+# dispatch index rejects for free.
+VOCAB: dict[str, tuple[Any, ...]] = {
+    "verb": ("create", "delete", "patch", "update", "get", "list", "watch", "deletecollection"),
+    "objectRef.resource": (
+        "pods",
+        "secrets",
+        "configmaps",
+        "deployments",
+        "daemonsets",
+        "serviceaccounts",
+        "roles",
+        "rolebindings",
+        "clusterroles",
+        "clusterrolebindings",
+        "nodes",
+        "namespaces",
+        "cronjobs",
+        "jobs",
+        "leases",
+        "events",
+        "services",
+        "endpointslices",
+        "replicasets",
+        "statefulsets",
+    ),
+    "objectRef.subresource": ("exec", "attach", "portforward", "log", "status", "token", "proxy", "binding"),
+    "objectRef.namespace": ("kube-system", "default", "shop", "payments", "monitoring", "ci", "kube-public"),
+    "objectRef.apiGroup": (
+        "apps",
+        "batch",
+        "rbac.authorization.k8s.io",
+        "coordination.k8s.io",
+        "networking.k8s.io",
+    ),
+    "apiGroup": ("apps", "batch", "rbac.authorization.k8s.io", "authorization.k8s.io", "policy"),
+    "responseStatus.code": (200, 201, 401, 403, 404, 409, 422),
+}
+
+
+def _mutate(value: Any, field_name: str, rng: random.Random) -> Any:
+    base = field_name.split("|", 1)[0]
+    if base in VOCAB:
+        return rng.choice(VOCAB[base])
+    if isinstance(value, str):
+        if value.strip("*") == "":
+            return value  # `field: '*'` (exists-like): nothing to vary
+        token = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(4))
+        return f"{value}{token}" if rng.random() < 0.5 else f"{token}{value}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value + rng.randrange(1, 50)
+    return value
+
+
+def _mutate_detection(detection: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, block in detection.items():
+        if name in ("condition", "timeframe"):
+            out[name] = block
+        elif isinstance(block, dict):
+            out[name] = {f: _mutate_values(v, f, rng) for f, v in block.items()}
+        elif isinstance(block, list):
+            out[name] = [
+                {f: _mutate_values(v, f, rng) for f, v in item.items()}
+                if isinstance(item, dict)
+                else _mutate(item, "", rng)
+                for item in block
+            ]
+        else:
+            out[name] = block
+    return out
+
+
+def _mutate_values(values: Any, field_name: str, rng: random.Random) -> Any:
+    if isinstance(values, list):
+        return [_mutate(v, field_name, rng) for v in values]
+    return _mutate(values, field_name, rng)
+
+
+def write_rule_variants(bases: Sequence[Path], count: int, folder: Path, seed: int) -> list[Path]:
+    """`count` distinct rules: the bases as they are, then variants of them with mutated values."""
+    rng = random.Random(seed)
+    docs = []
+    for path in bases:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and "detection" in doc and "correlation" not in doc:
+                docs.append(doc)
+    if not docs:
+        raise ValueError("no single-event rules to make variants of")
+    out: list[Path] = []
+    seen: set[str] = set()
+    i = 0
+    while len(out) < count:
+        base = docs[i % len(docs)]
+        doc = copy.deepcopy(base)
+        if i >= len(docs):
+            doc["id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            doc["title"] = f"{base.get('title', 'rule')} (variant {i})"
+            doc["detection"] = _mutate_detection(base["detection"], rng)
+            for key in ("related", "name"):  # a variant is a new rule, not a known one's alias
+                doc.pop(key, None)
+        i += 1
+        key = orjson.dumps(doc["detection"], option=orjson.OPT_SORT_KEYS).decode()
+        if i > len(docs) and key in seen:
+            continue  # a mutation that landed on an existing rule: draw again
+        seen.add(key)
+        target = folder / f"rule_{len(out):05d}.yml"
+        target.write_text(yaml.safe_dump(doc, sort_keys=False))
+        out.append(target)
+        if i > 100 * count:
+            raise RuntimeError("could not make enough distinct rule variants")
+    return out
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+
+def measure(name: str, lines: Sequence[bytes], repeat: int, run: Callable[[Sequence[bytes]], Any]) -> Result:
+    seconds, out = best_of(repeat, lambda: run(lines))
+    result = Result(name, eps=len(lines) / seconds, seconds=seconds)
+    if isinstance(out, Counter):
+        result.per_rule = out
+        result.hits = sum(out.values())
+    return result
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="(kept for the documented command; the JSON line is always printed last)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small smoke run: 3,000 events, one repetition, scaling 50/200"
+    )
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=20261128)
+    parser.add_argument("--repeat", type=int, default=3, help="best of N for each measurement")
+    parser.add_argument("--scaling", default="50,200,1000", help="rule counts for the scaling run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.events, args.repeat, args.scaling = 3000, 1, "50,200"
+    try:
+        scaling_counts = [int(x) for x in args.scaling.split(",") if x]
+    except ValueError:
+        parser.error(f"--scaling takes comma-separated rule counts, got {args.scaling!r}")
+    if args.events < 200:
+        parser.error("--events must be at least 200")
+    if not PEER_RULES.is_dir():
+        parser.error(f"peer rule set not found: {PEER_RULES}")
+
+    pinned = pin_one_core()
+    t0 = time.perf_counter()
+    lines = make_events(args.seed, args.events)
+    mean_size = sum(map(len, lines)) / len(lines)
+    print(
+        f"{len(lines)} events ({mean_size:.0f} bytes on average) generated in {time.perf_counter() - t0:.1f}s; {pinned}"
+    )
+
+    peer_paths = rule_files(PEER_RULES)
+    shipped_paths = rule_files(SHIPPED_RULES)
+    results: dict[str, Result] = {}
+    results["orjson"] = measure("orjson parse only", lines, args.repeat, run_orjson)
+    results["sqlite"] = measure(
+        f"pySigma SQLite, Zircolite-style ({len(peer_paths)} SigmaHQ rules)",
+        lines,
+        args.repeat,
+        ZircoliteSQLite(peer_paths).run,
+    )
+    results["matcher"] = measure(
+        f"sigma-rule-matcher ({len(peer_paths)} SigmaHQ rules)",
+        lines,
+        args.repeat,
+        RuleMatcherPeer(peer_paths).run,
+    )
+
+    scaling: dict[str, float | None] = {}
+    missing = kubesigma_available()
+    refused: list[str] = []
+    if missing is None and shipped_paths:
+        shipped_paths, refused = loadable(shipped_paths)
+        if refused:
+            print(
+                f"WARNING: {len(refused)} shipped rule file(s) refused and left out, first: {refused[0]}",
+                file=sys.stderr,
+            )
+    if missing is None and shipped_paths:
+        shipped = Kubesigma(shipped_paths)
+        results["kubesigma"] = measure(
+            f"kubesigma decode+normalize+match ({len(shipped.rules)} shipped rules)",
+            lines,
+            args.repeat,
+            shipped.run,
+        )
+    else:
+        results["kubesigma"] = Result("kubesigma, shipped rules", note=missing or "no shipped rules")
+    if missing is None:
+        results["kubesigma_peer"] = measure(
+            f"kubesigma ({len(peer_paths)} SigmaHQ rules)", lines, args.repeat, Kubesigma(peer_paths).run
+        )
+        bases, _ = loadable(kubernetes_audit_rule_files(SHIPPED_RULES) + peer_paths)
+        for count in scaling_counts:
+            with tempfile.TemporaryDirectory(prefix=f"kubesigma-bench-{count}-") as tmp:
+                paths = write_rule_variants(bases, count, Path(tmp), args.seed)
+                res = measure(f"kubesigma scaling, {count} rules", lines, args.repeat, Kubesigma(paths).run)
+            scaling[str(count)] = round(res.eps or 0)
+            results[f"scaling_{count}"] = res
+    else:
+        results["kubesigma_peer"] = Result("kubesigma, SigmaHQ rules", note=missing)
+
+    # The three engines on the peer set must find the same (rule, event) matches, except on the
+    # rules kubesigma's field mapping rewrites: there the peers read names no raw event carries.
+    engines = [k for k in ("kubesigma_peer", "sqlite", "matcher") if results[k].hits is not None]
+    mapped = mapped_rule_ids(peer_paths) if missing is None else set()
+    titles = {str(r.id): r.title for r in _sigma_rules(peer_paths)}
+    warnings, expected = [], []
+    for rule_id in sorted(titles):
+        counts = {k: results[k].per_rule.get(rule_id, 0) for k in engines}
+        if len(set(counts.values())) > 1:
+            line = f"{titles[rule_id]} ({rule_id}): {counts}"
+            (expected if rule_id in mapped else warnings).append(line)
+    comparable = set(titles) - mapped
+    peer_hits = {k: sum(results[k].per_rule.get(r, 0) for r in comparable) for k in engines}
+
+    print()
+    print(f"{'measurement':<62} {'events/s':>12} {'seconds':>9} {'hits':>8}")
+    for res in results.values():
+        if res.eps is None:
+            print(f"{res.name:<62} {'n/a':>12} {'':>9} {'':>8}  {res.note}")
+        else:
+            hits = "" if res.hits is None else str(res.hits)
+            print(f"{res.name:<62} {res.eps:>12,.0f} {res.seconds:>9.3f} {hits:>8}")
+    print(f"\nhits on the {len(comparable)} peer rules the mapping leaves as they are: {peer_hits}")
+    if expected:
+        print(f"rules kubesigma's field mapping rewrites ({len(mapped)}; peers read raw names there):")
+        for line in expected:
+            print(f"  {line}")
+    if warnings:
+        print("WARNING: engines disagree on the peer rule set:", file=sys.stderr)
+        for w in warnings:
+            print(f"  {w}", file=sys.stderr)
+    print()
+
+    def eps(key: str) -> float | None:
+        value = results[key].eps
+        return round(value) if value else None
+
+    first, last = (str(scaling_counts[0]), str(scaling_counts[-1])) if scaling_counts else ("", "")
+    summary = {
+        "events": len(lines),
+        "mean_event_bytes": round(mean_size),
+        "rules": len(shipped.rules) if "shipped" in locals() else 0,
+        "peer_rules": len(peer_paths),
+        "orjson_eps": eps("orjson"),
+        "kubesigma_eps": eps("kubesigma"),
+        "kubesigma_peer_eps": eps("kubesigma_peer"),
+        "sqlite_eps": eps("sqlite"),
+        "matcher_eps": eps("matcher"),
+        "scaling": scaling,
+        "kubesigma_vs_orjson": _ratio(eps("kubesigma"), eps("orjson")),
+        "peer_vs_sqlite": _ratio(eps("kubesigma_peer"), eps("sqlite")),
+        "peer_vs_matcher": _ratio(eps("kubesigma_peer"), eps("matcher")),
+        # What the largest rule count costs relative to the smallest (eps ratio; the target is <= 3).
+        "scaling_1000_vs_50": _ratio(scaling.get("50"), scaling.get("1000")),
+        f"scaling_{last}_vs_{first}": _ratio(scaling.get(first), scaling.get(last)),
+        "peer_hits": peer_hits,  # on the peer rules the mapping leaves as they are
+        "peer_hits_all_rules": {k: results[k].hits for k in engines},
+        "mapped_peer_rules": len(mapped),
+        "hits_agree": not warnings,
+        "shipped_rules_refused": len(refused),
+        "kubesigma_hits": results["kubesigma"].hits,
+        "repeat": args.repeat,
+        "seed": args.seed,
+    }
+    print(orjson.dumps(summary).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
