@@ -104,7 +104,7 @@ def validate_args(argv: Sequence[str]) -> None:
         stack.extend(cls.__subclasses__())
         # An option declared by two classes is fine (Beam allows it when identical).
         with contextlib.suppress(argparse.ArgumentError):
-            cls._add_argparse_args(parser)  # type: ignore[attr-defined]
+            cls._add_argparse_args(parser)  # type: ignore[arg-type]
     _, unknown = parser.parse_known_args(list(argv))
     flags = [a for a in unknown if a.startswith("-")]
     if flags:

@@ -16,6 +16,7 @@ import apache_beam as beam
 import orjson
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import TimestampedValue
 
 from kubesigma.connectors.event import AuditEvent, DeadLetter, RawRecord, Skipped
 from kubesigma.connectors.formats import DecodeContext, decode_record
@@ -85,7 +86,7 @@ class _Decode(beam.DoFn):
         read = normalized = dead = skipped = truncated = 0
         for item in batch:
             outcomes: Iterable[AuditEvent | DeadLetter | Skipped]
-            outcomes = (item,) if type(item) is DeadLetter else decode_record(item, self.context)
+            outcomes = (item,) if isinstance(item, DeadLetter) else decode_record(item, self.context)
             for outcome in outcomes:
                 read += 1
                 kind = type(outcome)
@@ -129,11 +130,11 @@ class _Detect(beam.DoFn):
     def setup(self) -> None:
         self.hits = {rule.id: Metrics.counter(RULE_HITS, rule.id) for rule in self.rules.rules}
 
-    def process(self, events: list[AuditEvent]) -> Iterator[tuple[RuleInfo, AuditEvent]]:
+    def process(self, events: list[AuditEvent]) -> Iterator[TimestampedValue]:
         for event, matched in zip(events, self.rules.match_batch(events), strict=True):
             for rule in matched:
                 self.hits[rule.id].inc()
-                yield beam.window.TimestampedValue((rule, event), event.time)
+                yield TimestampedValue((rule, event), event.time)
 
 
 class Detect(beam.PTransform):

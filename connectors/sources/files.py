@@ -14,7 +14,7 @@ import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
@@ -55,8 +55,8 @@ def open_file(path: str) -> IO[bytes]:
 def read_file(path: str, limits: ReadLimits = ReadLimits()) -> Iterator[Read]:
     """Every record of one file, in order."""
     with open_file(path) as raw_stream:
-        stream = io.BufferedReader(raw_stream) if not hasattr(raw_stream, "peek") else raw_stream
-        if stream.peek(2)[:2] == GZIP_MAGIC:
+        stream: IO[bytes] = raw_stream if hasattr(raw_stream, "peek") else io.BufferedReader(raw_stream)  # type: ignore[type-var]
+        if stream.peek(2)[:2] == GZIP_MAGIC:  # type: ignore[attr-defined]
             # GzipFile reads member after member; its small reads keep records before a corrupt spot.
             stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
         yield from read_stream(stream, path, limits)
@@ -174,7 +174,7 @@ class _Chained(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, buffer: Any) -> int:
         data = self._head.read(len(buffer)) or self._tail.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
