@@ -14,7 +14,7 @@ from typing import IO, Any
 import orjson
 
 from kubesigma.connectors.formats._time import parse_rfc3339
-from kubesigma.connectors.sources.backfill import BackfillError, filter_eks_pages, list_gke_entries
+from kubesigma.connectors.sources.backfill import BackfillError, EksCheckpoint, filter_eks_pages, list_gke_entries
 
 _RELATIVE = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -33,6 +33,10 @@ def parse_time(text: str | None, name: str, now: Callable[[], datetime] = lambda
     if epoch is None:
         raise BackfillError(f"--{name} {text!r} is neither an RFC 3339 time nor a duration such as 24h")
     return datetime.fromtimestamp(epoch, UTC)
+
+
+def is_relative(text: str | None) -> bool:
+    return text is not None and _RELATIVE.fullmatch(text.strip()) is not None
 
 
 def _open_out(out: str, append: bool) -> IO[bytes]:
@@ -87,7 +91,13 @@ def run_backfill_eks(
         start = parse_time(since, "since")
         end = parse_time(until, "until")
         assert start is not None
-        resuming = bool(checkpoint) and Path(checkpoint or "").exists()
+        saved = EksCheckpoint.load(Path(checkpoint)) if checkpoint else None
+        resuming = saved is not None
+        if saved is not None and is_relative(since) and (until is None or is_relative(until)):
+            # `--since 24h` means another window on every run: resuming keeps the window recorded.
+            start = datetime.fromtimestamp(saved.since_ms / 1000, UTC)
+            end = datetime.fromtimestamp(saved.until_ms / 1000, UTC) if saved.until_ms is not None else None
+            print(f"resuming the backfill recorded in {checkpoint} (from {start.isoformat()})", file=sys.stderr)
         pages = filter_eks_pages(cluster, region, start, end, checkpoint=checkpoint, client=client)
         _open_out(out, append=resuming).close()
         for envelopes, state in pages:
