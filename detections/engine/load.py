@@ -114,7 +114,8 @@ def find_line(text: str, error: BaseException, start: int = 1, end: int | None =
 def _describe(error: BaseException) -> str:
     text = str(error)
     # pySigma prefixes the absolute file path; the report already names the file.
-    return re.sub(r"^\S+\.ya?ml(:\d+)?:\s*", "", text)
+    text = re.sub(r"^\S+\.ya?ml(:\d+)?:\s*", "", text)
+    return re.sub(r" in /\S+$", "", text)
 
 
 def parse_file(path: str, text: str) -> ParsedFile:

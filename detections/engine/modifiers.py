@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import re2
+from sigma.exceptions import SigmaValueError
+from sigma.modifiers import SigmaValueModifier, SigmaWideModifier, modifier_mapping
 from sigma.types import (
     CompareOperators,
     Placeholder,
@@ -37,6 +39,36 @@ from sigma.types import (
 )
 
 from kubesigma.detections.engine.fields import MISSING
+
+# --- Modifiers pySigma 1.5.1 lacks or gets wrong, registered in its modifier registry -------------
+# The specification names UTF-16LE `utf16le` (alias of `wide`); pySigma 1.5.1 knows only `wide`.
+modifier_mapping.setdefault("utf16le", SigmaWideModifier)
+
+
+class _EncodedString(SigmaString):
+    """A Sigma string whose byte form is not its UTF-8 text (UTF-16 with a byte order mark)."""
+
+    encoded: bytes
+
+    def __bytes__(self) -> bytes:
+        return self.encoded
+
+
+class UTF16WithBOMModifier(SigmaValueModifier[SigmaString, SigmaString]):
+    """`utf16`: byte order mark FF FE, then UTF-16LE. pySigma 1.5.1 writes the mark as UTF-8
+    (EF BB BF), so `utf16|base64offset` would never match; this keeps the true bytes for base64."""
+
+    def modify(self, val: SigmaString) -> SigmaString:
+        if val.contains_special():
+            raise SigmaValueError("utf16 cannot encode wildcards", source=self.source)
+        out = _EncodedString()
+        out.encoded = b"\xff\xfe" + val.to_plain().encode("utf-16le")
+        # one character per byte, so base64offset's length arithmetic holds
+        out.s = [out.encoded.decode("latin-1")]
+        return out
+
+
+modifier_mapping["utf16"] = UTF16WithBOMModifier
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False

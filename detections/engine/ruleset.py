@@ -225,6 +225,19 @@ class RuleSet:
         return cls(sources, filter_sources, lists, config, [*reports, *filter_reports])
 
     @classmethod
+    def from_yaml(
+        cls, texts: Sequence[str], config: EngineConfig | None = None, *, name: str = "<memory>"
+    ) -> RuleSet:
+        """Rules given as YAML text (one file's content each), e.g. generated variants; raises like load()."""
+        config = config or EngineConfig()
+        sources = [(f"{name}/{i}.yml", t) for i, t in enumerate(texts)]
+        filter_sources, reports = read_sources(config.filter_paths)
+        ruleset = cls(sources, filter_sources, load_value_lists(config.list_paths), config, reports)
+        if any(not r.ok for r in ruleset.reports):
+            raise RuleLoadError(ruleset.reports)
+        return ruleset
+
+    @classmethod
     def load(cls, paths: Sequence[str | Path], config: EngineConfig | None = None) -> RuleSet:
         """Load every Sigma rule under the paths; raise RuleLoadError if any fails to load or compile."""
         ruleset = cls._from_paths(paths, config)
