@@ -1,0 +1,37 @@
+"""Sigma correlation rules in event time, without Beam: compiled specs and per-group windows.
+
+plan = compile_correlations(ruleset)          # spec.py: parse checks, aliases, chains
+window.add(spec, group, contribution)         # window.py: sliding / closing windows, firings
+"""
+
+from kubesigma.detections.correlation.spec import (
+    Condition,
+    CorrelationError,
+    CorrelationPlan,
+    CorrelationSpec,
+    compile_correlations,
+    document_for,
+)
+from kubesigma.detections.correlation.window import (
+    Contribution,
+    Correlator,
+    Firing,
+    GroupWindow,
+    correlation_alert_id,
+    group_text,
+)
+
+__all__ = [
+    "Condition",
+    "Contribution",
+    "CorrelationError",
+    "CorrelationPlan",
+    "CorrelationSpec",
+    "Correlator",
+    "Firing",
+    "GroupWindow",
+    "compile_correlations",
+    "correlation_alert_id",
+    "document_for",
+    "group_text",
+]
