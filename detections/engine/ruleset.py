@@ -68,14 +68,12 @@ class _Route:
 
     def __init__(self, rules: list[CompiledRule], dispatch: tuple[str, ...]):
         self.rules = rules
-        self.dispatch = dispatch
-        self.key = C.key_function(dispatch) if rules and dispatch else (lambda doc: ())
+        self.dispatch = dispatch if rules else ()
+        self.key = C.key_function(self.dispatch) if self.dispatch else (lambda doc: ())
         self.buckets: dict[tuple[Any, ...], Any] = {}
         self._by_source: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._generic: Any = None
-        self.necessary = [
-            [C.necessary_values(r.ir, f) for f in dispatch] for r in rules
-        ]
+        self.necessary = [[C.necessary_values(r.ir, f) for f in self.dispatch] for r in rules]
 
     def match(self, doc: dict[str, Any]) -> list[RuleInfo]:
         k = self.key(doc)
