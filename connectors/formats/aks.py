@@ -41,10 +41,14 @@ def _decode(value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContex
         try:
             log = orjson.loads(log)
         except orjson.JSONDecodeError as err:
-            yield DeadLetter("decode", f"AKS diagnostic record: properties.log is not valid JSON: {err}", source, raw)
+            yield DeadLetter(
+                "decode", f"AKS diagnostic record: properties.log is not valid JSON: {err}", source, raw
+            )
             return
     if not is_audit_event(log):
-        yield DeadLetter("decode", "AKS diagnostic record: properties.log is not a Kubernetes audit Event", source, raw)
+        yield DeadLetter(
+            "decode", "AKS diagnostic record: properties.log is not a Kubernetes audit Event", source, raw
+        )
         return
     cloud, cluster = _cloud_and_cluster(value.get("resourceId"))
     yield audit_event(log, source, size, raw, ctx, cloud=cloud, cluster=cluster)

@@ -45,10 +45,19 @@ def _eks_cluster(record: dict[str, Any]) -> str | None:
     # The EKS API names the cluster `name` in its paths (/clusters/{name}/...); responses echo it.
     response = record.get("responseElements")
     if isinstance(response, dict):
-        for key in ("cluster", "nodegroup", "fargateProfile", "addon", "accessEntry", "podIdentityAssociation"):
+        for key in (
+            "cluster",
+            "nodegroup",
+            "fargateProfile",
+            "addon",
+            "accessEntry",
+            "podIdentityAssociation",
+        ):
             inner = response.get(key)
             if isinstance(inner, dict):
-                name = _text(inner.get("clusterName")) or (_text(inner.get("name")) if key == "cluster" else None)
+                name = _text(inner.get("clusterName")) or (
+                    _text(inner.get("name")) if key == "cluster" else None
+                )
                 if name:
                     return name
     request = record.get("requestParameters")
@@ -94,7 +103,9 @@ def cloudtrail_event(
     )
 
 
-def _decode_record(value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContext) -> Iterator[Outcome]:
+def _decode_record(
+    value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContext
+) -> Iterator[Outcome]:
     yield cloudtrail_event(value, source, size, raw, ctx)
 
 
@@ -105,7 +116,12 @@ def _decode_file(value: Any, source: Source, size: int, raw: bytes, ctx: DecodeC
         if is_cloudtrail_record(record):
             yield cloudtrail_event(record, item_source, len(item_raw), item_raw, ctx)
         else:
-            yield DeadLetter("decode", "item of a CloudTrail Records file is not a CloudTrail record", item_source, item_raw)
+            yield DeadLetter(
+                "decode",
+                "item of a CloudTrail Records file is not a CloudTrail record",
+                item_source,
+                item_raw,
+            )
 
 
 def _decode_eventbridge(
@@ -114,7 +130,10 @@ def _decode_eventbridge(
     detail = value["detail"]
     if not is_cloudtrail_record(detail):
         yield DeadLetter(
-            "decode", f"EventBridge {EVENTBRIDGE_DETAIL_TYPE!r} envelope whose detail is not a CloudTrail record", source, raw
+            "decode",
+            f"EventBridge {EVENTBRIDGE_DETAIL_TYPE!r} envelope whose detail is not a CloudTrail record",
+            source,
+            raw,
         )
         return
     yield cloudtrail_event(detail, source, size, raw, ctx)

@@ -48,7 +48,13 @@ def cluster_of_log_group(log_group: Any) -> str | None:
     if not isinstance(log_group, str):
         return None
     parts = log_group.split("/")
-    if len(parts) == 5 and parts[0] == "" and parts[1] == "aws" and parts[2] == "eks" and parts[4] == "cluster":
+    if (
+        len(parts) == 5
+        and parts[0] == ""
+        and parts[1] == "aws"
+        and parts[2] == "eks"
+        and parts[4] == "cluster"
+    ):
         return parts[3] or None
     return None
 
@@ -66,7 +72,11 @@ def recover_truncated(message: str) -> dict[str, Any] | None:
     if not message.lstrip().startswith("{"):
         return None
     doc = parse_prefix(message)
-    if not isinstance(doc, dict) or doc.get("kind", "Event") != "Event" or not isinstance(doc.get("auditID"), str):
+    if (
+        not isinstance(doc, dict)
+        or doc.get("kind", "Event") != "Event"
+        or not isinstance(doc.get("auditID"), str)
+    ):
         return None
     return doc
 
@@ -112,10 +122,14 @@ def _truncated_event(
     # Timestamps follow the request object in an Event, so a cut often loses them: CloudWatch's own
     # ingestion timestamp (ms) is the event time then, used for the time only, not added to the document.
     probe = doc
-    if not any(isinstance(doc.get(k), str) for k in ("requestReceivedTimestamp", "stageTimestamp", "timestamp")):
+    if not any(
+        isinstance(doc.get(k), str) for k in ("requestReceivedTimestamp", "stageTimestamp", "timestamp")
+    ):
         millis = item.get("timestamp")
         if not isinstance(millis, int | float):
-            return DeadLetter("decode", "cut audit Event with neither its timestamps nor a log event timestamp", source, raw)
+            return DeadLetter(
+                "decode", "cut audit Event with neither its timestamps nor a log event timestamp", source, raw
+            )
         probe = {**doc, "stageTimestamp": _rfc3339_millis(millis)}
     event = audit_event(probe, source, len(raw), raw, ctx, truncated=True, **context)
     if isinstance(event, AuditEvent) and probe is not doc:
@@ -146,7 +160,10 @@ def _decode_envelope(
     for index, item in enumerate(value.get("logEvents") or ()):
         item_source = source.at_item(index)
         if non_audit:
-            yield Skipped(f"CloudWatch log stream {stream} holds control-plane component logs, not audit Events", item_source)
+            yield Skipped(
+                f"CloudWatch log stream {stream} holds control-plane component logs, not audit Events",
+                item_source,
+            )
             continue
         yield from _log_event(item, item_source, cloud, cluster, ctx)
 
@@ -179,7 +196,9 @@ def kinesis_record(data: bytes, source: Source) -> RawRecord | DeadLetter:
         try:
             payload = gunzip_payload(payload)
         except (zlib.error, ValueError) as err:
-            return DeadLetter("decode", f"Kinesis record data is not a valid gzip payload: {err}", source, data)
+            return DeadLetter(
+                "decode", f"Kinesis record data is not a valid gzip payload: {err}", source, data
+            )
     try:
         value = orjson.loads(payload)
     except orjson.JSONDecodeError as err:

@@ -162,7 +162,9 @@ def synthesize_audit_event(entry: dict[str, Any]) -> dict[str, Any] | str:
         "stage": "ResponseComplete",
     }
     resource_name = payload.get("resourceName")
-    ref, uri = _object_ref(resource_name) if isinstance(resource_name, str) and resource_name else (None, None)
+    ref, uri = (
+        _object_ref(resource_name) if isinstance(resource_name, str) and resource_name else (None, None)
+    )
     if uri is not None:
         doc["requestURI"] = uri
     doc["verb"] = _verb(method)
@@ -202,7 +204,9 @@ def _decode(entry: Any, source: Source, size: int, raw: bytes, ctx: DecodeContex
         return
     cloud, labels = gcp_cloud(entry)
     cluster = labels.get("cluster_name")
-    event = audit_event(doc, source, size, raw, ctx, cloud=cloud, cluster=cluster if isinstance(cluster, str) else None)
+    event = audit_event(
+        doc, source, size, raw, ctx, cloud=cloud, cluster=cluster if isinstance(cluster, str) else None
+    )
     if isinstance(event, DeadLetter):
         yield event
         return

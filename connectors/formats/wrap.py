@@ -51,16 +51,16 @@ def _gke_names(event: dict[str, Any]) -> tuple[str, str]:
     if ref.get("subresource"):
         method.append(ref["subresource"])
     method.append(verb)
-    path = [group or "core", version]
+    parts = [group or "core", version]
     namespace = ref.get("namespace")
-    if namespace and not (ref["resource"] == "namespaces"):
-        path += ["namespaces", namespace]
-    path.append(ref["resource"])
+    if namespace and ref["resource"] != "namespaces":
+        parts += ["namespaces", namespace]
+    parts.append(ref["resource"])
     if ref.get("name"):
-        path.append(ref["name"])
+        parts.append(ref["name"])
         if ref.get("subresource"):
-            path.append(ref["subresource"])
-    return ".".join(method), "/".join(path)
+            parts.append(ref["subresource"])
+    return ".".join(method), "/".join(parts)
 
 
 def _with_type(obj: Any) -> Any:
@@ -79,7 +79,7 @@ def as_gke_logentry(
 ) -> dict[str, Any]:
     """The Cloud Logging LogEntry GKE writes for a Kubernetes audit Event (AuditLog protoPayload)."""
     method, resource_name = _gke_names(event)
-    user = event.get("user") if isinstance(event.get("user"), dict) else {}
+    user: dict[str, Any] = event["user"] if isinstance(event.get("user"), dict) else {}
     ips = event.get("sourceIPs") or []
     metadata: dict[str, Any] = {}
     if ips:
@@ -96,7 +96,9 @@ def as_gke_logentry(
     payload: dict[str, Any] = {
         "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
         "authenticationInfo": {"principalEmail": user.get("username", "")},
-        "authorizationInfo": [{"granted": http < 400 if isinstance(http, int) else True, "permission": method}],
+        "authorizationInfo": [
+            {"granted": http < 400 if isinstance(http, int) else True, "permission": method}
+        ],
         "methodName": method,
         "requestMetadata": metadata,
         "resourceName": resource_name,
@@ -173,7 +175,11 @@ def as_control_message(account: str = "123456789012") -> dict[str, Any]:
         "logStream": "",
         "subscriptionFilters": [],
         "logEvents": [
-            {"id": "", "timestamp": 0, "message": "CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}
+            {
+                "id": "",
+                "timestamp": 0,
+                "message": "CWL CONTROL MESSAGE: Checking health of destination Kinesis stream.",
+            }
         ],
     }
 
@@ -237,7 +243,9 @@ def as_cloudtrail_record(
         "sourceIPAddress": source_ip,
         "userAgent": user_agent,
         "requestParameters": request,
-        "responseElements": {"cluster": {"name": cluster, "arn": f"arn:aws:eks:{region}:{account}:cluster/{cluster}"}}
+        "responseElements": {
+            "cluster": {"name": cluster, "arn": f"arn:aws:eks:{region}:{account}:cluster/{cluster}"}
+        }
         if cluster and event_name in ("CreateCluster", "DeleteCluster")
         else None,
         "requestID": ident[:8] + "-0000-4000-8000-" + ident[8:20],

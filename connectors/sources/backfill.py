@@ -137,7 +137,11 @@ class EksCheckpoint:
         os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint or this one
 
     def same_request(self, other: EksCheckpoint) -> bool:
-        return (self.log_group, self.since_ms, self.until_ms) == (other.log_group, other.since_ms, other.until_ms)
+        return (self.log_group, self.since_ms, self.until_ms) == (
+            other.log_group,
+            other.since_ms,
+            other.until_ms,
+        )
 
 
 def logs_client(region: str, client: Any = None) -> Any:

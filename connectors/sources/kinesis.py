@@ -61,7 +61,12 @@ def kinesis_client(region: str | None, client: Any = None) -> Any:
 
 def with_region(record: RawRecord | DeadLetter, region: str | None) -> RawRecord | DeadLetter:
     """Envelopes do not name their region; the stream's is added (the key the decoder reads)."""
-    if region and isinstance(record, RawRecord) and isinstance(record.value, dict) and "region" not in record.value:
+    if (
+        region
+        and isinstance(record, RawRecord)
+        and isinstance(record.value, dict)
+        and "region" not in record.value
+    ):
         return RawRecord(record.data, record.source, {**record.value, "region": region})
     return record
 

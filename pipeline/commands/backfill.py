@@ -14,13 +14,20 @@ from typing import IO, Any
 import orjson
 
 from kubesigma.connectors.formats._time import parse_rfc3339
-from kubesigma.connectors.sources.backfill import BackfillError, EksCheckpoint, filter_eks_pages, list_gke_entries
+from kubesigma.connectors.sources.backfill import (
+    BackfillError,
+    EksCheckpoint,
+    filter_eks_pages,
+    list_gke_entries,
+)
 
 _RELATIVE = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def parse_time(text: str | None, name: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> datetime | None:
+def parse_time(
+    text: str | None, name: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> datetime | None:
     """An RFC 3339 time (`2026-11-28T00:00:00Z`) or a duration before now (`90m`, `24h`, `7d`)."""
     if text is None:
         return None
@@ -28,7 +35,9 @@ def parse_time(text: str | None, name: str, now: Callable[[], datetime] = lambda
     if relative:
         return now() - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
     if not re.search(r"(Z|z|[+-]\d\d:\d\d)$", text.strip()):
-        raise BackfillError(f"--{name} {text!r} has no timezone: give RFC 3339 with Z or an offset, or e.g. 24h")
+        raise BackfillError(
+            f"--{name} {text!r} has no timezone: give RFC 3339 with Z or an offset, or e.g. 24h"
+        )
     epoch = parse_rfc3339(text)
     if epoch is None:
         raise BackfillError(f"--{name} {text!r} is neither an RFC 3339 time nor a duration such as 24h")
@@ -45,7 +54,9 @@ def _open_out(out: str, append: bool) -> IO[bytes]:
         raise BackfillError(f"directory of --out {out!r} does not exist")
     mode = "ab" if append else "wb"
     # Appending to gzip adds a member: readers (ours, zcat) take multi-member files.
-    return gzip.open(target, mode) if out.endswith(".gz") else open(target, mode)
+    if out.endswith(".gz"):
+        return gzip.open(target, mode)  # type: ignore[return-value]
+    return open(target, mode)
 
 
 def _fail(command: str, err: Exception) -> int:
@@ -97,7 +108,9 @@ def run_backfill_eks(
             # `--since 24h` means another window on every run: resuming keeps the window recorded.
             start = datetime.fromtimestamp(saved.since_ms / 1000, UTC)
             end = datetime.fromtimestamp(saved.until_ms / 1000, UTC) if saved.until_ms is not None else None
-            print(f"resuming the backfill recorded in {checkpoint} (from {start.isoformat()})", file=sys.stderr)
+            print(
+                f"resuming the backfill recorded in {checkpoint} (from {start.isoformat()})", file=sys.stderr
+            )
         pages = filter_eks_pages(cluster, region, start, end, checkpoint=checkpoint, client=client)
         _open_out(out, append=resuming).close()
         for envelopes, state in pages:

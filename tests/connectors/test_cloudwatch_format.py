@@ -14,7 +14,11 @@ from hypothesis import strategies as st
 
 from kubesigma.connectors.event import AuditEvent, DeadLetter, RawRecord, Skipped, Source
 from kubesigma.connectors.formats import decode_record, decode_value
-from kubesigma.connectors.formats.cloudwatch import EVENT_SIZE_LIMIT, cluster_of_log_group, decode_kinesis_data
+from kubesigma.connectors.formats.cloudwatch import (
+    EVENT_SIZE_LIMIT,
+    cluster_of_log_group,
+    decode_kinesis_data,
+)
 from kubesigma.connectors.formats.wrap import as_cloudwatch_envelope, as_control_message, as_kinesis_data
 from kubesigma.connectors.sources.files import read_file
 
@@ -22,7 +26,7 @@ SOURCE = Source("kinesis://eks-audit/shardId-000000000000", message_id="4959")
 
 
 def _read_all(path):
-    outcomes = []
+    outcomes: list = []
     for record in read_file(str(path)):
         outcomes.extend([record] if isinstance(record, DeadLetter) else decode_record(record))
     return outcomes
@@ -37,12 +41,18 @@ def test_falco_events_in_cloudwatch_gzip_file_decode_to_the_same_51_events(falco
 def test_falco_events_from_cloudwatch_keep_their_native_identity_and_time(falco, falco_cloudwatch_gz):
     native = [o for e in falco for o in decode_value(e, Source("native"))]
     wrapped = _read_all(falco_cloudwatch_gz)
-    assert [(o.identity, o.event_id, o.time) for o in wrapped] == [(o.identity, o.event_id, o.time) for o in native]
+    assert [(o.identity, o.event_id, o.time) for o in wrapped] == [
+        (o.identity, o.event_id, o.time) for o in native
+    ]
 
 
 def test_falco_events_from_cloudwatch_carry_aws_account_and_cluster(falco_cloudwatch_gz):
     for event in _read_all(falco_cloudwatch_gz):
-        assert (event.cloud.provider, event.cloud.account_id, event.cluster) == ("aws", "111122223333", "falco-eks")
+        assert (event.cloud.provider, event.cloud.account_id, event.cluster) == (
+            "aws",
+            "111122223333",
+            "falco-eks",
+        )
 
 
 def test_each_log_event_is_sourced_by_its_position_in_the_envelope(falco_cloudwatch_gz):
@@ -101,7 +111,9 @@ def test_cut_gzip_kinesis_data_is_dead_lettered_with_reason(falco):
 
 
 def test_gzip_bomb_in_kinesis_data_is_refused():
-    data = gzip.compress(b'{"messageType":"DATA_MESSAGE","logEvents":[],"x":"' + b"a" * (20 * 1024 * 1024) + b'"}')
+    data = gzip.compress(
+        b'{"messageType":"DATA_MESSAGE","logEvents":[],"x":"' + b"a" * (20 * 1024 * 1024) + b'"}'
+    )
     (outcome,) = decode_kinesis_data(data, SOURCE)
     assert isinstance(outcome, DeadLetter) and "over" in outcome.reason
 
@@ -172,7 +184,10 @@ def test_cut_secret_event_keeps_object_ref_and_verb():
 @given(cut=st.floats(min_value=0.0, max_value=0.999999))
 def test_message_cut_anywhere_never_crashes_and_keeps_the_action_once_written(exec_event, cut):
     # A smaller request object keeps each example fast; the positions cover every part of the Event.
-    event = {**exec_event, "requestObject": {**exec_event["requestObject"], "command": ["/bin/sh", "y" * 3000]}}
+    event = {
+        **exec_event,
+        "requestObject": {**exec_event["requestObject"], "command": ["/bin/sh", "y" * 3000]},
+    }
     message = orjson.dumps(event).decode()
     position = int(cut * len(message))
     outcome = _cut_outcome(message[:position])
@@ -181,7 +196,11 @@ def test_message_cut_anywhere_never_crashes_and_keeps_the_action_once_written(ex
     if position >= object_ref_end:
         assert isinstance(outcome, AuditEvent) and outcome.truncated
         doc = outcome.document
-        assert (doc["verb"], doc["user"], doc["objectRef"]) == (event["verb"], event["user"], event["objectRef"])
+        assert (doc["verb"], doc["user"], doc["objectRef"]) == (
+            event["verb"],
+            event["user"],
+            event["objectRef"],
+        )
     elif isinstance(outcome, AuditEvent):
         assert outcome.truncated and outcome.event_id == event["auditID"]
 

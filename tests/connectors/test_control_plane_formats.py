@@ -45,7 +45,11 @@ GKE_DELETE_CLUSTER = {
     "timestamp": "2026-11-28T09:15:02.123456Z",
     "severity": "NOTICE",
     "logName": "projects/acme-prod/logs/cloudaudit.googleapis.com%2Factivity",
-    "operation": {"id": "operation-1732785302123-abcd", "producer": "container.googleapis.com", "first": True},
+    "operation": {
+        "id": "operation-1732785302123-abcd",
+        "producer": "container.googleapis.com",
+        "first": True,
+    },
     "receiveTimestamp": "2026-11-28T09:15:03.012345678Z",
 }
 
@@ -81,7 +85,9 @@ def test_gcp_audit_entry_without_insert_id_is_dead_lettered():
 
 
 def test_single_cloudtrail_record_is_an_aws_cloudtrail_event():
-    record = as_cloudtrail_record("DeleteCluster", cluster="payments", account="111122223333", region="eu-west-1")
+    record = as_cloudtrail_record(
+        "DeleteCluster", cluster="payments", account="111122223333", region="eu-west-1"
+    )
     (event,) = decode_value(record, SOURCE)
     assert event.logsource == AWS_CLOUDTRAIL
     assert event.event_id == record["eventID"]
@@ -94,7 +100,10 @@ def test_single_cloudtrail_record_is_an_aws_cloudtrail_event():
 
 
 def test_cloudtrail_s3_file_gives_one_event_per_record():
-    records = [as_cloudtrail_record(name, cluster=f"c{i}") for i, name in enumerate(["CreateCluster", "DescribeCluster"])]
+    records = [
+        as_cloudtrail_record(name, cluster=f"c{i}")
+        for i, name in enumerate(["CreateCluster", "DescribeCluster"])
+    ]
     records.append(as_cloudtrail_record("AssumeRole", event_source="sts.amazonaws.com", cluster=None))
     outcomes = list(decode_value(as_cloudtrail_file(records), SOURCE))
     assert [o.event_id for o in outcomes] == [r["eventID"] for r in records]

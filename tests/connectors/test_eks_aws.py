@@ -15,9 +15,9 @@ import time
 from collections import Counter
 
 import boto3
-import requests
 import orjson
 import pytest
+import requests
 from moto.server import ThreadedMotoServer
 
 from kubesigma.connectors.event import AuditEvent, Skipped
@@ -69,12 +69,17 @@ def _millis(event) -> int:
     return BASE_MS + 1000 * _ORDER[key]
 
 
+def _by_time(log_event: dict) -> int:
+    return log_event["timestamp"]
+
+
 def _put_audit_log(falco, extra_streams=True):
     logs = boto3.client("logs", region_name=REGION)
     logs.create_log_group(logGroupName=LOG_GROUP)
     logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=AUDIT_STREAM)
     events = sorted(
-        ({"timestamp": _millis(e), "message": orjson.dumps(e).decode()} for e in falco), key=lambda e: e["timestamp"]
+        ({"timestamp": _millis(e), "message": orjson.dumps(e).decode()} for e in falco),
+        key=_by_time,
     )
     logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=AUDIT_STREAM, logEvents=events)
     if extra_streams:
@@ -136,7 +141,9 @@ def test_backfill_follows_every_page(aws, falco):
 
     from kubesigma.connectors.sources import backfill
 
-    pages = list(backfill.filter_eks_pages(CLUSTER, REGION, backfill_since(), client=Counting(), page_limit=7))
+    pages = list(
+        backfill.filter_eks_pages(CLUSTER, REGION, backfill_since(), client=Counting(), page_limit=7)
+    )
     assert len(calls) == 8  # 51 events, 7 a page
     assert sum(len(env["logEvents"]) for envs, _ in pages for env in envs) == 51
     assert all("nextToken" in c for c in calls[1:])
@@ -218,7 +225,9 @@ def test_subscription_delivers_gzip_envelopes_that_decode_to_the_events(aws, fal
     kinesis = _subscribe_to_kinesis(logs)
     _put_audit_log_events(logs, falco[:10])
     shard = shard_ids("eks-audit", client=kinesis)[0]
-    iterator = kinesis.get_shard_iterator(StreamName="eks-audit", ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    iterator = kinesis.get_shard_iterator(
+        StreamName="eks-audit", ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )
     records = kinesis.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
     assert records and records[0]["Data"][:2] == b"\x1f\x8b"
     outcomes = [o for r in records for o in decode_kinesis_data(r["Data"], _source(r), region=REGION)]
@@ -240,7 +249,7 @@ def _put_audit_log_events(logs, events):
         logStreamName=AUDIT_STREAM,
         logEvents=sorted(
             ({"timestamp": _millis(e), "message": orjson.dumps(e).decode()} for e in events),
-            key=lambda e: e["timestamp"],
+            key=_by_time,
         ),
     )
 
@@ -257,7 +266,9 @@ def test_kinesis_reader_resumes_after_the_last_sequence_read(aws, falco, tmp_pat
     second = list(read_stream("eks-audit", region=REGION, checkpoint=checkpoint, poll_interval=0))
 
     def audit_ids(records):
-        return sorted(o.document["auditID"] for r in records for o in decode_record(r) if isinstance(o, AuditEvent))
+        return sorted(
+            o.document["auditID"] for r in records for o in decode_record(r) if isinstance(o, AuditEvent)
+        )
 
     assert audit_ids(first) == sorted(e["auditID"] for e in falco[:5])
     assert audit_ids(second) == sorted(e["auditID"] for e in falco[5:12])

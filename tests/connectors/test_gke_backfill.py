@@ -22,7 +22,10 @@ from kubesigma.connectors.sources.backfill import BackfillError, gke_filter
 from kubesigma.connectors.sources.files import read_file
 from kubesigma.pipeline.commands.backfill import parse_time, run_backfill_gke
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared/datasets/format-samples/gke-cloud-audit-logentries.jsonl"
+SAMPLES = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared/datasets/format-samples/gke-cloud-audit-logentries.jsonl"
+)
 PAGE = 2
 
 
@@ -78,7 +81,9 @@ def client(logging_api):
 
 def _run(client, tmp_path, until="2026-01-01T00:00:00Z"):
     out = tmp_path / "gke.jsonl"
-    status = run_backfill_gke("elastic-siem", "analysis-cluster", "2020-01-01T00:00:00Z", until, str(out), client=client)
+    status = run_backfill_gke(
+        "elastic-siem", "analysis-cluster", "2020-01-01T00:00:00Z", until, str(out), client=client
+    )
     return status, out
 
 

@@ -12,7 +12,10 @@ from kubesigma.connectors.formats import decode_record, decode_value
 from kubesigma.connectors.formats.wrap import as_gke_logentry
 from kubesigma.connectors.sources.files import read_file
 
-GKE_SAMPLES = Path(__file__).resolve().parents[2].parent / "shared/datasets/format-samples/gke-cloud-audit-logentries.jsonl"
+GKE_SAMPLES = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared/datasets/format-samples/gke-cloud-audit-logentries.jsonl"
+)
 
 
 def _outcomes(path):
@@ -41,13 +44,19 @@ def test_gke_entry_event_id_is_insert_id_and_audit_id_is_operation_id():
 
 def test_gke_entry_carries_project_location_and_cluster():
     event = _by_id(GKE_SAMPLES)["b10a904a-faa4-4e0d-9ec3-7bc6a180196a"]
-    assert (event.cloud.provider, event.cloud.account_id, event.cloud.region) == ("gcp", "elastic-siem", "us-central1")
+    assert (event.cloud.provider, event.cloud.account_id, event.cloud.region) == (
+        "gcp",
+        "elastic-siem",
+        "us-central1",
+    )
     assert event.cluster == "analysis-cluster"
 
 
 def test_every_gke_sample_carries_cloud_and_cluster():
     for event in _by_id(GKE_SAMPLES).values():
-        assert event.cloud.provider == "gcp" and event.cloud.account_id and event.cloud.region and event.cluster
+        assert (
+            event.cloud.provider == "gcp" and event.cloud.account_id and event.cloud.region and event.cluster
+        )
 
 
 def test_gke_method_and_resource_name_become_verb_and_object_ref():
@@ -79,7 +88,10 @@ def test_gke_principal_caller_ip_and_agent_become_user_source_and_user_agent():
     assert event.document["user"] == {"username": "system:serviceaccount:cert-manager:cert-manager-webhook"}
     assert event.document["sourceIPs"] == ["10.11.12.13"]
     assert event.document["userAgent"] == "webhook/v0.0.0 (linux/amd64) kubernetes/$Format"
-    assert (event.user_name, event.source_ip) == ("system:serviceaccount:cert-manager:cert-manager-webhook", "10.11.12.13")
+    assert (event.user_name, event.source_ip) == (
+        "system:serviceaccount:cert-manager:cert-manager-webhook",
+        "10.11.12.13",
+    )
 
 
 def test_gke_denied_request_reads_as_forbidden():
@@ -89,7 +101,9 @@ def test_gke_denied_request_reads_as_forbidden():
 
 
 def test_gke_ok_status_reads_as_200():
-    assert _by_id(GKE_SAMPLES)["87efd529-6349-45d2-b905-fc607e6c5d3b"].document["responseStatus"]["code"] == 200
+    assert (
+        _by_id(GKE_SAMPLES)["87efd529-6349-45d2-b905-fc607e6c5d3b"].document["responseStatus"]["code"] == 200
+    )
 
 
 @pytest.mark.parametrize(("grpc", "http"), [(16, 401), (5, 404), (6, 409), (7, 403)])

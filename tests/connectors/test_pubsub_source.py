@@ -20,7 +20,10 @@ from kubesigma.connectors.event import AuditEvent, DeadLetter
 from kubesigma.connectors.formats import decode_record
 from kubesigma.connectors.sources.pubsub import MessagesToRecords, ReadPubSubRecords, message_to_record
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared/datasets/format-samples/gke-cloud-audit-logentries.jsonl"
+SAMPLES = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared/datasets/format-samples/gke-cloud-audit-logentries.jsonl"
+)
 SUBSCRIPTION = "projects/elastic-siem/subscriptions/gke-audit"
 INSERT_IDS = [
     "87efd529-6349-45d2-b905-fc607e6c5d3b",
@@ -63,7 +66,10 @@ def test_malformed_subscription_name_fails_fast():
 def _decode_batch(batch):
     for record in batch:
         for outcome in decode_record(record):
-            yield (type(outcome).__name__, outcome.event_id if isinstance(outcome, AuditEvent) else outcome.reason)
+            yield (
+                type(outcome).__name__,
+                outcome.event_id if isinstance(outcome, AuditEvent) else outcome.reason,
+            )
 
 
 def test_streamed_messages_decode_to_the_six_gke_events():
