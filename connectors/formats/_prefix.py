@@ -30,10 +30,9 @@ def _value(text: str, pos: int, depth: int) -> tuple[Any, int, bool]:
     """(value or _MISSING, end, complete)."""
     try:
         value, end = _DECODER.raw_decode(text, pos)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
+        # Cut (or nested beyond the interpreter's limit): walk the container member by member below.
         pass
-    except RecursionError:  # nesting beyond the interpreter's limit: treat as cut here
-        return _MISSING, len(text), False
     else:
         # A number running to the end of the prefix may have lost digits.
         if end >= len(text) and type(value) in (int, float):

@@ -217,3 +217,21 @@ def test_raw_record_of_envelope_counts_every_log_event(falco):
     data = orjson.dumps(as_cloudwatch_envelope(falco[:4]))
     outcomes = list(decode_record(RawRecord(data, Source("f"))))
     assert len(outcomes) == 4
+
+
+def test_cut_message_with_pathological_nesting_is_recovered_without_crashing():
+    head = '{"kind":"Event","auditID":"a1","stage":"ResponseComplete","verb":"get","user":{"username":"u"},'
+    message = head + '"requestObject":' + "[" * 200_000
+    envelope = as_cloudwatch_envelope([message])
+    envelope["logEvents"][0]["timestamp"] = 1_795_860_000_000
+    (event,) = decode_value(envelope, SOURCE)
+    assert event.truncated and event.document["verb"] == "get"
+
+
+def test_number_cut_at_the_end_of_the_prefix_is_dropped_not_shortened():
+    from kubesigma.connectors.formats._prefix import parse_prefix
+
+    assert parse_prefix('{"auditID":"a","responseStatus":{"code":40') == {
+        "auditID": "a",
+        "responseStatus": {},
+    }

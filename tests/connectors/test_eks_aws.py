@@ -272,3 +272,27 @@ def test_kinesis_reader_resumes_after_the_last_sequence_read(aws, falco, tmp_pat
 
     assert audit_ids(first) == sorted(e["auditID"] for e in falco[:5])
     assert audit_ids(second) == sorted(e["auditID"] for e in falco[5:12])
+
+
+def test_beam_kinesis_read_gives_batches_that_decode_to_the_events(aws, falco):
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from kubesigma.connectors.sources.kinesis import ReadKinesisRecords
+
+    logs = boto3.client("logs", region_name=REGION)
+    logs.create_log_group(logGroupName=LOG_GROUP)
+    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=AUDIT_STREAM)
+    _subscribe_to_kinesis(logs)
+    _put_audit_log_events(logs, falco[:8])
+
+    def audit_ids(batch):
+        for record in batch:
+            for outcome in decode_record(record):
+                if isinstance(outcome, AuditEvent):
+                    yield (outcome.document["auditID"], outcome.cloud.region)
+
+    with beam.Pipeline(options=PipelineOptions(runner="FnApiRunner")) as p:
+        ids = p | ReadKinesisRecords("eks-audit", region=REGION) | beam.FlatMap(audit_ids)
+        assert_that(ids, equal_to([(e["auditID"], REGION) for e in falco[:8]]))
