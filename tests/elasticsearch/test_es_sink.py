@@ -3,21 +3,11 @@ dead letters with Elasticsearch's reason, templates installed idempotently."""
 
 from __future__ import annotations
 
-import pickle
-import uuid
-from pathlib import Path
-from typing import Any
-
-import apache_beam as beam
 import pytest
-from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from kubesigma.connectors.event import DeadLetter
 from kubesigma.connectors.sinks import es_mapping
 from kubesigma.connectors.sinks.elasticsearch import (
     BulkWriter,
-    ElasticsearchConfig,
-    WriteToElasticsearch,
     bulk_item,
     install_templates,
     make_client,
@@ -26,43 +16,9 @@ from kubesigma.connectors.sinks.elasticsearch import (
 pytestmark = pytest.mark.elasticsearch
 
 
-class AppendTo(beam.DoFn):
-    """Appends each element, pickled, to a file: FnApiRunner pickles DoFns, so lists would be copies."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def process(self, value: Any) -> None:
-        with open(self.path, "ab") as out:
-            pickle.dump(value, out)
-
-
-def _read_all(path: Path) -> list:
-    values = []
-    if path.exists():
-        with path.open("rb") as f:
-            while True:
-                try:
-                    values.append(pickle.load(f))
-                except EOFError:
-                    return values
-    return values
-
-
-def run_sink(
-    docs: list[dict[str, Any]], config: ElasticsearchConfig, workdir: Path, kind: str = "alerts"
-) -> tuple[list[str], list[DeadLetter]]:
-    """Runs a real Beam pipeline (FnApiRunner) writing `docs`; returns (written ids, dead letters)."""
-    token = uuid.uuid4().hex
-    written, dead = workdir / f"written-{token}", workdir / f"dead-{token}"
-    with beam.Pipeline(runner=FnApiRunner()) as p:
-        result = p | beam.Create(docs, reshuffle=False) | WriteToElasticsearch(config, kind)
-        _ = result.written | "ids" >> beam.ParDo(AppendTo(str(written)))
-        _ = result.dead_letter | "dead" >> beam.ParDo(AppendTo(str(dead)))
-    return _read_all(written), _read_all(dead)
-
-
-def test_running_the_same_alerts_twice_leaves_one_document_per_alert_id(es, config, alerts, ids_in, tmp_path):
+def test_running_the_same_alerts_twice_leaves_one_document_per_alert_id(
+    es, config, alerts, ids_in, tmp_path, run_sink
+):
     install_templates(config)
     first, dead1 = run_sink(alerts, config, tmp_path)
     second, dead2 = run_sink(alerts, config, tmp_path)
@@ -73,7 +29,7 @@ def test_running_the_same_alerts_twice_leaves_one_document_per_alert_id(es, conf
     assert set(first) == set(second) == expected
 
 
-def test_alerts_land_in_the_index_of_their_timestamp_day(es, config, alerts, tmp_path):
+def test_alerts_land_in_the_index_of_their_timestamp_day(es, config, alerts, tmp_path, run_sink):
     install_templates(config)
     run_sink(alerts[:20], config, tmp_path)
     es.indices.refresh(index=f"{config.index_prefix}-alerts-*")
@@ -84,7 +40,7 @@ def test_alerts_land_in_the_index_of_their_timestamp_day(es, config, alerts, tmp
 
 
 def test_document_refused_by_the_mapping_goes_to_dead_letter_with_elasticsearch_reason(
-    config, alerts, tmp_path
+    config, alerts, tmp_path, run_sink
 ):
     install_templates(config)
     bad = {**alerts[0], "event": {**alerts[0]["event"], "severity": "very high"}}
@@ -98,7 +54,7 @@ def test_document_refused_by_the_mapping_goes_to_dead_letter_with_elasticsearch_
     assert b"very high" in dead[0].raw
 
 
-def test_document_without_alert_id_goes_to_dead_letter_naming_the_problem(config, alerts, tmp_path):
+def test_document_without_alert_id_goes_to_dead_letter_naming_the_problem(config, alerts, tmp_path, run_sink):
     doc = {k: v for k, v in alerts[0].items() if k != "kubesigma"}
     written, dead = run_sink([doc], config, tmp_path)
     assert written == []
