@@ -291,13 +291,16 @@ def make_client(config: ElasticsearchConfig, *, timeout: float | None = None) ->
 
 
 def _explain_connection_error(config: ElasticsearchConfig, err: Exception) -> str:
-    text = str(err)
-    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text.lower():
-        return (
-            f"TLS certificate of {config.target} could not be verified ({text}); "
-            "if the cluster uses a private CA, pass its PEM with --es-ca-certs"
+    from elastic_transport import TlsError
+
+    # the transport's message is generic ("TLS error"); the cause is in its wrapped errors
+    causes = "; ".join(str(e) for e in getattr(err, "errors", ()) or ()) or str(err)
+    if isinstance(err, TlsError) or "CERTIFICATE_VERIFY_FAILED" in causes:
+        hint = (
+            "" if config.ca_certs else "; if the cluster uses a private CA, pass its PEM with --es-ca-certs"
         )
-    return f"cannot reach Elasticsearch at {config.target}: {text}"
+        return f"TLS certificate of {config.target} could not be verified ({causes}){hint}"
+    return f"cannot reach Elasticsearch at {config.target}: {causes}"
 
 
 # ------------------------------------------------------------------ templates, features, retention
