@@ -23,7 +23,7 @@ LISTS_DIR = REPO / "detections" / "lists"
 DOC = REPO / "docs" / "detections.md"
 
 LEVEL_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
-_EXPAND = re.compile(r"%([A-Za-z0-9_]+)%")
+_EXPAND = re.compile(r"\|expand: '%([A-Za-z0-9_]+)%'")
 
 
 def load_rules(paths: Sequence[str | Path]) -> list[RuleInfo]:

@@ -54,7 +54,7 @@ FORMATS: dict[str, tuple[str, ...]] = {
 _TIME = "2026-11-28T10:15:30.123456Z"
 
 
-class TestFileError(ValueError):
+class CaseFileError(ValueError):
     """A test file that cannot be used; the message names the file."""
 
 
@@ -87,29 +87,29 @@ def load_cases(path: Path) -> list[Case]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:
-        raise TestFileError(f"{path}: cannot read test file: {e}") from e
+        raise CaseFileError(f"{path}: cannot read test file: {e}") from e
     if not isinstance(data, dict):
-        raise TestFileError(f"{path}: a test file is a mapping with `match` and `no_match` lists")
+        raise CaseFileError(f"{path}: a test file is a mapping with `match` and `no_match` lists")
     unknown = set(data) - {"match", "no_match"}
     if unknown:
-        raise TestFileError(f"{path}: unknown keys {sorted(unknown)} (known: match, no_match)")
+        raise CaseFileError(f"{path}: unknown keys {sorted(unknown)} (known: match, no_match)")
     cases: list[Case] = []
     for expect in ("match", "no_match"):
         items = data.get(expect) or []
         if not isinstance(items, list) or not items:
-            raise TestFileError(f"{path}: `{expect}` must be a non-empty list of cases")
+            raise CaseFileError(f"{path}: `{expect}` must be a non-empty list of cases")
         for i, item in enumerate(items):
             where = f"{path}: {expect}[{i}]"
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                raise TestFileError(f"{where}: a case is a mapping with a `name` and an `event`")
+                raise CaseFileError(f"{where}: a case is a mapping with a `name` and an `event`")
             if not isinstance(item.get("event"), dict):
-                raise TestFileError(f"{where} ({item['name']}): `event` must be a mapping")
+                raise CaseFileError(f"{where} ({item['name']}): `event` must be a mapping")
             formats = item.get("formats")
             if formats is not None:
                 if not isinstance(formats, list) or not all(isinstance(f, str) for f in formats):
-                    raise TestFileError(f"{where} ({item['name']}): `formats` must be a list of names")
+                    raise CaseFileError(f"{where} ({item['name']}): `formats` must be a list of names")
                 if not item.get("why"):
-                    raise TestFileError(f"{where} ({item['name']}): say `why` the case leaves formats out")
+                    raise CaseFileError(f"{where} ({item['name']}): say `why` the case leaves formats out")
             cases.append(
                 Case(path.stem, expect, item["name"], item["event"], tuple(formats) if formats else None, path)
             )
@@ -297,16 +297,16 @@ def run_tests(paths: Sequence[str | Path], tests_dir: Path = TESTS_DIR) -> Outco
             continue
         try:
             cases = load_cases(test_file)
-        except TestFileError as e:
+        except CaseFileError as e:
             outcome.failures.append(str(e))
             continue
         run_rule_cases(ruleset, info, cases, outcome)
     return outcome
 
 
-def run_test(paths: list[str]) -> int:
+def run_test(paths: list[str], tests_dir: Path | None = None) -> int:
     """`kubesigma rules test [PATH ...]`: 0 when every rule's cases pass in every format, else 1."""
-    outcome = run_tests(paths or [str(RULES_DIR)])
+    outcome = run_tests(paths or [str(RULES_DIR)], tests_dir or TESTS_DIR)
     for failure in outcome.failures:
         print(failure)
     status = "FAILED" if outcome.failures else "passed"
