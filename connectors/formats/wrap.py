@@ -113,7 +113,9 @@ def as_gke_logentry(
     log = "data_access" if event.get("verb") in READ_VERBS else "activity"
     audit_id = event["auditID"]
     entry: dict[str, Any] = {
-        "insertId": hashlib.sha1(f"{audit_id}/{event.get('stage')}".encode()).hexdigest()[:24],
+        # Cloud Logging makes insertIds unique per entry: derived from the whole Event, so edited copies
+        # of one request (same auditID) stay distinct entries.
+        "insertId": hashlib.sha1(orjson.dumps(event, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24],
         "logName": f"projects/{project}/logs/cloudaudit.googleapis.com%2F{log}",
         "operation": {"first": True, "id": audit_id, "last": True, "producer": "k8s.io"},
         "protoPayload": payload,
