@@ -28,16 +28,28 @@ TACTICS: dict[str, tuple[str, str]] = {
 # Technique id -> (name, tactics it belongs to).
 TECHNIQUES: dict[str, tuple[str, tuple[str, ...]]] = {
     "T1046": ("Network Service Discovery", ("discovery",)),
-    "T1053.007": ("Scheduled Task/Job: Container Orchestration Job", ("execution", "persistence", "privilege-escalation")),
+    "T1053.007": (
+        "Scheduled Task/Job: Container Orchestration Job",
+        ("execution", "persistence", "privilege-escalation"),
+    ),
     "T1059": ("Command and Scripting Interpreter", ("execution",)),
     "T1059.004": ("Command and Scripting Interpreter: Unix Shell", ("execution",)),
     "T1070": ("Indicator Removal", ("defense-evasion",)),
     "T1078": ("Valid Accounts", ("defense-evasion", "persistence", "privilege-escalation", "initial-access")),
-    "T1078.001": ("Valid Accounts: Default Accounts", ("defense-evasion", "persistence", "privilege-escalation", "initial-access")),
-    "T1078.004": ("Valid Accounts: Cloud Accounts", ("defense-evasion", "persistence", "privilege-escalation", "initial-access")),
+    "T1078.001": (
+        "Valid Accounts: Default Accounts",
+        ("defense-evasion", "persistence", "privilege-escalation", "initial-access"),
+    ),
+    "T1078.004": (
+        "Valid Accounts: Cloud Accounts",
+        ("defense-evasion", "persistence", "privilege-escalation", "initial-access"),
+    ),
     "T1098": ("Account Manipulation", ("persistence", "privilege-escalation")),
     "T1098.003": ("Account Manipulation: Additional Cloud Roles", ("persistence", "privilege-escalation")),
-    "T1098.006": ("Account Manipulation: Additional Container Cluster Roles", ("persistence", "privilege-escalation")),
+    "T1098.006": (
+        "Account Manipulation: Additional Container Cluster Roles",
+        ("persistence", "privilege-escalation"),
+    ),
     "T1105": ("Ingress Tool Transfer", ("command-and-control",)),
     "T1133": ("External Remote Services", ("persistence", "initial-access")),
     "T1140": ("Deobfuscate/Decode Files or Information", ("defense-evasion",)),
@@ -50,7 +62,10 @@ TECHNIQUES: dict[str, tuple[str, tuple[str, ...]]] = {
     "T1525": ("Implant Internal Image", ("persistence",)),
     "T1528": ("Steal Application Access Token", ("credential-access",)),
     "T1546": ("Event Triggered Execution", ("privilege-escalation", "persistence")),
-    "T1550.001": ("Use Alternate Authentication Material: Application Access Token", ("defense-evasion", "lateral-movement")),
+    "T1550.001": (
+        "Use Alternate Authentication Material: Application Access Token",
+        ("defense-evasion", "lateral-movement"),
+    ),
     "T1552": ("Unsecured Credentials", ("credential-access",)),
     "T1552.001": ("Unsecured Credentials: Credentials In Files", ("credential-access",)),
     "T1552.005": ("Unsecured Credentials: Cloud Instance Metadata API", ("credential-access",)),
@@ -99,7 +114,9 @@ def check_tags(tags: list[str] | tuple[str, ...]) -> list[str]:
         if known is None:
             problems.append(f"unknown ATT&CK technique {technique} (add it to detections/attack.py)")
         elif not tactics & set(known[1]):
-            problems.append(f"{technique} ({known[0]}) belongs to {', '.join(known[1])}; the rule names none of them")
+            problems.append(
+                f"{technique} ({known[0]}) belongs to {', '.join(known[1])}; the rule names none of them"
+            )
     if not techniques:
         problems.append("no ATT&CK technique tag")
     if not tactics:

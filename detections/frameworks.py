@@ -39,7 +39,10 @@ MTMK: dict[str, tuple[str, tuple[str, ...]]] = {
     "MS-TA9024": ("Connect from proxy server", ("Defense Evasion",)),
     "MS-TA9025": ("List Kubernetes secrets", ("Credential Access",)),
     "MS-TA9026": ("Mount service principal", ("Credential Access",)),
-    "MS-TA9027": ("Application credentials in configuration files", ("Credential Access", "Lateral Movement")),
+    "MS-TA9027": (
+        "Application credentials in configuration files",
+        ("Credential Access", "Lateral Movement"),
+    ),
     "MS-TA9028": ("Access managed identity credentials", ("Credential Access",)),
     "MS-TA9029": ("Access the Kubernetes API server", ("Discovery",)),
     "MS-TA9030": ("Access Kubelet API", ("Discovery",)),

@@ -33,21 +33,40 @@ STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
 
 # API group of the resources rules name (objectRef.apiGroup is rarely written in rules).
 API_GROUPS: dict[str, str] = {
-    "deployments": "apps", "daemonsets": "apps", "statefulsets": "apps", "replicasets": "apps",
-    "controllerrevisions": "apps", "jobs": "batch", "cronjobs": "batch",
-    "roles": "rbac.authorization.k8s.io", "clusterroles": "rbac.authorization.k8s.io",
-    "rolebindings": "rbac.authorization.k8s.io", "clusterrolebindings": "rbac.authorization.k8s.io",
+    "deployments": "apps",
+    "daemonsets": "apps",
+    "statefulsets": "apps",
+    "replicasets": "apps",
+    "controllerrevisions": "apps",
+    "jobs": "batch",
+    "cronjobs": "batch",
+    "roles": "rbac.authorization.k8s.io",
+    "clusterroles": "rbac.authorization.k8s.io",
+    "rolebindings": "rbac.authorization.k8s.io",
+    "clusterrolebindings": "rbac.authorization.k8s.io",
     "certificatesigningrequests": "certificates.k8s.io",
     "mutatingwebhookconfigurations": "admissionregistration.k8s.io",
     "validatingwebhookconfigurations": "admissionregistration.k8s.io",
-    "ingresses": "networking.k8s.io", "networkpolicies": "networking.k8s.io",
-    "leases": "coordination.k8s.io", "tokenreviews": "authentication.k8s.io",
+    "ingresses": "networking.k8s.io",
+    "networkpolicies": "networking.k8s.io",
+    "leases": "coordination.k8s.io",
+    "tokenreviews": "authentication.k8s.io",
 }
-CLUSTER_SCOPED = frozenset({
-    "namespaces", "nodes", "persistentvolumes", "clusterroles", "clusterrolebindings",
-    "certificatesigningrequests", "mutatingwebhookconfigurations", "validatingwebhookconfigurations",
-    "customresourcedefinitions", "storageclasses", "priorityclasses",
-})
+CLUSTER_SCOPED = frozenset(
+    {
+        "namespaces",
+        "nodes",
+        "persistentvolumes",
+        "clusterroles",
+        "clusterrolebindings",
+        "certificatesigningrequests",
+        "mutatingwebhookconfigurations",
+        "validatingwebhookconfigurations",
+        "customresourcedefinitions",
+        "storageclasses",
+        "priorityclasses",
+    }
+)
 # What a rule that names no verb or resource is taken to be about.
 TYPICAL_VERBS = ("get", "list", "create", "update", "patch", "delete")
 TYPICAL_RESOURCES = ("pods", "secrets", "configmaps", "namespaces", "deployments")
@@ -126,9 +145,8 @@ def rule_matches(rule: dict[str, Any], req: Request) -> bool:
     if verbs and req.verb not in verbs:
         return False
     namespaces = rule.get("namespaces")
-    if namespaces is not None and len(namespaces) > 0:
-        if req.resource is None or req.namespace not in namespaces:
-            return False
+    if namespaces and (req.resource is None or req.namespace not in namespaces):
+        return False
     has_res, has_urls = bool(rule.get("resources")), bool(rule.get("nonResourceURLs"))
     if has_res or has_urls:
         return (has_res and _matches_resources(rule, req)) or (has_urls and _matches_path(rule, req))
@@ -289,7 +307,7 @@ def _identity(user: str | None, groups: set[str]) -> tuple[str, tuple[str, ...]]
 
 
 def probes(needs: Needs) -> list[Request]:
-    users: list[str | None] = sorted(needs.users) or [None]
+    users: list[str | None] = [*sorted(needs.users)] or [None]
     verbs = sorted(needs.verbs) or list(TYPICAL_VERBS)
     out: list[Request] = []
     if needs.paths and not needs.resources:
@@ -298,13 +316,10 @@ def probes(needs: Needs) -> list[Request]:
             out.append(Request(name, groups, verb, None, path=path))
         return out
     resources = sorted(needs.resources) or list(TYPICAL_RESOURCES)
-    subresources: list[str | None] = sorted(needs.subresources) or [None]
+    subresources: list[str | None] = [*sorted(needs.subresources)] or [None]
     for user, verb, resource, sub in itertools.product(users, verbs, resources, subresources):
         name, groups = _identity(user, needs.groups)
-        if resource in CLUSTER_SCOPED:
-            namespaces = [""]
-        else:
-            namespaces = sorted(needs.namespaces) or ["default"]
+        namespaces = [""] if resource in CLUSTER_SCOPED else sorted(needs.namespaces) or ["default"]
         for ns in namespaces:
             out.append(Request(name, groups, verb, resource, sub, API_GROUPS.get(resource, ""), ns))
     if not needs.resources and not needs.verbs:
@@ -342,7 +357,9 @@ def analyse(policy: Policy, paths: Sequence[str | Path]) -> list[Finding]:
             findings.append(finding)
             if logsource != ("kubernetes", "audit"):
                 finding.status = "not-governed"
-                finding.reasons.append(f"{logsource[0]}/{logsource[1]} records do not pass through the audit Policy")
+                finding.reasons.append(
+                    f"{logsource[0]}/{logsource[1]} records do not pass through the audit Policy"
+                )
                 continue
             needs = needs_of(rule)
             want = LEVEL_NAMES[needs.level]
@@ -357,7 +374,9 @@ def analyse(policy: Policy, paths: Sequence[str | Path]) -> list[Finding]:
             if short:
                 finding.status = "blind" if len(short) == total else "partial"
                 if fields:
-                    finding.reasons.append(f"reads {', '.join(fields[:3])}{' ...' if len(fields) > 3 else ''}")
+                    finding.reasons.append(
+                        f"reads {', '.join(fields[:3])}{' ...' if len(fields) > 3 else ''}"
+                    )
                 finding.reasons.extend(short)
     return findings
 

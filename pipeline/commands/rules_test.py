@@ -111,7 +111,9 @@ def load_cases(path: Path) -> list[Case]:
                 if not item.get("why"):
                     raise CaseFileError(f"{where} ({item['name']}): say `why` the case leaves formats out")
             cases.append(
-                Case(path.stem, expect, item["name"], item["event"], tuple(formats) if formats else None, path)
+                Case(
+                    path.stem, expect, item["name"], item["event"], tuple(formats) if formats else None, path
+                )
             )
     return cases
 
@@ -165,12 +167,18 @@ def complete_audit_event(event: dict[str, Any], key: str) -> dict[str, Any]:
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        out[k] = (
+            _deep_merge(out[k], v)
+            if isinstance(v, dict) and isinstance(out.get(k), dict)
+            else copy.deepcopy(v)
+        )
     return out
 
 
 def complete_cloudtrail_record(event: dict[str, Any], key: str) -> dict[str, Any]:
-    base = wrappers.as_cloudtrail_record(str(event.get("eventName", "DescribeCluster")), event_id=_stable_uuid(key))
+    base = wrappers.as_cloudtrail_record(
+        str(event.get("eventName", "DescribeCluster")), event_id=_stable_uuid(key)
+    )
     base["requestParameters"] = base.get("requestParameters") or {}
     return _deep_merge(base, event)
 
@@ -185,12 +193,19 @@ def complete_gcp_logentry(event: dict[str, Any], key: str) -> dict[str, Any]:
             "methodName": "google.container.v1.ClusterManager.GetCluster",
             "resourceName": "projects/example-project/locations/us-central1/clusters/example-cluster",
             "authenticationInfo": {"principalEmail": "alice@example.com"},
-            "requestMetadata": {"callerIp": "198.51.100.7", "callerSuppliedUserAgent": "google-cloud-sdk gcloud/470.0.0"},
+            "requestMetadata": {
+                "callerIp": "198.51.100.7",
+                "callerSuppliedUserAgent": "google-cloud-sdk gcloud/470.0.0",
+            },
             "status": {},
         },
         "resource": {
             "type": "gke_cluster",
-            "labels": {"cluster_name": "example-cluster", "location": "us-central1", "project_id": "example-project"},
+            "labels": {
+                "cluster_name": "example-cluster",
+                "location": "us-central1",
+                "project_id": "example-project",
+            },
         },
         "severity": "NOTICE",
         "timestamp": _TIME,
@@ -259,7 +274,9 @@ def run_rule_cases(ruleset: Any, info: RuleInfo, cases: Sequence[Case], outcome:
         outcome.cases += 1
         unknown = set(case.formats or ()) - set(all_formats)
         if unknown:
-            outcome.failures.append(f"{case.path}: '{case.name}': unknown formats {sorted(unknown)} for {key}")
+            outcome.failures.append(
+                f"{case.path}: '{case.name}': unknown formats {sorted(unknown)} for {key}"
+            )
             continue
         record = complete(case.event, f"{case.rule_stem}/{case.expect}/{case.name}")
         for fmt, value in deliveries(key, record):

@@ -79,7 +79,18 @@ def test_referenced_rule_ids_stay_stable(name: str, rid: str) -> None:
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.stem)
 def test_rule_carries_the_metadata_analysts_need(path: Path) -> None:
     rule = RULES[path]
-    for key in ("title", "id", "status", "description", "references", "author", "date", "tags", "falsepositives", "level"):
+    for key in (
+        "title",
+        "id",
+        "status",
+        "description",
+        "references",
+        "author",
+        "date",
+        "tags",
+        "falsepositives",
+        "level",
+    ):
         assert rule.get(key), f"{path.name}: missing {key}"
     assert rule["author"] == "kubesigma"
     assert rule["level"] in {"informational", "low", "medium", "high", "critical"}

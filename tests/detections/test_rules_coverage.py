@@ -18,7 +18,9 @@ K8S_RULES = sorted((RULES_DIR / "kubernetes" / "audit").glob("*.yml"))
 
 def _policy(tmp_path: Path, rules: list[dict], **extra: object) -> Path:
     path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump({"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": rules, **extra}))
+    path.write_text(
+        yaml.safe_dump({"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": rules, **extra})
+    )
     return path
 
 
@@ -40,13 +42,19 @@ def test_shipped_policy_leaves_no_rule_blind(capsys: pytest.CaptureFixture[str])
 def test_shipped_policy_is_an_audit_v1_policy_keeping_secrets_at_metadata() -> None:
     policy = Policy.load(SHIPPED_POLICY)
     for verb in ("get", "list", "create", "update"):
-        level, _ = policy.level_of(Request("alice", ("system:authenticated",), verb, "secrets", namespace="shop"))
+        level, _ = policy.level_of(
+            Request("alice", ("system:authenticated",), verb, "secrets", namespace="shop")
+        )
         assert level == 1  # Metadata: never the values
-    level, _ = policy.level_of(Request("kubelet", ("system:nodes",), "create", "serviceaccounts", "token", namespace="shop"))
+    level, _ = policy.level_of(
+        Request("kubelet", ("system:nodes",), "create", "serviceaccounts", "token", namespace="shop")
+    )
     assert level == 1
 
 
-def test_metadata_only_policy_lists_exactly_the_spec_inspecting_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_metadata_only_policy_lists_exactly_the_spec_inspecting_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     policy = _policy(tmp_path, [{"level": "Metadata"}])
     findings = analyse(Policy.load(policy), [RULES_DIR])
     blind = {Path(f.path).name for f in findings if f.status == "blind"}
@@ -55,7 +63,11 @@ def test_metadata_only_policy_lists_exactly_the_spec_inspecting_rules(tmp_path: 
     still_fire = {"legacy_serviceaccount_token_secret_created.yml", "csr_created_for_client_certificate.yml"}
     expected = {p.name for p in K8S_RULES if _reads_request_body(p)} - still_fire
     assert blind == expected
-    assert {"privileged_container.yml", "hostpath_root_filesystem_mount.yml", "miner_image_in_workload.yml"} <= blind
+    assert {
+        "privileged_container.yml",
+        "hostpath_root_filesystem_mount.yml",
+        "miner_image_in_workload.yml",
+    } <= blind
     assert run_coverage(str(policy), [str(RULES_DIR)]) == 1
     assert "CANNOT FIRE: Privileged Container In A Pod Or Workload Spec" in capsys.readouterr().out
 
@@ -63,7 +75,10 @@ def test_metadata_only_policy_lists_exactly_the_spec_inspecting_rules(tmp_path: 
 def test_policy_dropping_secrets_blinds_the_secret_rules(tmp_path: Path) -> None:
     policy = _policy(
         tmp_path,
-        [{"level": "None", "resources": [{"group": "", "resources": ["secrets"]}]}, {"level": "RequestResponse"}],
+        [
+            {"level": "None", "resources": [{"group": "", "resources": ["secrets"]}]},
+            {"level": "RequestResponse"},
+        ],
     )
     findings = analyse(Policy.load(policy), [RULES_DIR])
     assert _status(findings, "secrets_listed_cluster_wide.yml") == "blind"
@@ -84,7 +99,9 @@ def test_policy_recording_some_targets_too_low_is_partly_blind(tmp_path: Path) -
 
 
 def test_omitting_the_response_stages_blinds_everything(tmp_path: Path) -> None:
-    policy = _policy(tmp_path, [{"level": "RequestResponse"}], omitStages=["ResponseStarted", "ResponseComplete"])
+    policy = _policy(
+        tmp_path, [{"level": "RequestResponse"}], omitStages=["ResponseStarted", "ResponseComplete"]
+    )
     findings = analyse(Policy.load(policy), [RULES_DIR])
     assert {f.status for f in findings if f.status != "not-governed"} == {"blind"}
 
@@ -120,6 +137,8 @@ def test_not_a_policy_is_refused_naming_the_file(tmp_path: Path) -> None:
         Policy.load(path)
 
 
-def test_coverage_command_exits_2_on_unreadable_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_coverage_command_exits_2_on_unreadable_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_coverage(str(tmp_path / "missing.yaml"), [str(RULES_DIR)]) == 2
     assert "missing.yaml" in capsys.readouterr().out

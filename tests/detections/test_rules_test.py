@@ -9,7 +9,14 @@ import pytest
 import yaml
 
 from kubesigma.pipeline.commands import rules_test
-from kubesigma.pipeline.commands.rules_test import RULES_DIR, TESTS_DIR, CaseFileError, load_cases, run_test, run_tests
+from kubesigma.pipeline.commands.rules_test import (
+    RULES_DIR,
+    TESTS_DIR,
+    CaseFileError,
+    load_cases,
+    run_test,
+    run_tests,
+)
 
 EXEC_RULE = RULES_DIR / "kubernetes" / "audit" / "pod_exec_or_attach.yml"
 EKS_RULE = RULES_DIR / "aws" / "cloudtrail" / "eks_cluster_deleted.yml"
@@ -55,7 +62,10 @@ def test_a_miss_fails_naming_rule_and_case(tmp_path: Path, capsys: pytest.Captur
     tests = _write(
         tmp_path,
         "pod_exec_or_attach.yml",
-        {"match": [{"name": "logs are not exec", "event": original["no_match"][0]["event"]}], "no_match": original["no_match"]},
+        {
+            "match": [{"name": "logs are not exec", "event": original["no_match"][0]["event"]}],
+            "no_match": original["no_match"],
+        },
     )
     outcome = rules_test.run_tests([EXEC_RULE], tests)
     assert any(
@@ -69,7 +79,10 @@ def test_a_false_hit_fails_naming_rule_and_case(tmp_path: Path) -> None:
     tests = _write(
         tmp_path,
         "pod_exec_or_attach.yml",
-        {"match": original["match"], "no_match": [{"name": "an exec after all", "event": original["match"][0]["event"]}]},
+        {
+            "match": original["match"],
+            "no_match": [{"name": "an exec after all", "event": original["match"][0]["event"]}],
+        },
     )
     outcome = rules_test.run_tests([EXEC_RULE], tests)
     assert any(f.startswith("FALSE HIT") and "an exec after all" in f for f in outcome.failures)
@@ -84,7 +97,10 @@ def test_run_test_exits_1_on_a_miss(tmp_path: Path, capsys: pytest.CaptureFixtur
     tests = _write(
         tmp_path,
         "pod_exec_or_attach.yml",
-        {"match": [{"name": "nothing", "event": {"verb": "get"}}], "no_match": [{"name": "n", "event": {"verb": "get"}}]},
+        {
+            "match": [{"name": "nothing", "event": {"verb": "get"}}],
+            "no_match": [{"name": "n", "event": {"verb": "get"}}],
+        },
     )
     assert run_test([str(EXEC_RULE)], tests) == 1
     assert "MISS" in capsys.readouterr().out
