@@ -163,7 +163,8 @@ def fold(ir: IR, known: dict[str, Any]) -> IR:
 
 
 class _Codegen:
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "C") -> None:
+        self.prefix = prefix
         self.consts: dict[str, Any] = {}
         self._const_ids: dict[int, str] = {}
         self.fields: dict[str, int] = {}
@@ -174,7 +175,7 @@ class _Codegen:
         key = id(value)
         name = self._const_ids.get(key)
         if name is None:
-            name = f"C{len(self.consts)}"
+            name = f"{self.prefix}{len(self.consts)}"
             self.consts[name] = value
             self._const_ids[key] = name
         return name
@@ -302,24 +303,29 @@ class _Codegen:
             parts = [self.expr(c) for c in ir[1]]
         return "(" + f" {op} ".join(parts) + ")"
 
-    def prologue(self) -> list[str]:
+    def prologue(
+        self, from_args: bool = False, only: set[int] | None = None, indent: str = "    ", keywords: bool = True
+    ) -> list[str]:
         lines = []
-        for path, i in self.fields.items():
-            lines.append(f"    x{i} = R{i}(doc)")
+        for _path, i in self.fields.items():
+            if only is not None and i not in only:
+                continue
+            if not from_args:
+                lines.append(f"{indent}x{i} = R{i}(doc)")
             needs = self.needs.get(i, set())
             if "l" in needs:
-                lines.append(f"    l{i} = x{i}.lower() if x{i}.__class__ is str else _LS(x{i})")
+                lines.append(f"{indent}l{i} = x{i}.lower() if x{i}.__class__ is str else _LS(x{i})")
             if "s" in needs:
-                lines.append(f"    s{i} = x{i} if x{i}.__class__ is str else _SS(x{i})")
+                lines.append(f"{indent}s{i} = x{i} if x{i}.__class__ is str else _SS(x{i})")
             if "n" in needs:
-                lines.append(f"    n{i} = _NUM(x{i})")
+                lines.append(f"{indent}n{i} = _NUM(x{i})")
             if "t" in needs:
-                lines.append(f"    t{i} = _TS(x{i})")
+                lines.append(f"{indent}t{i} = _TS(x{i})")
             if "m" in needs:
-                lines.append(f"    m{i} = x{i}.__class__ is tuple")
+                lines.append(f"{indent}m{i} = x{i}.__class__ is tuple")
             if "e" in needs:
-                lines.append(f"    e{i} = _EXISTS(x{i})")
-        if self.keyword_needs:
+                lines.append(f"{indent}e{i} = _EXISTS(x{i})")
+        if self.keyword_needs and keywords:
             lines.append("    _KL = _ALLSTR(doc)")
             if "K" in self.keyword_needs:
                 lines.append("    _K = '\\x00'.join(_KL).lower()")
@@ -328,9 +334,22 @@ class _Codegen:
         return lines
 
 
+_UNHASHABLE: list[Any] = []
+
+
+def _memo_key(v: Any) -> Any:
+    """Memo key part of a non-string value; lists and objects are unhashable (evaluated directly)."""
+    c = v.__class__
+    if c is int or c is float or c is bool or v is None or v is F.MISSING:
+        return (c, v)
+    return _UNHASHABLE
+
+
 _RUNTIME = {
+    "_MK": _memo_key,
     "MISSING": F.MISSING,
     "_resolve": F.resolve,
+    "_make_resolver": F.make_resolver,
     "_flatten": F._flatten,
     "_ALLSTR": F.all_strings,
     "_LS": M.lower_str,
@@ -345,20 +364,168 @@ _RUNTIME = {
 }
 
 
+# Fields with few distinct values in real audit traffic: rules reading only these are evaluated
+# once per distinct combination of values and remembered (per dispatch key).
+LOW_CARDINALITY = frozenset(
+    {
+        "verb", "objectRef.resource", "objectRef.subresource", "objectRef.namespace", "objectRef.apiGroup",
+        "objectRef.apiVersion", "user.username", "userAgent", "responseStatus.code", "stage", "level",
+        "annotations.authorization.k8s.io/decision", "kind", "apiVersion",
+        "eventSource", "eventName", "awsRegion", "errorCode", "userIdentity.type", "userIdentity.arn",
+        "protoPayload.methodName", "protoPayload.serviceName", "protoPayload.status.code",
+        "protoPayload.authenticationInfo.principalEmail", "resource.type", "logName",
+    }
+)
+# Fields whose value is the same for most events: poor guards.
+UNSELECTIVE = frozenset(
+    {"annotations.authorization.k8s.io/decision", "stage", "level", "kind", "apiVersion", "objectRef.apiVersion",
+     "responseStatus.code", "eventVersion", "eventType", "protoPayload.serviceName", "resource.type", "logName"}
+)
+MEMO_LIMIT = 4096  # remembered value combinations per function; past it, evaluate without storing
+GUARD_MIN_NEEDLES = 6  # below this many substrings, inline tests are cheaper than one RE2 search
+
+
+def witness(ir: IR) -> dict[str, frozenset[str]] | None:
+    """Substrings (per field, lowercased) at least one of which must occur for the IR to be true."""
+    if isinstance(ir, Leaf):
+        if ir.field is None or ir.field == KEYWORD or ir.kind not in (
+            "eq", "prefix", "suffix", "contains", "ceq", "cprefix", "csuffix", "ccontains",
+        ):
+            return None
+        needle = str(ir.value).lower()
+        return {ir.field: frozenset((needle,))} if needle else None
+    if isinstance(ir, bool):
+        return None
+    op = ir[0]
+    if op == "not":
+        return None
+    found = [witness(c) for c in ir[1]]
+    if op == "and":
+        known = [w for w in found if w is not None]
+        # A guard on a field that nearly always holds the same value (the decision is almost
+        # always "allow") filters nothing; otherwise the fewest substrings guard best.
+        return min(
+            known, key=lambda w: (any(f in UNSELECTIVE for f in w), sum(len(v) for v in w.values()))
+        ) if known else None
+    if any(w is None for w in found):
+        return None
+    merged: dict[str, frozenset[str]] = {}
+    for w in found:
+        for f, needles in w.items():  # type: ignore[union-attr]
+            merged[f] = merged.get(f, frozenset()) | needles
+    return merged
+
+
+def _cse_body(gen: _Codegen, rules: Sequence[tuple[int, IR]], indent: str, emit: str) -> list[str]:
+    """`if <cond>: <emit P>` per rule; conditions shared by several rules are computed once."""
+    conds = [gen.expr(ir) for _, ir in rules]
+    counts: dict[str, int] = {}
+    for c in conds:
+        counts[c] = counts.get(c, 0) + 1
+    names: dict[str, str] = {}
+    out = []
+    for (n, _), cond in zip(rules, conds, strict=True):
+        if counts[cond] > 1:
+            if cond not in names:
+                names[cond] = f"q{len(names)}"
+                out.append(f"{indent}{names[cond]} = {cond}")
+            cond = names[cond]
+        out.append(f"{indent}if {cond}:\n{indent}    {emit.format(n=n)}")
+    return out
+
+
 def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str, dict[str, Any]]:
-    """Source and namespace of `match(doc) -> list` returning the payload of every true rule."""
+    """Source and namespace of `match(doc) -> list` returning the payload of every true rule.
+
+    Rules reading only low-cardinality fields are memoized on those fields' values; rules that
+    need one of many substrings of a field sit behind one RE2 search for all of them.
+    """
+    live = [(n, ir) for n, (_, ir) in enumerate(rules) if ir is not False]
+    consts: dict[str, Any] = {f"P{n}": payload for n, (payload, ir) in enumerate(rules) if ir is not False}
+
+    memo: list[tuple[int, IR]] = []
+    rest: list[tuple[int, IR]] = []
+    for n, ir in live:
+        names = field_names(ir)
+        (memo if names and names <= LOW_CARDINALITY else rest).append((n, ir))
+    if len(memo) < 2:
+        rest = live
+        memo = []
+
     gen = _Codegen()
-    body: list[str] = []
-    for n, (payload, ir) in enumerate(rules):
-        if ir is False:
+    lines: list[str] = []
+    extra_defs: list[str] = []
+    if memo:
+        mgen = _Codegen(prefix="D")
+        mfields = sorted({f for _, ir in memo for f in field_names(ir)})
+        for f in mfields:
+            mgen.field(f)
+        mbody = _cse_body(mgen, memo, "    ", "h.append(P{n})")
+        args = ", ".join(f"x{mgen.fields[f]}" for f in mfields)
+        extra_defs.append(
+            "\n".join([f"def MEMOFN({args}):", *mgen.prologue(from_args=True), "    h = []", *mbody,
+                       "    return tuple(h)"])
+        )
+        consts.update(mgen.consts)
+        consts["MEMO"] = {}
+        xs = [f"x{gen.field(f)}" for f in mfields]
+        # str values key themselves; others carry their type (1, 1.0 and True hash alike)
+        key = "(" + "".join(f"{x} if {x}.__class__ is str else _MK({x}), " for x in xs) + ")"
+        lines += [
+            f"    k = {key}",
+            "    try:",
+            "        h = MEMO[k]",
+            "    except KeyError:",
+            f"        h = MEMOFN({', '.join(xs)})",
+            f"        if len(MEMO) < {MEMO_LIMIT}:",
+            "            MEMO[k] = h",
+            "    except TypeError:  # an unhashable value (list, object): evaluate directly",
+            f"        h = MEMOFN({', '.join(xs)})",
+            "    r = list(h)",
+        ]
+    else:
+        lines.append("    r = []")
+
+    plain: list[tuple[int, IR]] = []
+    groups: dict[tuple[str, ...], list[tuple[int, IR, dict[str, frozenset[str]]]]] = {}
+    for n, ir in rest:
+        w = witness(ir)
+        if w is None:
+            plain.append((n, ir))
+        else:
+            groups.setdefault(tuple(sorted(w)), []).append((n, ir, w))
+    guarded: list[tuple[str, list[tuple[int, IR]]]] = []
+    for fields_key, members in groups.items():
+        needles = {f: frozenset().union(*(w[f] for _, _, w in members)) for f in fields_key}
+        if sum(len(v) for v in needles.values()) < GUARD_MIN_NEEDLES:
+            plain.extend((n, ir) for n, ir, _ in members)
             continue
-        cond = gen.expr(ir)
-        body.append(f"    if {cond}:\n        r.append(P{n})")
-        gen.consts[f"P{n}"] = payload
-    lines = [f"def {name}(doc):", *gen.prologue(), "    r = []", *body, "    return r"]
+        tests = []
+        for f, ns in needles.items():
+            i = gen.field(f, "l")
+            gen.needs[i].add("m")
+            rx = M.compile_re2("|".join(M.re2_escape(x) for x in sorted(ns)), "substring guard")
+            tests.append(f"m{i} or (l{i} is not None and {gen.const(rx)}.search(l{i}) is not None)")
+        guarded.append((" or ".join(tests), [(n, ir) for n, ir, _ in members]))
+    plain.sort()
+    lines += _cse_body(gen, plain, "    ", "r.append(P{n})")
+    eager = set(gen.fields.values())
+    # Fields read only by guarded rules are resolved inside the guard: most events never get there.
+    blocks: list[tuple[str, list[str], set[int]]] = []
+    for test, members in guarded:
+        code = _cse_body(gen, members, "        ", "r.append(P{n})")
+        used = {gen.fields[f] for _, ir in members for f in field_names(ir)} - eager
+        blocks.append((test, code, used))
+    for test, code, used in blocks:
+        lines.append(f"    if {test}:")
+        lines += gen.prologue(only=used, indent="        ", keywords=False)
+        lines += code
+
+    body = [f"def {name}(doc):", *gen.prologue(only=eager), *lines, "    return r"]
     resolvers = [F.resolver_source(f"R{i}", F.split_path(path)) for path, i in gen.fields.items()]
-    source = "\n".join(resolvers) + "\n" + "\n".join(lines) + "\n"
+    source = "\n".join(resolvers) + "\n" + "\n".join(extra_defs) + "\n" + "\n".join(body) + "\n"
     namespace = dict(_RUNTIME)
+    namespace.update(consts)
     namespace.update(gen.consts)
     return source, namespace
 

@@ -93,6 +93,36 @@ def _flatten(items: list[Any]) -> list[Any]:
     return out
 
 
+def make_resolver(parts: tuple[str, ...]) -> Any:
+    """`resolve` for one path, with every candidate dotted key joined in advance (no per-event joins)."""
+    n = len(parts)
+    table = tuple(tuple((".".join(parts[i:j]), j) for j in range(n, i, -1)) for i in range(n))
+
+    def resolver(doc: Any) -> Any:
+        node = doc
+        i = 0
+        while i < n:
+            if node.__class__ is not dict:
+                break
+            for key, j in table[i]:
+                child = node.get(key, MISSING)
+                if child is not MISSING:
+                    node = child
+                    i = j
+                    break
+            else:
+                return MISSING
+        if i == n:
+            return tuple(_flatten(node)) if node.__class__ is list else node
+        if node.__class__ is list:
+            out: list[Any] = []
+            _collect(node, parts, i, out)
+            return tuple(out)
+        return MISSING
+
+    return resolver
+
+
 def resolver_source(name: str, parts: tuple[str, ...]) -> str:
     """Python source of a resolver specialised for one path (dict walk inlined, lists delegated)."""
     if len(parts) == 1:
@@ -117,7 +147,7 @@ def resolver_source(name: str, parts: tuple[str, ...]) -> str:
             f"            return MISSING\n"
             f"    return tuple(_flatten(v)) if v.__class__ is list else v\n"
         )
-    return f"def {name}(doc):\n    return _resolve(doc, {parts!r})\n"
+    return f"{name} = _make_resolver({parts!r})\n"
 
 
 def all_strings(doc: Any) -> list[str]:
