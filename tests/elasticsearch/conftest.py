@@ -437,3 +437,9 @@ def run_sink(
 @pytest.fixture(name="run_sink")
 def run_sink_fixture() -> Any:
     return run_sink
+
+
+@pytest.fixture(scope="session", name="falco_events")
+def falco_events_fixture() -> list[dict[str, Any]]:
+    """The real audit Events of Falco's regression traces."""
+    return audit_events()
