@@ -44,7 +44,7 @@ _POD_SPECS = (
 )
 _CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 
-KUBERNETES_FIELDS: dict[str, str | list[str]] = {
+KUBERNETES_FIELDS: dict[str | None, str | list[str]] = {
     "hostPath": [f"{spec}.volumes.hostPath.path" for spec in _POD_SPECS],
     "capabilities": [
         f"{spec}.{containers}.securityContext.capabilities.add"
@@ -56,7 +56,7 @@ KUBERNETES_FIELDS: dict[str, str | list[str]] = {
 
 # Elastic's gcp.audit.* names (used by SigmaHQ's GCP rules) and the `data.protoPayload.*` spelling of
 # the break-glass rule, onto the raw Cloud Audit LogEntry.
-GCP_FIELDS: dict[str, str | list[str]] = {
+GCP_FIELDS: dict[str | None, str | list[str]] = {
     "gcp.audit.method_name": "protoPayload.methodName",
     "gcp.audit.service_name": "protoPayload.serviceName",
     "gcp.audit.resource_name": "protoPayload.resourceName",
@@ -91,7 +91,9 @@ class StatusWordToDecisionTransformation(DetectionItemTransformation):
             for v in values
         ):
             detection_item.field = DECISION_FIELD
-            detection_item.value = [SigmaString("forbid" if str(v).lower() == "deny" else str(v).lower()) for v in values]
+            detection_item.value = [
+                SigmaString("forbid" if str(v).lower() == "deny" else str(v).lower()) for v in values
+            ]
             return detection_item
         return None
 

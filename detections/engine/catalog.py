@@ -15,35 +15,102 @@ from sigma.types import SigmaString, SpecialChars
 _FREE = None
 KNOWN_FIELDS: dict[tuple[str, str], dict[str, set[str] | None]] = {
     ("kubernetes", "audit"): {
-        "kind": set(), "apiVersion": set(), "level": set(), "auditID": set(), "stage": set(),
-        "requestURI": set(), "verb": set(), "userAgent": set(), "sourceIPs": set(),
-        "requestReceivedTimestamp": set(), "stageTimestamp": set(),
+        "kind": set(),
+        "apiVersion": set(),
+        "level": set(),
+        "auditID": set(),
+        "stage": set(),
+        "requestURI": set(),
+        "verb": set(),
+        "userAgent": set(),
+        "sourceIPs": set(),
+        "requestReceivedTimestamp": set(),
+        "stageTimestamp": set(),
         "user": {"username", "uid", "groups", "extra"},
         "impersonatedUser": {"username", "uid", "groups", "extra"},
-        "objectRef": {"resource", "namespace", "name", "uid", "apiGroup", "apiVersion", "resourceVersion", "subresource"},
+        "objectRef": {
+            "resource",
+            "namespace",
+            "name",
+            "uid",
+            "apiGroup",
+            "apiVersion",
+            "resourceVersion",
+            "subresource",
+        },
         "responseStatus": {"code", "status", "reason", "message", "metadata", "details"},
-        "requestObject": _FREE, "responseObject": _FREE, "annotations": _FREE, "metadata": _FREE,
+        "requestObject": _FREE,
+        "responseObject": _FREE,
+        "annotations": _FREE,
+        "metadata": _FREE,
     },
     ("gcp", "gcp.audit"): {
-        "logName": set(), "timestamp": set(), "receiveTimestamp": set(), "severity": set(), "insertId": set(),
-        "trace": set(), "spanId": set(), "traceSampled": set(), "textPayload": set(),
-        "resource": _FREE, "labels": _FREE, "operation": _FREE, "httpRequest": _FREE, "sourceLocation": _FREE,
+        "logName": set(),
+        "timestamp": set(),
+        "receiveTimestamp": set(),
+        "severity": set(),
+        "insertId": set(),
+        "trace": set(),
+        "spanId": set(),
+        "traceSampled": set(),
+        "textPayload": set(),
+        "resource": _FREE,
+        "labels": _FREE,
+        "operation": _FREE,
+        "httpRequest": _FREE,
+        "sourceLocation": _FREE,
         "jsonPayload": _FREE,
         "protoPayload": {
-            "@type", "status", "authenticationInfo", "authorizationInfo", "requestMetadata", "serviceName",
-            "methodName", "resourceName", "resourceLocation", "numResponseItems", "request", "response",
-            "metadata", "serviceData", "policyViolationInfo", "resourceOriginalState",
+            "@type",
+            "status",
+            "authenticationInfo",
+            "authorizationInfo",
+            "requestMetadata",
+            "serviceName",
+            "methodName",
+            "resourceName",
+            "resourceLocation",
+            "numResponseItems",
+            "request",
+            "response",
+            "metadata",
+            "serviceData",
+            "policyViolationInfo",
+            "resourceOriginalState",
         },
     },
     ("aws", "cloudtrail"): {
         name: _FREE
         for name in (
-            "eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "awsRegion",
-            "sourceIPAddress", "userAgent", "errorCode", "errorMessage", "requestParameters",
-            "responseElements", "additionalEventData", "requestID", "eventID", "readOnly", "resources",
-            "eventType", "apiVersion", "managementEvent", "recipientAccountId", "serviceEventDetails",
-            "sharedEventID", "vpcEndpointId", "eventCategory", "tlsDetails", "sessionCredentialFromConsole",
-            "edgeDeviceDetails", "insightDetails",
+            "eventVersion",
+            "userIdentity",
+            "eventTime",
+            "eventSource",
+            "eventName",
+            "awsRegion",
+            "sourceIPAddress",
+            "userAgent",
+            "errorCode",
+            "errorMessage",
+            "requestParameters",
+            "responseElements",
+            "additionalEventData",
+            "requestID",
+            "eventID",
+            "readOnly",
+            "resources",
+            "eventType",
+            "apiVersion",
+            "managementEvent",
+            "recipientAccountId",
+            "serviceEventDetails",
+            "sharedEventID",
+            "vpcEndpointId",
+            "eventCategory",
+            "tlsDetails",
+            "sessionCredentialFromConsole",
+            "edgeDeviceDetails",
+            "insightDetails",
         )
     },
 }
@@ -64,7 +131,18 @@ def unknown_field(product: str | None, service: str | None, path: str) -> bool:
     return parts[1] not in subs if subs else True
 
 
-GKE_VERBS = ("create", "update", "patch", "delete", "deletecollection", "get", "list", "watch", "connect", "proxy")
+GKE_VERBS = (
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "watch",
+    "connect",
+    "proxy",
+)
 _UPPER = re.compile(r"[A-Z]")
 
 
@@ -83,6 +161,4 @@ def gke_method_problem(value: SigmaString) -> str | None:
 
 
 def is_plain_string(value: object) -> bool:
-    return isinstance(value, SigmaString) and not any(
-        isinstance(p, SpecialChars) for p in value.s
-    )
+    return isinstance(value, SigmaString) and not any(isinstance(p, SpecialChars) for p in value.s)

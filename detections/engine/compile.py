@@ -27,10 +27,12 @@ from kubesigma.detections.engine import modifiers as M
 from kubesigma.detections.engine.modifiers import Leaf, UnsupportedRule
 
 # IR: Leaf | bool | ("and", [IR]) | ("or", [IR]) | ("not", IR)
-IR = Union[Leaf, bool, tuple]
+IR = Union[Leaf, bool, tuple]  # noqa: UP007  (a runtime alias, not an annotation)
 
 KEYWORD = "\x00keywords"
-_CASED = frozenset({"ceq", "cprefix", "csuffix", "ccontains", "cglob", "cany"})  # pseudo-field of field-less values: all strings and keys of the document
+_CASED = frozenset(
+    {"ceq", "cprefix", "csuffix", "ccontains", "cglob", "cany"}
+)  # pseudo-field of field-less values: all strings and keys of the document
 
 
 # ---------------------------------------------------------------------------------------------
@@ -53,7 +55,9 @@ def _keyword_leaf(leaf: Leaf) -> Leaf:
         inner = pattern[4:] if pattern.startswith("(?s)") else pattern
         srx = M.compile_re2("(?s)" + inner, "keyword pattern")
         conv = M.scalar_str if cased else M.lower_str
-        return Leaf(KEYWORD, "kwpred", None, lambda v: (t := conv(v)) is not None and srx.search(t) is not None)
+        return Leaf(
+            KEYWORD, "kwpred", None, lambda v: (t := conv(v)) is not None and srx.search(t) is not None
+        )
     if kind == "re":
         return Leaf(KEYWORD, "kwpred", None, leaf.pred)
     raise UnsupportedRule(f"keyword of kind {kind} is not supported")
@@ -136,7 +140,9 @@ def fold(ir: IR, known: dict[str, Any]) -> IR:
         return ir
     if isinstance(ir, Leaf):
         if ir.field in known and (ir.other_field is None or ir.other_field in known):
-            return ir.evaluate(known[ir.field], known.get(ir.other_field, F.MISSING) if ir.other_field else F.MISSING)
+            return ir.evaluate(
+                known[ir.field], known.get(ir.other_field, F.MISSING) if ir.other_field else F.MISSING
+            )
         return ir
     op = ir[0]
     if op == "not":
@@ -197,14 +203,14 @@ class _Codegen:
         k = leaf.kind
         if leaf.field == KEYWORD:
             return self.keyword(leaf)
-        i = self.field(leaf.field)  # type: ignore[arg-type]
+        i = self.field(leaf.field)
         if k == "null":
             return f"_NULL(x{i})"
         if k == "exists":
             self.needs[i].add("e")
             return f"e{i}" if leaf.value else f"(not e{i})"
         if k == "fieldref":
-            j = self.field(leaf.other_field)  # type: ignore[arg-type]
+            j = self.field(leaf.other_field)
             return f"_FREF(x{i}, x{j}, {leaf.value!r})"
         inline = self._inline(leaf, i)
         return f"({inline} or {self._multi(i, leaf.pred)})"
@@ -243,7 +249,7 @@ class _Codegen:
         """Several leaves of one field and kind under an OR, as one test."""
         first = group[0]
         k = first.kind
-        i = self.field(first.field)  # type: ignore[arg-type]
+        i = self.field(first.field)
         cased = k in _CASED
         v = f"s{i}" if cased else f"l{i}"
         self.needs[i].add(v[0])
@@ -293,7 +299,7 @@ class _Codegen:
             rest: list[IR] = []
             for c in ir[1]:
                 if isinstance(c, Leaf) and c.mergeable and c.field != KEYWORD:
-                    groups.setdefault((c.field, c.kind), []).append(c)  # type: ignore[arg-type]
+                    groups.setdefault((c.field, c.kind), []).append(c)
                 else:
                     rest.append(c)
             for group in groups.values():
@@ -304,7 +310,11 @@ class _Codegen:
         return "(" + f" {op} ".join(parts) + ")"
 
     def prologue(
-        self, from_args: bool = False, only: set[int] | None = None, indent: str = "    ", keywords: bool = True
+        self,
+        from_args: bool = False,
+        only: set[int] | None = None,
+        indent: str = "    ",
+        keywords: bool = True,
     ) -> list[str]:
         lines = []
         for _path, i in self.fields.items():
@@ -368,18 +378,50 @@ _RUNTIME = {
 # once per distinct combination of values and remembered (per dispatch key).
 LOW_CARDINALITY = frozenset(
     {
-        "verb", "objectRef.resource", "objectRef.subresource", "objectRef.namespace", "objectRef.apiGroup",
-        "objectRef.apiVersion", "user.username", "userAgent", "responseStatus.code", "stage", "level",
-        "annotations.authorization.k8s.io/decision", "kind", "apiVersion",
-        "eventSource", "eventName", "awsRegion", "errorCode", "userIdentity.type", "userIdentity.arn",
-        "protoPayload.methodName", "protoPayload.serviceName", "protoPayload.status.code",
-        "protoPayload.authenticationInfo.principalEmail", "resource.type", "logName",
+        "verb",
+        "objectRef.resource",
+        "objectRef.subresource",
+        "objectRef.namespace",
+        "objectRef.apiGroup",
+        "objectRef.apiVersion",
+        "user.username",
+        "userAgent",
+        "responseStatus.code",
+        "stage",
+        "level",
+        "annotations.authorization.k8s.io/decision",
+        "kind",
+        "apiVersion",
+        "eventSource",
+        "eventName",
+        "awsRegion",
+        "errorCode",
+        "userIdentity.type",
+        "userIdentity.arn",
+        "protoPayload.methodName",
+        "protoPayload.serviceName",
+        "protoPayload.status.code",
+        "protoPayload.authenticationInfo.principalEmail",
+        "resource.type",
+        "logName",
     }
 )
 # Fields whose value is the same for most events: poor guards.
 UNSELECTIVE = frozenset(
-    {"annotations.authorization.k8s.io/decision", "stage", "level", "kind", "apiVersion", "objectRef.apiVersion",
-     "responseStatus.code", "eventVersion", "eventType", "protoPayload.serviceName", "resource.type", "logName"}
+    {
+        "annotations.authorization.k8s.io/decision",
+        "stage",
+        "level",
+        "kind",
+        "apiVersion",
+        "objectRef.apiVersion",
+        "responseStatus.code",
+        "eventVersion",
+        "eventType",
+        "protoPayload.serviceName",
+        "resource.type",
+        "logName",
+    }
 )
 MEMO_LIMIT = 4096  # remembered value combinations per function; past it, evaluate without storing
 GUARD_MIN_NEEDLES = 6  # below this many substrings, inline tests are cheaper than one RE2 search
@@ -388,8 +430,20 @@ GUARD_MIN_NEEDLES = 6  # below this many substrings, inline tests are cheaper th
 def witness(ir: IR) -> dict[str, frozenset[str]] | None:
     """Substrings (per field, lowercased) at least one of which must occur for the IR to be true."""
     if isinstance(ir, Leaf):
-        if ir.field is None or ir.field == KEYWORD or ir.kind not in (
-            "eq", "prefix", "suffix", "contains", "ceq", "cprefix", "csuffix", "ccontains",
+        if (
+            ir.field is None
+            or ir.field == KEYWORD
+            or ir.kind
+            not in (
+                "eq",
+                "prefix",
+                "suffix",
+                "contains",
+                "ceq",
+                "cprefix",
+                "csuffix",
+                "ccontains",
+            )
         ):
             return None
         needle = str(ir.value).lower()
@@ -404,9 +458,11 @@ def witness(ir: IR) -> dict[str, frozenset[str]] | None:
         known = [w for w in found if w is not None]
         # A guard on a field that nearly always holds the same value (the decision is almost
         # always "allow") filters nothing; otherwise the fewest substrings guard best.
-        return min(
-            known, key=lambda w: (any(f in UNSELECTIVE for f in w), sum(len(v) for v in w.values()))
-        ) if known else None
+        return (
+            min(known, key=lambda w: (any(f in UNSELECTIVE for f in w), sum(len(v) for v in w.values())))
+            if known
+            else None
+        )
     if any(w is None for w in found):
         return None
     merged: dict[str, frozenset[str]] = {}
@@ -463,8 +519,15 @@ def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str,
         mbody = _cse_body(mgen, memo, "    ", "h.append(P{n})")
         args = ", ".join(f"x{mgen.fields[f]}" for f in mfields)
         extra_defs.append(
-            "\n".join([f"def MEMOFN({args}):", *mgen.prologue(from_args=True), "    h = []", *mbody,
-                       "    return tuple(h)"])
+            "\n".join(
+                [
+                    f"def MEMOFN({args}):",
+                    *mgen.prologue(from_args=True),
+                    "    h = []",
+                    *mbody,
+                    "    return tuple(h)",
+                ]
+            )
         )
         consts.update(mgen.consts)
         consts["MEMO"] = {}
@@ -512,9 +575,9 @@ def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str,
     eager = set(gen.fields.values())
     # Fields read only by guarded rules are resolved inside the guard: most events never get there.
     blocks: list[tuple[str, list[str], set[int]]] = []
-    for test, members in guarded:
-        code = _cse_body(gen, members, "        ", "r.append(P{n})")
-        used = {gen.fields[f] for _, ir in members for f in field_names(ir)} - eager
+    for test, guarded_rules in guarded:
+        code = _cse_body(gen, guarded_rules, "        ", "r.append(P{n})")
+        used = {gen.fields[f] for _, ir in guarded_rules for f in field_names(ir)} - eager
         blocks.append((test, code, used))
     for test, code, used in blocks:
         lines.append(f"    if {test}:")
@@ -534,7 +597,7 @@ def build(rules: Sequence[tuple[Any, IR]], name: str = "match") -> Callable[[dic
     source, namespace = generate(rules, name)
     code = compile(source, f"<kubesigma rules: {len(rules)}>", "exec")
     exec(code, namespace)
-    return namespace[name]  # type: ignore[no-any-return]
+    return namespace[name]
 
 
 def key_function(paths: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -551,7 +614,7 @@ def key_function(paths: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, 
     namespace = dict(_RUNTIME)
     namespace["UNKNOWN"] = UNKNOWN
     exec(compile(source, "<kubesigma dispatch key>", "exec"), namespace)
-    return namespace["key"]  # type: ignore[no-any-return]
+    return namespace["key"]
 
 
 class _Unknown:

@@ -52,9 +52,7 @@ class RuleLoadError(ValueError):
     def __init__(self, reports: Sequence[RuleReport]):
         self.reports = list(reports)
         failed = [r for r in self.reports if not r.ok]
-        super().__init__(
-            f"{len(failed)} Sigma rule(s) refused:\n" + "\n".join(str(r) for r in failed)
-        )
+        super().__init__(f"{len(failed)} Sigma rule(s) refused:\n" + "\n".join(str(r) for r in failed))
 
 
 @dataclass
@@ -141,7 +139,7 @@ def parse_file(path: str, text: str) -> ParsedFile:
         collection = SigmaCollection.from_dicts(
             docs,
             collect_errors=True,
-            source=SigmaRuleLocation(path),
+            source=SigmaRuleLocation(Path(path)),
             collect_filters=True,
             resolve_references=False,
         )
@@ -149,9 +147,7 @@ def parse_file(path: str, text: str) -> ParsedFile:
         result.reports.append(RuleReport(path, None, None, False, _describe(e), line=find_line(text, e)))
         return result
     except Exception as e:  # pySigma raises plain exceptions on some malformed input
-        result.reports.append(
-            RuleReport(path, None, None, False, f"{type(e).__name__}: {e}", line=None)
-        )
+        result.reports.append(RuleReport(path, None, None, False, f"{type(e).__name__}: {e}", line=None))
         return result
     for n, rule in enumerate([*collection.rules, *collection.filters]):
         start = result.doc_lines[n] if n < len(result.doc_lines) else 1
@@ -175,7 +171,9 @@ def parse_file(path: str, text: str) -> ParsedFile:
             result.rules.append(rule)
     for err in collection.errors:
         if not any(err in r.errors for r in [*collection.rules, *collection.filters]):
-            result.reports.append(RuleReport(path, None, None, False, _describe(err), line=find_line(text, err)))
+            result.reports.append(
+                RuleReport(path, None, None, False, _describe(err), line=find_line(text, err))
+            )
     return result
 
 

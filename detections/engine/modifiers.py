@@ -11,7 +11,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -174,8 +175,10 @@ def field_ref(x: Any, y: Any, mode: str) -> bool:
             lb = lower_str(b)
             if lb is None:
                 continue
-            if (mode == "eq" and la == lb) or (mode == "startswith" and la.startswith(lb)) or (
-                mode == "endswith" and la.endswith(lb)
+            if (
+                (mode == "eq" and la == lb)
+                or (mode == "startswith" and la.startswith(lb))
+                or (mode == "endswith" and la.endswith(lb))
             ):
                 return True
     return False
@@ -214,7 +217,7 @@ class Leaf:
     other_field: str | None = None  # fieldref
     # Leaves on the same field and kind may merge into one test under an OR.
     mergeable: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = dc_field(default_factory=dict)
 
     def evaluate(self, x: Any, other: Any = MISSING) -> bool:
         """The leaf on a resolved field value (MISSING, a value, or a tuple of values)."""
@@ -266,9 +269,7 @@ def _string_shape(s: SigmaString, lower: bool) -> tuple[str, Any]:
         return "prefix", merged[0]
     if len(merged) == 3 and merged[0] is star and merged[2] is star and isinstance(merged[1], str):
         return "contains", merged[1]
-    regex = "".join(
-        re2_escape(p) if isinstance(p, str) else (".*" if p is star else ".") for p in merged
-    )
+    regex = "".join(re2_escape(p) if isinstance(p, str) else (".*" if p is star else ".") for p in merged)
     return "glob", compile_re2("(?s)" + regex, "wildcard pattern")
 
 
@@ -310,7 +311,9 @@ def regex_leaf(fld: str | None, r: SigmaRegularExpression) -> Leaf:
         flags += "s"
     pattern = r.regexp.to_plain()
     rx = compile_re2((f"(?{flags})" if flags else "") + pattern, "regular expression")
-    return Leaf(fld, "re", rx, lambda v: (t := scalar_str(v)) is not None and rx.search(t) is not None, needs="s")
+    return Leaf(
+        fld, "re", rx, lambda v: (t := scalar_str(v)) is not None and rx.search(t) is not None, needs="s"
+    )
 
 
 def cidr_leaf(fld: str | None, c: SigmaCIDRExpression) -> Leaf:
@@ -324,7 +327,12 @@ _OPS: dict[Any, Callable[[Any, Any], bool]] = {
     CompareOperators.GT: lambda a, b: a > b,
     CompareOperators.GTE: lambda a, b: a >= b,
 }
-_OP_TEXT = {CompareOperators.LT: "<", CompareOperators.LTE: "<=", CompareOperators.GT: ">", CompareOperators.GTE: ">="}
+_OP_TEXT = {
+    CompareOperators.LT: "<",
+    CompareOperators.LTE: "<=",
+    CompareOperators.GT: ">",
+    CompareOperators.GTE: ">=",
+}
 
 
 def compare_leaf(fld: str | None, c: SigmaCompareExpression) -> Leaf:
@@ -336,7 +344,11 @@ def compare_leaf(fld: str | None, c: SigmaCompareExpression) -> Leaf:
     op = _OPS[c.op]
     num = c.number.number
     return Leaf(
-        fld, "cmp", num, lambda v: (n := number(v)) is not None and op(n, num), needs="n",
+        fld,
+        "cmp",
+        num,
+        lambda v: (n := number(v)) is not None and op(n, num),
+        needs="n",
         extra={"op": _OP_TEXT[c.op]},
     )
 
@@ -388,7 +400,11 @@ def timestamp_part_leaf(fld: str | None, tp: SigmaTimestampPart) -> Leaf:
     part = _PARTS[tp.timestamp_part]
     num = int(tp.number)
     return Leaf(
-        fld, "tpart", num, lambda v: (d := timestamp(v)) is not None and part(d) == num, needs="t",
+        fld,
+        "tpart",
+        num,
+        lambda v: (d := timestamp(v)) is not None and part(d) == num,
+        needs="t",
         extra={"expr": _PART_EXPR[tp.timestamp_part]},
     )
 
@@ -413,8 +429,23 @@ def build_leaf(fld: str | None, value: SigmaType) -> Leaf:
     for cls, builder in LEAF_BUILDERS:
         if isinstance(value, cls):
             leaf = builder(fld, value)
-            if fld is None and leaf.kind not in ("eq", "prefix", "suffix", "contains", "glob", "any",
-                                                  "ceq", "cprefix", "csuffix", "ccontains", "cglob", "cany", "re"):
-                raise UnsupportedRule(f"a keyword (field-less) value of type {type(value).__name__} is not supported")
+            if fld is None and leaf.kind not in (
+                "eq",
+                "prefix",
+                "suffix",
+                "contains",
+                "glob",
+                "any",
+                "ceq",
+                "cprefix",
+                "csuffix",
+                "ccontains",
+                "cglob",
+                "cany",
+                "re",
+            ):
+                raise UnsupportedRule(
+                    f"a keyword (field-less) value of type {type(value).__name__} is not supported"
+                )
             return leaf
     raise UnsupportedRule(f"value type {type(value).__name__} ({value!r}) is not supported by the engine")

@@ -80,7 +80,7 @@ class _Route:
         fn = self.buckets.get(k)
         if fn is None:
             fn = self._bucket(k)
-        return fn(doc)  # type: ignore[no-any-return]
+        return fn(doc)
 
     def _bucket(self, key: tuple[Any, ...]) -> Any:
         if len(self.buckets) >= MAX_BUCKETS:
@@ -113,10 +113,10 @@ class _Route:
 
 def _rule_info(rule: SigmaRule | SigmaCorrelationRule, path: str, n: int) -> RuleInfo:
     rid = str(rule.id) if rule.id else f"{Path(path).stem}#{n}"
-    level = rule.level.name.lower() if getattr(rule, "level", None) else "medium"
+    level = rule.level.name.lower() if rule.level is not None else "medium"
     if isinstance(rule, SigmaCorrelationRule):
         ls = LogSource("correlation", "correlation")
-        for ref in rule.rules:
+        for ref in rule.rules or ():
             target = getattr(ref, "rule", None)
             if isinstance(target, SigmaRule):
                 ls = _logsource(target)
@@ -310,7 +310,9 @@ class RuleSet:
                 resolve_references=False,
             )
             for corr, pf, n in correlations:
-                report = RuleReport(pf.path, str(corr.id) if corr.id else None, corr.title, True, kind="correlation")
+                report = RuleReport(
+                    pf.path, str(corr.id) if corr.id else None, corr.title, True, kind="correlation"
+                )
                 reports.append(report)
                 try:
                     corr.resolve_rule_references(collection)
@@ -344,7 +346,7 @@ class RuleSet:
     def rule(self, rule_id: str) -> RuleInfo:
         """A loaded rule (detection or correlation) by id or Sigma `name`."""
         try:
-            return self._by_key[rule_id]  # type: ignore[no-any-return]
+            return self._by_key[rule_id]
         except KeyError:
             raise KeyError(f"no loaded rule has id or name {rule_id!r}") from None
 
@@ -356,8 +358,11 @@ class RuleSet:
     def _route(self, logsource: LogSource) -> _Route:
         route = self._routes.get(logsource)
         if route is None:
-            ls = LogSource(logsource.product.lower(), logsource.service.lower(),
-                           logsource.category.lower() if logsource.category else None)
+            ls = LogSource(
+                logsource.product.lower(),
+                logsource.service.lower(),
+                logsource.category.lower() if logsource.category else None,
+            )
             rules = [c for c in self._compiled if _applies(c.info.logsource, ls)]
             route = _Route(rules, DISPATCH_FIELDS.get((ls.product, ls.service), ()))
             self._routes[logsource] = route

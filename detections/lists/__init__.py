@@ -25,14 +25,18 @@ class ValueListError(ValueError):
 def _read_list(path: Path) -> list[str]:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".txt":
-        return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        return [
+            line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+        ]
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ValueListError(f"{path}: not valid YAML: {e}") from e
     if data is None:
         return []
-    if not isinstance(data, list) or not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in data):
+    if not isinstance(data, list) or not all(
+        isinstance(v, str | int | float) and not isinstance(v, bool) for v in data
+    ):
         raise ValueListError(f"{path}: a value list must be a YAML sequence of strings or numbers")
     return [str(v) for v in data]
 

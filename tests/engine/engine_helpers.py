@@ -16,7 +16,9 @@ from kubesigma.detections.engine import RuleSet
 _counter = itertools.count()
 
 
-def rule_doc(detection: dict[str, Any], product: str = "kubernetes", service: str = "audit", **meta: Any) -> dict[str, Any]:
+def rule_doc(
+    detection: dict[str, Any], product: str = "kubernetes", service: str = "audit", **meta: Any
+) -> dict[str, Any]:
     n = next(_counter)
     doc: dict[str, Any] = {
         "title": meta.pop("title", f"test rule {n}"),
@@ -44,7 +46,9 @@ def ruleset(tmp_path: Path, *docs: dict[str, Any] | str, config: EngineConfig | 
     return RuleSet.load([write_rules(tmp_path / f"rules{next(_counter)}", *docs)], config)
 
 
-def matches(detection: dict[str, Any], doc: dict[str, Any], tmp_path: Path, logsource: LogSource = KUBERNETES_AUDIT) -> bool:
+def matches(
+    detection: dict[str, Any], doc: dict[str, Any], tmp_path: Path, logsource: LogSource = KUBERNETES_AUDIT
+) -> bool:
     """Does one rule with this detection match this document?"""
     rs = ruleset(tmp_path, rule_doc(detection))
     return bool(rs.match_document(logsource, doc))

@@ -27,7 +27,7 @@ from sigma.exceptions import SigmaError
 from kubesigma.connectors.event import KUBERNETES_AUDIT
 from kubesigma.detections.engine import RuleSet
 from kubesigma.detections.engine.compile import KEYWORD, field_names
-from kubesigma.detections.engine.fields import MISSING, resolve, split_path
+from kubesigma.detections.engine.fields import resolve, split_path
 from kubesigma.detections.mapping import evaluation_pipeline
 
 HERE = Path(__file__).resolve().parent
@@ -72,8 +72,10 @@ class SqliteOracle:
         for i, row in enumerate(rows, start=1):
             names = ", ".join(f'"{c}"' for c in row)
             marks = ", ".join("?" for _ in row)
-            db.execute(f"INSERT INTO logs (rowid{', ' if row else ''}{names}) VALUES (?{', ' if row else ''}{marks})",
-                       [i, *row.values()])
+            db.execute(
+                f"INSERT INTO logs (rowid{', ' if row else ''}{names}) VALUES (?{', ' if row else ''}{marks})",
+                [i, *row.values()],
+            )
         found = set()
         for rule_id, query in self.queries.items():
             while True:
@@ -84,7 +86,9 @@ class SqliteOracle:
                     missing = re.match(r"no such column: (.+)$", str(e))
                     if not missing:
                         raise
-                    db.execute(f'ALTER TABLE logs ADD COLUMN "{missing.group(1).strip("`")}" TEXT COLLATE NOCASE')
+                    db.execute(
+                        f'ALTER TABLE logs ADD COLUMN "{missing.group(1).strip("`")}" TEXT COLLATE NOCASE'
+                    )
         return found
 
 
@@ -103,9 +107,16 @@ class Harness:
         self.fields = {c.info.id: field_names(c.ir) - {KEYWORD} for c in self.engine._compiled}
 
     def compare(self, docs: list[dict]) -> tuple[set, set, int]:
-        mine = {(r.id, i) for i, d in enumerate(docs) for r in self.engine.match_document(KUBERNETES_AUDIT, d)}
+        mine = {
+            (r.id, i) for i, d in enumerate(docs) for r in self.engine.match_document(KUBERNETES_AUDIT, d)
+        }
         theirs = self.oracle.run(docs)
-        keep = {(rid, i) for rid in self.oracle.queries for i, d in enumerate(docs) if comparable(self.fields[rid], d)}
+        keep = {
+            (rid, i)
+            for rid in self.oracle.queries
+            for i, d in enumerate(docs)
+            if comparable(self.fields[rid], d)
+        }
         return mine & keep, theirs & keep, len(keep)
 
 
@@ -121,8 +132,10 @@ def construct_harness() -> Harness:
 
 def dataset_events(datasets) -> list[dict]:
     docs = []
-    for path in [*sorted((datasets / "falco-k8s-audit" / "traces").glob("*.json")),
-                 datasets / "format-samples" / "kubernetes-audit-mixed.jsonl"]:
+    for path in [
+        *sorted((datasets / "falco-k8s-audit" / "traces").glob("*.json")),
+        datasets / "format-samples" / "kubernetes-audit-mixed.jsonl",
+    ]:
         for line in path.read_text().splitlines():
             if line.strip():
                 doc = json.loads(line)
@@ -150,17 +163,26 @@ def _case(s: str) -> st.SearchStrategy[str]:
 
 
 NAMES = ["alice@example.com", "system:serviceaccount:kube-system:foo", "bob", "web", "kubelet"]
-URIS = ["/api/v1/namespaces/default/pods/web/exec?command=%2Fbin%2Fsh&stdin=true&-it",
-        "/api/v1/namespaces/kube-system/pods/x/exec?command=ls", "/api/v1/secrets?watch=true",
-        "/apis/apps/v1/deployments", "/api/v1/namespaces/kube-system/configmaps/c", "/healthz"]
+URIS = [
+    "/api/v1/namespaces/default/pods/web/exec?command=%2Fbin%2Fsh&stdin=true&-it",
+    "/api/v1/namespaces/kube-system/pods/x/exec?command=ls",
+    "/api/v1/secrets?watch=true",
+    "/apis/apps/v1/deployments",
+    "/api/v1/namespaces/kube-system/configmaps/c",
+    "/healthz",
+]
 PAYLOADS = [base64.b64encode(p.encode()).decode() for p in ("sh -c 'curl x|sh'", "xcurl y", "hello", "curl ")]
 
 EVENTS = st.fixed_dictionaries(
     {
         "kind": st.just("Event"),
-        "verb": st.one_of(st.sampled_from(["get", "list", "create", "delete", "update", "patch"]).flatmap(_case)),
+        "verb": st.one_of(
+            st.sampled_from(["get", "list", "create", "delete", "update", "patch"]).flatmap(_case)
+        ),
         "requestURI": st.sampled_from(URIS).flatmap(lambda u: st.sampled_from([u, u.upper()])),
-        "userAgent": st.sampled_from(["kubectl/v1.29.0", "curl/8.0", "Go-http-client/2.0", "KUBECTL/1", "xcurl/1"]),
+        "userAgent": st.sampled_from(
+            ["kubectl/v1.29.0", "curl/8.0", "Go-http-client/2.0", "KUBECTL/1", "xcurl/1"]
+        ),
         "user": st.fixed_dictionaries({"username": st.sampled_from(NAMES).flatmap(_case)}),
         "objectRef": st.fixed_dictionaries(
             {"resource": st.sampled_from(["pods", "secrets", "configmaps", "Secrets"])},
@@ -171,13 +193,23 @@ EVENTS = st.fixed_dictionaries(
             },
         ),
         "responseStatus": st.fixed_dictionaries({"code": st.sampled_from([200, 201, 401, 403, 404, 500])}),
-        "annotations": st.fixed_dictionaries({"authorization.k8s.io/decision": st.sampled_from(["allow", "forbid", "ALLOW"])}),
+        "annotations": st.fixed_dictionaries(
+            {"authorization.k8s.io/decision": st.sampled_from(["allow", "forbid", "ALLOW"])}
+        ),
     },
-    optional={"requestObject": st.fixed_dictionaries({"data": st.fixed_dictionaries({"payload": st.sampled_from(PAYLOADS)})})},
+    optional={
+        "requestObject": st.fixed_dictionaries(
+            {"data": st.fixed_dictionaries({"payload": st.sampled_from(PAYLOADS)})}
+        )
+    },
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(docs=st.lists(EVENTS, min_size=1, max_size=40))
 def test_generated_events_agree_with_sqlite(construct_harness, sigmahq_harness, docs):
     for harness in (construct_harness, sigmahq_harness):
@@ -187,7 +219,13 @@ def test_generated_events_agree_with_sqlite(construct_harness, sigmahq_harness, 
 
 def test_the_comparison_can_fail(construct_harness):
     """Guard: a rule the engine is made to miss shows up as a difference."""
-    doc = {"kind": "Event", "verb": "get", "userAgent": "kubectl/v1", "requestURI": "/x", "objectRef": {"resource": "pods"}}
+    doc = {
+        "kind": "Event",
+        "verb": "get",
+        "userAgent": "kubectl/v1",
+        "requestURI": "/x",
+        "objectRef": {"resource": "pods"},
+    }
     mine, theirs, _ = construct_harness.compare([doc])
     assert ("7e0d1a00-0000-4000-8000-000000000002", 0) in theirs
     assert mine - {("7e0d1a00-0000-4000-8000-000000000002", 0)} != theirs

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from engine.engine_helpers import rule_doc, write_rules
+
 from kubesigma.detections.engine import RuleLoadError, RuleSet
 
 GOOD = rule_doc({"sel": {"verb": "create"}, "condition": "sel"}, title="good rule")

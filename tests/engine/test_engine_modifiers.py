@@ -7,10 +7,9 @@ import ipaddress
 import re
 from datetime import UTC, datetime
 
+from engine.engine_helpers import compile_rule
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from engine.engine_helpers import compile_rule
 
 # Sigma strings without wildcard/escape characters, so the rule value is the literal.
 TEXT = st.text(alphabet=st.characters(blacklist_characters="*?\\", blacklist_categories=("Cs",)), max_size=12)
@@ -68,7 +67,11 @@ def test_base64offset_finds_the_value_at_any_offset(value, prefix, suffix):
 
 
 @SETTINGS
-@given(value=ASCII.filter(lambda s: len(s) >= 3), prefix=ASCII, enc=st.sampled_from(["utf16le", "wide", "utf16be", "utf16"]))
+@given(
+    value=ASCII.filter(lambda s: len(s) >= 3),
+    prefix=ASCII,
+    enc=st.sampled_from(["utf16le", "wide", "utf16be", "utf16"]),
+)
 def test_utf16_encodings_combine_with_base64offset(value, prefix, enc):
     codec = {"utf16le": "utf-16-le", "wide": "utf-16-le", "utf16be": "utf-16-be"}.get(enc)
     raw = (prefix.encode(codec) + value.encode(codec)) if codec else ("\ufeff" + value).encode("utf-16-le")
@@ -115,8 +118,12 @@ def test_neq_is_negated_equality(value, other):
 
 
 @SETTINGS
-@given(limit=st.integers(-50, 50), value=st.one_of(st.integers(-60, 60), st.floats(-60, 60, allow_nan=False)),
-       op=st.sampled_from(["lt", "lte", "gt", "gte"]), as_text=st.booleans())
+@given(
+    limit=st.integers(-50, 50),
+    value=st.one_of(st.integers(-60, 60), st.floats(-60, 60, allow_nan=False)),
+    op=st.sampled_from(["lt", "lte", "gt", "gte"]),
+    as_text=st.booleans(),
+)
 def test_numeric_comparisons(limit, value, op, as_text):
     expected = {"lt": value < limit, "lte": value <= limit, "gt": value > limit, "gte": value >= limit}[op]
     assert one({f"n|{op}": limit}, {"n": str(value) if as_text else value}) == expected
@@ -125,19 +132,27 @@ def test_numeric_comparisons(limit, value, op, as_text):
 @SETTINGS
 @given(a=ASCII, b=ASCII)
 def test_fieldref_compares_two_fields(a, b):
-    assert one({"user.username|fieldref": "objectRef.name"}, {"user": {"username": a}, "objectRef": {"name": b}}) == (
-        a.lower() == b.lower()
-    )
+    assert one(
+        {"user.username|fieldref": "objectRef.name"}, {"user": {"username": a}, "objectRef": {"name": b}}
+    ) == (a.lower() == b.lower())
 
 
 @SETTINGS
-@given(moment=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
-       part=st.sampled_from(["minute", "hour", "day", "week", "month", "year"]))
+@given(
+    moment=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+    part=st.sampled_from(["minute", "hour", "day", "week", "month", "year"]),
+)
 def test_time_part_modifiers_read_event_time(moment, part):
     moment = moment.replace(tzinfo=UTC)
     stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    expected = {"minute": moment.minute, "hour": moment.hour, "day": moment.day,
-                "week": moment.isocalendar()[1], "month": moment.month, "year": moment.year}[part]
+    expected = {
+        "minute": moment.minute,
+        "hour": moment.hour,
+        "day": moment.day,
+        "week": moment.isocalendar()[1],
+        "month": moment.month,
+        "year": moment.year,
+    }[part]
     assert one({f"stageTimestamp|{part}": expected}, {"stageTimestamp": stamp})
     assert not one({f"stageTimestamp|{part}": expected + 1}, {"stageTimestamp": stamp})
 

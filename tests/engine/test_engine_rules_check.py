@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from engine.engine_helpers import rule_doc, write_rules
+
 from kubesigma.pipeline.commands.rules_check import run_check
 
 

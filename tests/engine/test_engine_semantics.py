@@ -23,8 +23,12 @@ POD_CREATE = {
 
 
 def test_map_entries_are_and_linked(tmp_path):
-    assert matches({"sel": {"verb": "create", "objectRef.resource": "pods"}, "condition": "sel"}, POD_CREATE, tmp_path)
-    assert not matches({"sel": {"verb": "create", "objectRef.resource": "secrets"}, "condition": "sel"}, POD_CREATE, tmp_path)
+    assert matches(
+        {"sel": {"verb": "create", "objectRef.resource": "pods"}, "condition": "sel"}, POD_CREATE, tmp_path
+    )
+    assert not matches(
+        {"sel": {"verb": "create", "objectRef.resource": "secrets"}, "condition": "sel"}, POD_CREATE, tmp_path
+    )
 
 
 def test_value_list_is_or_linked(tmp_path):
@@ -40,7 +44,11 @@ def test_list_of_maps_is_or_linked(tmp_path):
 
 
 def test_matching_is_case_insensitive_by_default(tmp_path):
-    assert matches({"sel": {"verb": "CREATE", "user.username": "Alice@Example.com"}, "condition": "sel"}, POD_CREATE, tmp_path)
+    assert matches(
+        {"sel": {"verb": "CREATE", "user.username": "Alice@Example.com"}, "condition": "sel"},
+        POD_CREATE,
+        tmp_path,
+    )
 
 
 def test_cased_modifier_matches_case_sensitively(tmp_path):
@@ -57,14 +65,20 @@ def test_star_and_question_mark_are_wildcards(tmp_path):
 def test_escaped_wildcards_match_literally(tmp_path):
     doc = {"verb": "get", "requestURI": "/api?watch=*"}
     assert matches({"sel": {"requestURI": "/api\\?watch=\\*"}, "condition": "sel"}, doc, tmp_path)
-    assert not matches({"sel": {"requestURI": "/api\\?watch=\\*"}, "condition": "sel"}, {"verb": "get", "requestURI": "/apiXwatch=1"}, tmp_path)
+    assert not matches(
+        {"sel": {"requestURI": "/api\\?watch=\\*"}, "condition": "sel"},
+        {"verb": "get", "requestURI": "/apiXwatch=1"},
+        tmp_path,
+    )
 
 
 def test_null_matches_absent_and_json_null(tmp_path):
     det = {"sel": {"objectRef.subresource": None}, "condition": "sel"}
     assert matches(det, POD_CREATE, tmp_path)
     assert matches(det, {**POD_CREATE, "objectRef": {"resource": "pods", "subresource": None}}, tmp_path)
-    assert not matches(det, {**POD_CREATE, "objectRef": {"resource": "pods", "subresource": "exec"}}, tmp_path)
+    assert not matches(
+        det, {**POD_CREATE, "objectRef": {"resource": "pods", "subresource": "exec"}}, tmp_path
+    )
 
 
 def test_dotted_path_reaches_any_list_element(tmp_path):
@@ -88,7 +102,9 @@ def test_keys_holding_dots_and_slashes_resolve(tmp_path):
 
 def test_keywords_search_all_strings_and_keys(tmp_path):
     assert matches({"keywords": ["miner"], "condition": "keywords"}, POD_CREATE, tmp_path)
-    assert matches({"keywords": ["authorization.k8s.io/reason"], "condition": "keywords"}, POD_CREATE, tmp_path)
+    assert matches(
+        {"keywords": ["authorization.k8s.io/reason"], "condition": "keywords"}, POD_CREATE, tmp_path
+    )
     assert not matches({"keywords": ["bitcoin"], "condition": "keywords"}, POD_CREATE, tmp_path)
 
 
@@ -101,7 +117,11 @@ def test_keyword_wildcards_stay_within_one_string(tmp_path):
 def test_numbers_match_numbers_and_numeric_text(tmp_path):
     assert matches({"sel": {"responseStatus.code": 201}, "condition": "sel"}, POD_CREATE, tmp_path)
     assert matches({"sel": {"responseStatus.code": "201"}, "condition": "sel"}, POD_CREATE, tmp_path)
-    assert matches({"sel": {"responseStatus.code": 201}, "condition": "sel"}, {"responseStatus": {"code": "201"}}, tmp_path)
+    assert matches(
+        {"sel": {"responseStatus.code": 201}, "condition": "sel"},
+        {"responseStatus": {"code": "201"}},
+        tmp_path,
+    )
 
 
 def test_string_pattern_never_matches_an_object(tmp_path):
@@ -113,6 +133,10 @@ def test_missing_field_does_not_match_a_value(tmp_path):
 
 
 def test_not_and_parentheses(tmp_path):
-    det = {"a": {"verb": "create"}, "b": {"objectRef.resource": "secrets"}, "c": {"objectRef.namespace": "default"},
-           "condition": "a and not (b or not c)"}
+    det = {
+        "a": {"verb": "create"},
+        "b": {"objectRef.resource": "secrets"},
+        "c": {"objectRef.namespace": "default"},
+        "condition": "a and not (b or not c)",
+    }
     assert matches(det, POD_CREATE, tmp_path)

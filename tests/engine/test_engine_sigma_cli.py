@@ -21,8 +21,12 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module", autouse=True)
 def plugin_path():
-    subprocess.run([sys.executable, "-m", "sigma.pipelines.kubesigma._devinstall"], check=True, timeout=60,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "sigma.pipelines.kubesigma._devinstall"],
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
 
 
 def test_sigma_lists_the_kubesigma_pipelines():
@@ -32,7 +36,15 @@ def test_sigma_lists_the_kubesigma_pipelines():
 
 
 def test_sigma_convert_maps_sigmahq_rule_onto_indexed_fields(datasets):
-    rule = datasets / "sigmahq-rules" / "rules" / "application" / "kubernetes" / "audit" / "kubernetes_audit_hostpath_mount.yml"
+    rule = (
+        datasets
+        / "sigmahq-rules"
+        / "rules"
+        / "application"
+        / "kubernetes"
+        / "audit"
+        / "kubernetes_audit_hostpath_mount.yml"
+    )
     result = run("convert", "-t", "lucene", "-p", "kubesigma", str(rule))
     assert result.returncode == 0, result.stderr
     assert "kubernetes.audit.verb:create" in result.stdout
@@ -40,7 +52,15 @@ def test_sigma_convert_maps_sigmahq_rule_onto_indexed_fields(datasets):
 
 
 def test_sigma_convert_prefixes_gcp_rules_with_gcp_audit(datasets):
-    rule = datasets / "sigmahq-rules" / "rules" / "cloud" / "gcp" / "audit" / "gcp_kubernetes_secrets_modified_or_deleted.yml"
+    rule = (
+        datasets
+        / "sigmahq-rules"
+        / "rules"
+        / "cloud"
+        / "gcp"
+        / "audit"
+        / "gcp_kubernetes_secrets_modified_or_deleted.yml"
+    )
     result = run("convert", "-t", "lucene", "-p", "kubesigma", str(rule))
     assert result.returncode == 0, result.stderr
     assert "gcp.audit.protoPayload.methodName:(io.k8s.core.v*.secrets.create" in result.stdout

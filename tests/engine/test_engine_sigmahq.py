@@ -23,7 +23,9 @@ EKS_CLUSTER = "33d50d03-20ec-4b74-a74e-1e65a38af1c0"
 @pytest.fixture(scope="module")
 def sigmahq(datasets) -> RuleSet:
     rules = datasets / "sigmahq-rules" / "rules"
-    return RuleSet.load([rules / "application" / "kubernetes", rules / "cloud" / "gcp", rules / "cloud" / "aws"])
+    return RuleSet.load(
+        [rules / "application" / "kubernetes", rules / "cloud" / "gcp", rules / "cloud" / "aws"]
+    )
 
 
 def trace(datasets, name: str) -> dict:
@@ -48,7 +50,9 @@ def test_capabilities_rule_sees_added_capabilities(sigmahq, datasets):
     pod = trace(datasets, "create_nginx_pod_unprivileged.json")
     assert CAPABILITIES not in hits(sigmahq, pod)
     pod = copy.deepcopy(pod)
-    pod["requestObject"]["spec"]["containers"][0]["securityContext"] = {"capabilities": {"add": ["SYS_ADMIN"]}}
+    pod["requestObject"]["spec"]["containers"][0]["securityContext"] = {
+        "capabilities": {"add": ["SYS_ADMIN"]}
+    }
     assert CAPABILITIES in hits(sigmahq, pod)
 
 
@@ -66,7 +70,10 @@ def test_status_allow_quirk_means_authorization_decision_allow(sigmahq, datasets
 
 
 def test_top_level_apigroup_means_objectref_apigroup(sigmahq):
-    event = {"verb": "create", "objectRef": {"apiGroup": "authorization.k8s.io", "resource": "selfsubjectrulesreviews"}}
+    event = {
+        "verb": "create",
+        "objectRef": {"apiGroup": "authorization.k8s.io", "resource": "selfsubjectrulesreviews"},
+    }
     assert RBAC_LISTING in hits(sigmahq, event)
 
 
@@ -83,7 +90,9 @@ def test_breakglass_rule_matches_a_pod_created_with_the_annotation(sigmahq, data
     entry = json.loads(line)
     entry["logName"] = "projects/foo/logs/cloudaudit.googleapis.com%2Factivity"
     entry["protoPayload"]["methodName"] = "io.k8s.core.v1.pods.create"
-    entry["protoPayload"]["request"] = {"metadata": {"annotations": {"image-policy.k8s.io/break-glass": "true"}}}
+    entry["protoPayload"]["request"] = {
+        "metadata": {"annotations": {"image-policy.k8s.io/break-glass": "true"}}
+    }
     assert BREAKGLASS in hits(sigmahq, entry, GCP_AUDIT)
     entry["protoPayload"]["request"] = {"metadata": {"annotations": {}}}
     assert BREAKGLASS not in hits(sigmahq, entry, GCP_AUDIT)
@@ -101,7 +110,9 @@ def test_falco_traces_hit_the_expected_sigmahq_rules(sigmahq, datasets):
             if line.strip():
                 doc = json.loads(line)
                 if isinstance(doc, dict) and doc.get("kind") == "Event":
-                    found.setdefault(path.name, set()).update(r.title for r in sigmahq.match_document(KUBERNETES_AUDIT, doc))
+                    found.setdefault(path.name, set()).update(
+                        r.title for r in sigmahq.match_document(KUBERNETES_AUDIT, doc)
+                    )
     assert found["create_serviceaccount.json"] == {"New Kubernetes Service Account Created"}
     assert found["delete_deployment.json"] == {"Deployment Deleted From Kubernetes Cluster"}
     assert found["create_pod_kube_system_namespace.json"] == {"Creation Of Pod In System Namespace"}

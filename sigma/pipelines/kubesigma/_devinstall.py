@@ -23,9 +23,8 @@ def install(prefix: Path | None = None) -> Path:
     root = purelib / "kubesigma_sigma_plugin"
     link = root / "sigma" / "pipelines" / "kubesigma"
     link.parent.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink() or link.exists():
-        if link.resolve() != PLUGIN_DIR:
-            link.unlink()
+    if (link.is_symlink() or link.exists()) and link.resolve() != PLUGIN_DIR:
+        link.unlink()
     if not link.exists():
         link.symlink_to(PLUGIN_DIR, target_is_directory=True)
     (purelib / "kubesigma_sigma_plugin.pth").write_text(f"{root}\n", encoding="utf-8")
