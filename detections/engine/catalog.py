@@ -131,6 +131,11 @@ def unknown_field(product: str | None, service: str | None, path: str) -> bool:
     return parts[1] not in subs if subs else True
 
 
+# Fields holding event time, which time-part modifiers (`|hour`, `|day`, ...) read.
+TIME_FIELDS = frozenset(
+    {"requestReceivedTimestamp", "stageTimestamp", "timestamp", "receiveTimestamp", "eventTime"}
+)
+
 GKE_VERBS = (
     "create",
     "update",

@@ -169,6 +169,9 @@ def _detection_items(rule: SigmaRule) -> list[SigmaDetectionItem]:
 def _warnings(rule: SigmaRule, ir: Any) -> list[str]:
     ls = rule.logsource
     warns = []
+    for leaf in C.leaves(ir):
+        if leaf.kind == "tpart" and leaf.field not in catalog.TIME_FIELDS:
+            warns.append(f"time-part modifier on `{leaf.field}`, which is not an event time field")
     if ((ls.product or "").lower(), (ls.service or "").lower()) not in catalog.KNOWN_FIELDS:
         warns.append(f"no kubesigma event has logsource {ls.product}/{ls.service}: the rule never runs")
     for name in sorted(C.field_names(ir) - {C.KEYWORD}):
@@ -188,7 +191,9 @@ class RuleSet:
     """Loaded Sigma rules, compiled, ready to match audit events (picklable: recompiles on unpickle)."""
 
     rules: tuple[RuleInfo, ...]
-    correlation_rules: tuple[Any, ...]
+    correlation_rules: tuple[Any, ...]  # pySigma SigmaCorrelationRule, references resolved
+    correlation_infos: tuple[RuleInfo, ...]
+    correlation_only_ids: frozenset[str]  # base rules that must not alert on their own
     reports: tuple[RuleReport, ...]
 
     def __init__(
@@ -338,6 +343,15 @@ class RuleSet:
         self.rules = tuple(c.info for c in active)
         self.correlation_rules = tuple(corr_objs)
         self.correlation_infos = tuple(corr_infos)
+        # Sigma: a correlation with `generate: false` (the default) keeps its base rules from
+        # alerting on their own; they still match, so the correlation stage can count them.
+        self.correlation_only_ids = frozenset(
+            str(ref.rule.id)
+            for corr in corr_objs
+            if not corr.generate
+            for ref in corr.rules or ()
+            if isinstance(getattr(ref, "rule", None), SigmaRule) and ref.rule.id
+        )
         self.reports = tuple(reports)
         self._routes: dict[LogSource, _Route] = {}
 

@@ -223,3 +223,20 @@ def test_many_distinct_keys_keep_matching(tmp_path, n, monkeypatch):
     rs = ruleset(tmp_path, rule_doc({"sel": {"verb|startswith": "v1"}, "condition": "sel"}))
     hits = [bool(rs.match_document(KUBERNETES_AUDIT, {"verb": f"v{i}"})) for i in range(n)]
     assert hits == [str(i).startswith("1") for i in range(n)]
+
+
+def test_base_rules_of_a_non_generating_correlation_are_marked(tmp_path):
+    base = rule_doc({"sel": {"objectRef.subresource": "exec"}, "condition": "sel"}, name="exec_base")
+    corr = {
+        "title": "exec burst",
+        "id": "6f7d0a5c-0000-4000-8000-0000000000c1",
+        "correlation": {
+            "type": "event_count",
+            "rules": ["exec_base"],
+            "group-by": ["user.username"],
+            "timespan": "1m",
+            "condition": {"gte": 3},
+        },
+    }
+    rs = ruleset(tmp_path, base, corr)
+    assert rs.correlation_only_ids == {base["id"]}
