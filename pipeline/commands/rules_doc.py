@@ -89,6 +89,23 @@ def render(rules: list[RuleInfo]) -> str:
     w("low, never high; medium needs a look; high is rarely benign. Correlation rules (bursts, enumeration")
     w("sequences) live with the streaming pipeline and reference these rules by id.")
     w("")
+    w("## Working with the pack")
+    w("")
+    w("- `kubesigma rules test [PATH ...]` replays each rule's positive and negative events")
+    w("  (`detections/tests/<rule file stem>.yml`) in every format the rule applies to: native audit Event,")
+    w("  GKE LogEntry and EKS CloudWatch record for Kubernetes rules; CloudTrail record, CloudTrail file and")
+    w(
+        "  EventBridge event for EKS control-plane rules; LogEntry for GKE control-plane rules. It exits 1 on any"
+    )
+    w("  miss or false hit, naming the rule and the case. A case may leave a format out only with a `why`")
+    w("  (GKE LogEntries carry neither the request's query string, where exec commands travel, nor groups).")
+    w("- `kubesigma rules coverage --policy FILE` lists the rules an audit Policy leaves blind, and why.")
+    w(
+        "  `docs/audit-policy.yaml` is the recommended Policy: it leaves none blind and keeps Secrets at Metadata."
+    )
+    w("- Tune with lists (below), Sigma filters or an engine configuration, rather than by editing rules:")
+    w("  rule ids are stable and correlation rules refer to them.")
+    w("")
     w("## Tags")
     w("")
     w(
