@@ -1,0 +1,85 @@
+"""Index templates generated from the Alert model: every field mapped, raw records bounded, index names
+a pure function of the timestamp."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from kubesigma.connectors.event import KUBERNETES_AUDIT, AuditEvent, Source
+from kubesigma.connectors.sinks import es_mapping
+from kubesigma.connectors.sinks.elasticsearch import install_templates
+from kubesigma.detections.alert import Alert
+
+
+def test_every_top_level_alert_field_is_mapped():
+    properties = es_mapping.alert_mappings()["properties"]
+    fields = {info.alias or name for name, info in Alert.model_fields.items()}
+    assert set(properties) == fields
+
+
+def test_a_free_form_field_without_explicit_mapping_is_refused():
+    class WithBlob(BaseModel):
+        blob: dict[str, Any]
+
+    with pytest.raises(es_mapping.MappingError, match="alert field blob"):
+        es_mapping._model_properties(WithBlob, "")
+
+
+def test_request_and_response_objects_never_grow_the_mapping():
+    audit = es_mapping.kubernetes_audit_mapping()["properties"]
+    for member in ("requestObject", "responseObject"):
+        assert audit[member]["dynamic"] is False
+    assert audit["annotations"]["type"] == "flattened"
+    assert es_mapping.alert_mappings()["dynamic"] is False
+
+
+def test_ecs_types_of_time_and_address_fields():
+    paths = es_mapping.alert_mappings()["properties"]
+    assert paths["@timestamp"]["type"] == "date"
+    assert paths["source"]["properties"]["ip"]["type"] == "ip"
+
+
+def test_index_name_is_the_utc_day_of_the_timestamp():
+    assert es_mapping.index_name("ks", "alerts", "2026-11-28T23:30:00-02:00") == "ks-alerts-2026.11.29"
+    assert es_mapping.index_name("ks", "alerts", "2026-11-28T23:30:00.123456Z") == "ks-alerts-2026.11.28"
+
+
+def test_a_timestamp_that_is_not_rfc3339_is_named_in_the_error():
+    with pytest.raises(ValueError, match="'yesterday'"):
+        es_mapping.index_name("ks", "alerts", "yesterday")
+
+
+@pytest.mark.elasticsearch
+def test_events_indexed_twice_leave_one_document_per_event(
+    es, config, falco_events, ids_in, run_sink, tmp_path
+):
+    from dataclasses import replace
+
+    from kubesigma.connectors.sinks.elasticsearch import event_document
+
+    events_config = replace(config, index_events=True)
+    install_templates(events_config)
+    docs = []
+    for i, raw in enumerate(falco_events):
+        stamp = datetime.fromisoformat(raw["stageTimestamp"].replace("Z", "+00:00")).astimezone(UTC)
+        event = AuditEvent(
+            views=((KUBERNETES_AUDIT, raw),),
+            time=stamp.timestamp(),
+            event_id=raw["auditID"],
+            identity=f"{raw['auditID']}/{raw['stage']}/{i}",
+            source=Source(uri="file:falco-traces.jsonl", line=i + 1),
+            size=1000,
+            cluster="minikube",
+            user_name=raw.get("user", {}).get("username"),
+        )
+        docs.append(event_document(event))
+    run_sink(docs, events_config, tmp_path, "events")
+    _, dead = run_sink(docs, events_config, tmp_path, "events")
+    assert dead == []
+    assert sorted(ids_in(es, config.index_prefix, "events")) == sorted(
+        d["kubesigma"]["event_id"] for d in docs
+    )
