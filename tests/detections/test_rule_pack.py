@@ -26,12 +26,24 @@ FOLDERS = {
     ("aws", "cloudtrail"): "aws/cloudtrail",
 }
 # Ids other rules (the streaming correlation rules) and deployments refer to: they must not change.
-PINNED_IDS = {
-    "secrets_listed_cluster_wide.yml": "9b6c7599-a704-4916-ba1a-67e92b4a84a0",
-    "secrets_access_denied.yml": "6aab10a5-b77f-4f47-8084-ae5dbb33a9de",
-    "anonymous_request_denied.yml": "2aee7041-fe8b-4f19-9610-e1fcf92cf280",
-    "anonymous_request_allowed.yml": "88fe4155-a53f-4509-a276-290e88c1f38f",
-    "pod_exec_or_attach.yml": "a61a4cb5-9f7f-4a74-a4a0-86f2e023e530",
+PINNED: dict[str, tuple[str, str | None]] = {
+    "secrets_listed_cluster_wide.yml": (
+        "9b6c7599-a704-4916-ba1a-67e92b4a84a0",
+        "k8s_secrets_listed_cluster_wide",
+    ),
+    "secrets_access_denied.yml": ("6aab10a5-b77f-4f47-8084-ae5dbb33a9de", "k8s_secret_access_denied"),
+    "secrets_accessed_with_unusual_user_agent.yml": (
+        "c59083be-7358-4446-8698-e4ddce3e98a7",
+        "k8s_secrets_unusual_user_agent",
+    ),
+    "anonymous_request_denied.yml": ("2aee7041-fe8b-4f19-9610-e1fcf92cf280", "k8s_anonymous_request_denied"),
+    "anonymous_request_allowed.yml": (
+        "88fe4155-a53f-4509-a276-290e88c1f38f",
+        "k8s_anonymous_request_allowed",
+    ),
+    "pod_exec_or_attach.yml": ("a61a4cb5-9f7f-4a74-a4a0-86f2e023e530", "k8s_pod_exec_or_attach"),
+    "privileged_container.yml": ("5b17c9f4-6238-464e-9ab7-76c927c66b3e", None),
+    "miner_image_in_workload.yml": ("42abf229-e84d-4985-a68d-47e75c867348", None),
 }
 # Plain activity: creating ordinary objects. Analysts must not get these as high.
 PLAIN_ACTIVITY = {
@@ -70,10 +82,12 @@ def test_rule_file_stems_are_unique_because_tests_are_named_after_them() -> None
     assert len(stems) == len(set(stems))
 
 
-@pytest.mark.parametrize("name,rid", sorted(PINNED_IDS.items()))
-def test_referenced_rule_ids_stay_stable(name: str, rid: str) -> None:
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_referenced_rule_ids_and_names_stay_stable(name: str) -> None:
     (path,) = [p for p in RULE_FILES if p.name == name]
+    rid, sigma_name = PINNED[name]
     assert RULES[path]["id"] == rid
+    assert RULES[path].get("name") == sigma_name
 
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.stem)
