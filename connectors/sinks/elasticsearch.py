@@ -716,7 +716,7 @@ class _WriteBundles(beam.DoFn):
         # Batched documents may come from other windows than the current element: each output keeps
         # the timestamp and window of its own input.
         for tag, value, (timestamp, window) in self._flush_with_payload():
-            wv = WindowedValue(value, timestamp, [window])
+            wv = WindowedValue(value, timestamp, (window,))
             yield beam.pvalue.TaggedOutput(tag, wv) if tag else wv
 
     def _flush_with_payload(self) -> Iterator[tuple[str | None, Any, Any]]:
