@@ -38,8 +38,12 @@ up() {
     local start=$SECONDS
     mkdir -p "$ES_DIR/logs" "$ES_DIR/classes"
     echo "es-up: resolving Elasticsearch jars from Maven Central (first run takes a few minutes)"
-    mvn -B -q -Dstyle.color=never -f "$ROOT/.ci/es/pom.xml" dependency:copy-dependencies \
-        -DoutputDirectory="$ES_DIR/lib" -DincludeScope=runtime -DoverWriteIfNewer=true
+    if ! mvn -B -Dstyle.color=never -f "$ROOT/.ci/es/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$ES_DIR/lib" -DincludeScope=runtime -DoverWriteIfNewer=true >"$ES_DIR/logs/mvn.log" 2>&1; then
+        echo "es-up: Maven could not resolve the Elasticsearch jars; last lines of $ES_DIR/logs/mvn.log:" >&2
+        tail -n 30 "$ES_DIR/logs/mvn.log" >&2
+        return 1
+    fi
     local src="$ROOT/.ci/es/src/org/elasticsearch/node/KubesigmaEsLauncher.java"
     local cls="$ES_DIR/classes/org/elasticsearch/node/KubesigmaEsLauncher.class"
     if [[ ! -f "$cls" || "$src" -nt "$cls" ]]; then
