@@ -208,16 +208,16 @@ def _items(detection: Any) -> Iterable[Any]:
             yield item
 
 
-def _plain(value: Any) -> str | None:
-    from sigma.types import SigmaString
+def _plain(value: Any, lists: dict[str, list[str]]) -> list[str]:
+    """Concrete strings a value stands for: wildcards become `x`, a list placeholder its entries."""
+    from sigma.types import Placeholder, SigmaString
 
-    if isinstance(value, SigmaString):
-        if value.contains_placeholder():
-            return None
-        return "".join(p if isinstance(p, str) else "x" for p in value.s)
-    if isinstance(value, bool | int | float):
-        return None
-    return None
+    if not isinstance(value, SigmaString):
+        return []
+    if value.contains_placeholder():
+        names = [p.name for p in value.s if isinstance(p, Placeholder)]
+        return [v.replace("*", "x").replace("?", "x") for n in names for v in lists.get(n, [])]
+    return ["".join(p if isinstance(p, str) else "x" for p in value.s)]
 
 
 @dataclass
@@ -233,7 +233,7 @@ class Needs:
     fields: dict[str, int] = field(default_factory=dict)  # field -> level, for the explanation
 
 
-def needs_of(rule: Any) -> Needs:
+def needs_of(rule: Any, lists: dict[str, list[str]] | None = None) -> Needs:
     """Level and target requests of a pySigma rule (kubernetes/audit)."""
     needs = Needs()
     # Level: along the parsed condition, by identifier.
@@ -285,9 +285,7 @@ def needs_of(rule: Any) -> Needs:
             if target is None:
                 continue
             for value in item.value:
-                plain = _plain(value)
-                if plain is not None:
-                    target.add(plain)
+                target.update(_plain(value, lists or {}))
     return needs
 
 
@@ -342,7 +340,9 @@ class Finding:
 
 def analyse(policy: Policy, paths: Sequence[str | Path]) -> list[Finding]:
     from kubesigma.detections.engine.load import parse_file, rule_files
+    from kubesigma.detections.lists import LISTS_DIR, load_value_lists
 
+    lists = load_value_lists([LISTS_DIR])
     files, missing = rule_files(paths)
     if missing:
         raise PolicyError("; ".join(str(m) for m in missing))
@@ -361,7 +361,7 @@ def analyse(policy: Policy, paths: Sequence[str | Path]) -> list[Finding]:
                     f"{logsource[0]}/{logsource[1]} records do not pass through the audit Policy"
                 )
                 continue
-            needs = needs_of(rule)
+            needs = needs_of(rule, lists)
             want = LEVEL_NAMES[needs.level]
             fields = sorted(k for k, v in needs.fields.items() if v == needs.level and v > 1)
             short: list[str] = []
