@@ -344,6 +344,15 @@ class _Codegen:
         return lines
 
 
+def _dotted_top(doc: dict[str, Any]) -> tuple[str, ...]:
+    """Top-level keys holding a dot (a field path may start inside one); usually none."""
+    return tuple(k for k in doc if "." in k) if "." in "".join(doc) else ()
+
+
+def _has_root(dotted: tuple[str, ...], prefix: str) -> bool:
+    return any(k.startswith(prefix) for k in dotted)
+
+
 _UNHASHABLE: list[Any] = []
 
 
@@ -357,6 +366,8 @@ def _memo_key(v: Any) -> Any:
 
 _RUNTIME = {
     "_MK": _memo_key,
+    "_DOTTED_TOP": _dotted_top,
+    "_HAS_ROOT": _has_root,
     "MISSING": F.MISSING,
     "_resolve": F.resolve,
     "_make_resolver": F.make_resolver,
@@ -424,7 +435,30 @@ UNSELECTIVE = frozenset(
     }
 )
 MEMO_LIMIT = 4096  # remembered value combinations per function; past it, evaluate without storing
-GUARD_MIN_NEEDLES = 6  # below this many substrings, inline tests are cheaper than one RE2 search
+GUARD_MIN_NEEDLES = 4  # below this many substrings a guard saves nothing
+GRAM = 4  # guard substrings: pieces of this length shared by many needles
+
+
+def gram_cover(needles: frozenset[str]) -> list[str]:
+    """Few short substrings such that every needle contains one of them (greedy set cover).
+
+    If a needle occurs in a text, each of its substrings does too, so "no cover piece occurs"
+    proves "no needle occurs": one or two `in` tests stand guard for hundreds of needles.
+    """
+    grams = {
+        n: {n} if len(n) <= GRAM else {n[i : i + GRAM] for i in range(len(n) - GRAM + 1)} for n in needles
+    }
+    uncovered = set(needles)
+    chosen: list[str] = []
+    while uncovered:
+        counts: dict[str, int] = {}
+        for n in uncovered:
+            for g in grams[n]:
+                counts[g] = counts.get(g, 0) + 1
+        best = max(sorted(counts), key=lambda g: counts[g])
+        chosen.append(best)
+        uncovered = {n for n in uncovered if best not in grams[n]}
+    return chosen
 
 
 def witness(ir: IR) -> dict[str, frozenset[str]] | None:
@@ -560,18 +594,35 @@ def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str,
     guarded: list[tuple[str, list[tuple[int, IR]]]] = []
     for fields_key, members in groups.items():
         needles = {f: frozenset().union(*(w[f] for _, _, w in members)) for f in fields_key}
-        if sum(len(v) for v in needles.values()) < GUARD_MIN_NEEDLES:
+        covers = {f: gram_cover(ns) for f, ns in needles.items()}
+        total = sum(len(v) for v in needles.values())
+        if total < GUARD_MIN_NEEDLES or sum(len(c) for c in covers.values()) * 2 > total:
             plain.extend((n, ir) for n, ir, _ in members)
             continue
         tests = []
-        for f, ns in needles.items():
+        for f, pieces in covers.items():
             i = gen.field(f, "l")
             gen.needs[i].add("m")
-            rx = M.compile_re2("|".join(M.re2_escape(x) for x in sorted(ns)), "substring guard")
-            tests.append(f"m{i} or (l{i} is not None and {gen.const(rx)}.search(l{i}) is not None)")
+            chain = " or ".join(f"{p!r} in l{i}" for p in pieces)
+            tests.append(f"m{i} or (l{i} is not None and ({chain}))")
         guarded.append((" or ".join(tests), [(n, ir) for n, ir, _ in members]))
-    plain.sort()
-    lines += _cse_body(gen, plain, "    ", "r.append(P{n})")
+    # Rules reading only fields under one object (requestObject.*, ...) wait behind a test that the
+    # object is there: Metadata-level events carry no requestObject, so they skip those rules.
+    rooted: dict[str, list[tuple[int, IR]]] = {}
+    eager_rules: list[tuple[int, IR]] = []
+    for n, ir in plain:
+        names = field_names(ir)
+        roots = {f.split(".", 1)[0] for f in names}
+        if names and KEYWORD not in names and len(roots) == 1 and all("." in f for f in names):
+            rooted.setdefault(roots.pop(), []).append((n, ir))
+        else:
+            eager_rules.append((n, ir))
+    eager_rules.sort()
+    lines += _cse_body(gen, eager_rules, "    ", "r.append(P{n})")
+    if rooted:
+        lines.append("    _dt = _DOTTED_TOP(doc)")
+    for root, rooted_rules in rooted.items():
+        guarded.append((f"{root!r} in doc or (_dt and _HAS_ROOT(_dt, {root + '.'!r}))", rooted_rules))
     eager = set(gen.fields.values())
     # Fields read only by guarded rules are resolved inside the guard: most events never get there.
     blocks: list[tuple[str, list[str], set[int]]] = []
