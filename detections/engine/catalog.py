@@ -155,6 +155,8 @@ def gke_method_problem(value: SigmaString) -> str | None:
     """Why a methodName value cannot match GKE's `io.k8s.<group>.<version>.<resource>.<verb>`, or None."""
     parts = [p for p in value.s]
     text = "".join(p if isinstance(p, str) else "*" for p in parts)
+    if "k8s" not in text.lower():
+        return None  # a Google API method (google.container.v1.ClusterManager.CreateCluster), not Kubernetes
     if parts and isinstance(parts[0], str) and not text.startswith("io.k8s."):
         return f"method name {text!r} does not start with `io.k8s.` as GKE method names do"
     verbs = GKE_VERBS if parts and not isinstance(parts[0], str) else tuple("." + v for v in GKE_VERBS)

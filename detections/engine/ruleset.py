@@ -182,7 +182,7 @@ def _warnings(rule: SigmaRule, ir: Any) -> list[str]:
             if item.field == "protoPayload.methodName":
                 for v in item.value:
                     problem = catalog.gke_method_problem(v) if hasattr(v, "s") else None
-                    if problem:
+                    if problem and problem not in warns:
                         warns.append(problem)
     return warns
 
