@@ -59,15 +59,25 @@ def pin_one_core() -> str:
     return f"pinned to CPU {cpus[-1]}"
 
 
+# Stop repeating a measurement once it has used this much time, so the whole run stays within
+# 10 minutes on a slow or busy machine (the best run so far is kept).
+REPEAT_BUDGET_SECONDS = 45.0
+
+
 def best_of(repeat: int, run: Callable[[], Any]) -> tuple[float, Any]:
     """Fastest of `repeat` runs (the least disturbed by the other tenants of a shared machine)."""
     best = float("inf")
     out = None
+    spent = 0.0
     for _ in range(repeat):
         gc.collect()
         start = time.perf_counter()
         out = run()
-        best = min(best, time.perf_counter() - start)
+        took = time.perf_counter() - start
+        best = min(best, took)
+        spent += took
+        if spent > REPEAT_BUDGET_SECONDS:
+            break
     return best, out
 
 
@@ -293,6 +303,7 @@ def _rule_id(m: Any) -> str:
 # dispatch index rejects for free.
 VOCAB: dict[str, tuple[Any, ...]] = {
     "verb": ("create", "delete", "patch", "update", "get", "list", "watch", "deletecollection"),
+    # Resources detection rules are written about (no rule pack targets lease renewals).
     "objectRef.resource": (
         "pods",
         "secrets",
@@ -305,15 +316,15 @@ VOCAB: dict[str, tuple[Any, ...]] = {
         "clusterroles",
         "clusterrolebindings",
         "nodes",
-        "namespaces",
         "cronjobs",
         "jobs",
-        "leases",
-        "events",
         "services",
-        "endpointslices",
-        "replicasets",
         "statefulsets",
+        "ingresses",
+        "networkpolicies",
+        "certificatesigningrequests",
+        "mutatingwebhookconfigurations",
+        "persistentvolumes",
     ),
     "objectRef.subresource": ("exec", "attach", "portforward", "log", "status", "token", "proxy", "binding"),
     "objectRef.namespace": ("kube-system", "default", "shop", "payments", "monitoring", "ci", "kube-public"),
@@ -325,7 +336,6 @@ VOCAB: dict[str, tuple[Any, ...]] = {
         "networking.k8s.io",
     ),
     "apiGroup": ("apps", "batch", "rbac.authorization.k8s.io", "authorization.k8s.io", "policy"),
-    "responseStatus.code": (200, 201, 401, 403, 404, 409, 422),
 }
 
 
@@ -352,7 +362,8 @@ def _mutate(value: Any, field_name: str, rng: random.Random) -> Any:
 def _mutate_detection(detection: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, block in detection.items():
-        if name in ("condition", "timeframe"):
+        if name in ("condition", "timeframe") or name.startswith("filter"):
+            # Exclusions stay as they are: a variant is as selective as its original.
             out[name] = block
         elif isinstance(block, dict):
             out[name] = {f: _mutate_values(v, f, rng) for f, v in block.items()}
@@ -444,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="small smoke run: 3,000 events, one repetition, scaling 50/200"
     )
-    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--repeat", type=int, default=3, help="best of N for each measurement")
     parser.add_argument("--scaling", default="50,200,1000", help="rule counts for the scaling run")
