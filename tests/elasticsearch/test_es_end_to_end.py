@@ -1,0 +1,42 @@
+"""The issue's acceptance check on today's pipeline: alerts from a real `kubesigma run`, indexed twice,
+leave exactly as many documents as distinct `kubesigma.alert_id`s in the JSON output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kubesigma.connectors.sinks.elasticsearch import install_templates
+from kubesigma.pipeline.cli import main
+
+pytestmark = pytest.mark.elasticsearch
+
+
+def test_alerts_of_a_run_indexed_twice_leave_one_document_per_distinct_alert_id(
+    es, config, tmp_path, run_sink, ids_in
+):
+    audit, alerts_out = tmp_path / "audit.jsonl", tmp_path / "alerts.jsonl"
+    assert main(["demo", "generate", "--out", str(audit), "--seed", "7", "--events", "2000"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--input",
+                str(audit),
+                "--alerts-out",
+                str(alerts_out),
+                "--dead-letter",
+                str(tmp_path / "dead.jsonl"),
+            ]
+        )
+        == 0
+    )
+    docs = [json.loads(line) for line in alerts_out.read_text().splitlines() if line.strip()]
+    assert docs, "the demo run produced no alert"
+    install_templates(config)
+    for _ in range(2):
+        _, dead = run_sink(docs, config, tmp_path)
+        assert dead == []
+    ids = ids_in(es, config.index_prefix)
+    assert sorted(ids) == sorted({d["kubesigma"]["alert_id"] for d in docs})
