@@ -106,6 +106,23 @@ def render(rules: list[RuleInfo]) -> str:
     w("- Tune with lists (below), Sigma filters or an engine configuration, rather than by editing rules:")
     w("  rule ids are stable and correlation rules refer to them.")
     w("")
+    w("## Known limits")
+    w("")
+    w(
+        "- GKE LogEntries carry the resource path but not the query string, the user's groups or impersonation:"
+    )
+    w(
+        "  exec-command rules, group-based anonymous matching and the impersonation rule fire on native and EKS"
+    )
+    w("  audit logs only (their test cases say so).")
+    w("- Lists in events are matched element by element, field by field: a ClusterRole with `get` on pods")
+    w("  and `create` on secrets matches the secret-read rule. Review such hits; Sigma cannot tie two fields")
+    w("  to one list element.")
+    w("- `sourceIPs` includes X-Forwarded-For entries the client sent: the public-address rule needs every")
+    w("  address to be public, so a forged private entry hides a request from it.")
+    w("- Pods that controllers create repeat the finding of their workload (a privileged Deployment raises")
+    w("  one alert for the Deployment and one per pod), except for control-plane controllers in kube-system.")
+    w("")
     w("## Tags")
     w("")
     w(
