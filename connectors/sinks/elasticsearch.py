@@ -349,19 +349,27 @@ def install_templates(config: ElasticsearchConfig, client: Any | None = None) ->
             policy = None
             if ilm:
                 policy = lifecycle_policy_name(config.index_prefix, kind)
-                es.ilm.put_lifecycle(
-                    name=policy,
-                    policy={
-                        "_meta": {"managed_by": "kubesigma"},
-                        "phases": {
-                            "hot": {"min_age": "0ms", "actions": {}},
-                            "delete": {"min_age": f"{config.retention_days}d", "actions": {"delete": {}}},
+                try:
+                    es.ilm.put_lifecycle(
+                        name=policy,
+                        policy={
+                            "_meta": {"managed_by": "kubesigma"},
+                            "phases": {
+                                "hot": {"min_age": "0ms", "actions": {}},
+                                "delete": {"min_age": f"{config.retention_days}d", "actions": {"delete": {}}},
+                            },
                         },
-                    },
-                )
-                say(
-                    f"elasticsearch: ILM policy {policy} deletes {kind} indices {config.retention_days} days after their date"
-                )
+                    )
+                except AuthorizationException:
+                    say(
+                        f"elasticsearch: not allowed to manage ILM policies (manage_ilm); {kind} indices "
+                        f"are not deleted automatically: run `kubesigma es retention --keep-days {config.retention_days}` daily"
+                    )
+                    policy = None
+                else:
+                    say(
+                        f"elasticsearch: ILM policy {policy} deletes {kind} indices {config.retention_days} days after their date"
+                    )
             name = f"{config.index_prefix}-{kind}"
             body = es_mapping.index_template(config.index_prefix, kind, lifecycle_policy=policy)
             try:
@@ -386,15 +394,24 @@ def install_templates(config: ElasticsearchConfig, client: Any | None = None) ->
 
 
 def _has_ilm(es: Any) -> bool:
+    """Whether the cluster runs index lifecycle management (x-pack's `x-pack-ilm` module).
+
+    Asked through the node's module list rather than an ILM endpoint: on a cluster without ILM those
+    answer 405, which the client's node pool takes for a failing node."""
     from elasticsearch import ApiError
 
     try:
-        es.ilm.get_status()
-        return True
+        info = es.nodes.info(node_id="_local", metric="plugins", filter_path="nodes.*.modules.name")
     except ApiError as err:
-        # 400/404/405: the endpoint is not there (no x-pack); 403: not allowed to manage ILM.
-        log.debug("ILM status answered %s", err.meta.status)
-        return False
+        log.debug("node module list answered %s; asking ILM directly", err.meta.status)
+        try:
+            es.ilm.get_status()
+            return True
+        except ApiError:
+            return False
+    nodes = (info.body if hasattr(info, "body") else info).get("nodes", {})
+    modules = {m.get("name") for node in nodes.values() for m in node.get("modules", [])}
+    return "x-pack-ilm" in modules
 
 
 def expired_indices(names: Iterable[str], prefix: str, keep_days: int, today: date) -> list[str]:

@@ -3,6 +3,7 @@ a pure function of the timestamp."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,3 +84,48 @@ def test_events_indexed_twice_leave_one_document_per_event(
     assert sorted(ids_in(es, config.index_prefix, "events")) == sorted(
         d["kubesigma"]["event_id"] for d in docs
     )
+
+
+class _RecordingCluster:
+    """Stands in for a cluster with x-pack (Elastic Cloud): none can run here, the test cluster has no
+    ILM. Answers what install_templates asks and records what it is sent."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        outer = self
+
+        class _Ns:
+            def __init__(self, prefix: str) -> None:
+                self.prefix = prefix
+
+            def __getattr__(self, name: str) -> Any:
+                def call(**kwargs: Any) -> Any:
+                    outer.calls.append((f"{self.prefix}.{name}", kwargs))
+                    if name == "info" and self.prefix == "nodes":
+                        return {
+                            "nodes": {"n1": {"modules": [{"name": "x-pack-core"}, {"name": "x-pack-ilm"}]}}
+                        }
+                    return {"acknowledged": True}
+
+                return call
+
+        self.nodes, self.ilm, self.indices = _Ns("nodes"), _Ns("ilm"), _Ns("indices")
+
+    def info(self) -> dict[str, Any]:
+        return {"version": {"number": "8.17.0"}, "cluster_name": "cloud"}
+
+
+def test_with_ilm_the_template_names_a_delete_phase_policy_counted_from_the_index_date():
+    from kubesigma.connectors.sinks.elasticsearch import ElasticsearchConfig
+
+    cluster = _RecordingCluster()
+    config = ElasticsearchConfig(url="https://es.example:9200", retention_days=14)
+    lines = install_templates(config, client=cluster)
+    policy = dict(cluster.calls)["ilm.put_lifecycle"]
+    template = dict(cluster.calls)["indices.put_index_template"]
+    settings = template["template"]["settings"]
+    assert policy["policy"]["phases"]["delete"]["min_age"] == "14d"
+    assert "rollover" not in json.dumps(policy)
+    assert settings["index.lifecycle.name"] == policy["name"]
+    assert settings["index.lifecycle.parse_origination_date"] is True
+    assert not any("no index lifecycle management" in line for line in lines)
