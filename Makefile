@@ -49,6 +49,8 @@ typecheck: install
 rules-check: install
 	$(BIN)/kubesigma rules check
 	$(BIN)/kubesigma rules test
+	$(BIN)/kubesigma rules coverage --policy docs/audit-policy.yaml
+	$(BIN)/python -m kubesigma.pipeline.commands.rules_doc --check
 	$(BIN)/sigma check --exclude attacktag --exclude d3_fendtag detections/rules
 
 # pytest exits 5 when it collected no test: that fails the target like any other failure.
