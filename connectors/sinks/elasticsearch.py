@@ -466,11 +466,23 @@ def event_doc_id(doc: dict[str, Any]) -> str:
     return doc["kubesigma"]["event_id"]
 
 
-def event_document(event: AuditEvent) -> dict[str, Any]:
+# Members dropped from indexed events above the soft size limit (the alert path does the same).
+BULKY_MEMBERS = ("requestObject", "responseObject", "requestParameters", "responseElements")
+EVENT_SOFT_LIMIT = 1024 * 1024
+
+
+def event_document(event: AuditEvent, soft_limit: int = EVENT_SOFT_LIMIT) -> dict[str, Any]:
     """The events-index document of one normalized event (for `--es-index-events`): the ECS context
-    fields and the redacted record where Elastic's integrations keep it. Its id hashes the event's
-    identity, so events are indexed exactly once too."""
+    fields and the redacted record where Elastic's integrations keep it; above `soft_limit` bytes the
+    request/response bodies are left out. Its id hashes the event's identity, so events are indexed
+    exactly once too."""
     from kubesigma.connectors.event import AWS_CLOUDTRAIL, GCP_AUDIT
+
+    record = event.document
+    dropped: list[str] = []
+    if event.size > soft_limit:
+        dropped = [k for k in BULKY_MEMBERS if k in record]
+        record = {k: v for k, v in record.items() if k not in BULKY_MEMBERS}
 
     home = (
         ("gcp", "audit")
@@ -489,7 +501,7 @@ def event_document(event: AuditEvent) -> dict[str, Any]:
             "dataset": "kubesigma.events",
             "provider": event.logsource.product,
         },
-        home[0]: {home[1]: redact_document(event.document)},
+        home[0]: {home[1]: redact_document(record)},
         "orchestrator": {"type": "kubernetes", "cluster": {"name": event.cluster}},
         "kubesigma": {
             "event_id": hashlib.sha256(("v1\x1f" + event.identity).encode()).hexdigest()[:40],
@@ -498,6 +510,11 @@ def event_document(event: AuditEvent) -> dict[str, Any]:
             "event_truncated": event.truncated,
         },
     }
+    if dropped:
+        doc["kubesigma"]["truncated_fields"] = [
+            f"{home[0]}.{home[1]}.{k}: dropped, record of {event.size} bytes over the {soft_limit}-byte soft limit"
+            for k in dropped
+        ]
     if event.user_name:
         doc["user"] = {"name": event.user_name}
     if event.source_ip:
@@ -779,3 +796,24 @@ class WriteToElasticsearch(beam.PTransform):
         return docs | f"Bulk{self.kind.title()}" >> beam.ParDo(
             _WriteBundles(self.config, self.kind)
         ).with_outputs(DEAD_LETTER, main="written")
+
+
+class IndexEvents(beam.PTransform):
+    """`events | IndexEvents(config)`: normalized `AuditEvent`s (single, or the batches DecodeAudit
+    emits) into `<prefix>-events-YYYY.MM.DD` for hunting. Same outputs as WriteToElasticsearch."""
+
+    def __init__(self, config: ElasticsearchConfig, soft_limit: int = EVENT_SOFT_LIMIT) -> None:
+        super().__init__()
+        self.config = config
+        self.soft_limit = soft_limit
+
+    def expand(self, events: beam.PCollection) -> Any:
+        soft_limit = self.soft_limit
+
+        def documents(element: AuditEvent | list[AuditEvent]) -> Iterator[dict[str, Any]]:
+            for event in element if isinstance(element, list | tuple) else (element,):
+                yield event_document(event, soft_limit)
+
+        return (
+            events | "EventDocuments" >> beam.FlatMap(documents) | WriteToElasticsearch(self.config, "events")
+        )

@@ -275,6 +275,7 @@ def event_mappings() -> dict[str, Any]:
             logsource=KEYWORD,
             source=RAW_MEMBERS["kubesigma.source"](),
             event_truncated={"type": "boolean"},
+            truncated_fields=KEYWORD,
         ),
     )
     return {"dynamic": False, "date_detection": False, "properties": properties}

@@ -54,36 +54,48 @@ def test_a_timestamp_that_is_not_rfc3339_is_named_in_the_error():
         es_mapping.index_name("ks", "alerts", "yesterday")
 
 
+def _audit_event(raw: dict[str, Any], i: int, size: int = 1000) -> AuditEvent:
+    stamp = datetime.fromisoformat(raw["stageTimestamp"].replace("Z", "+00:00")).astimezone(UTC)
+    return AuditEvent(
+        views=((KUBERNETES_AUDIT, raw),),
+        time=stamp.timestamp(),
+        event_id=raw["auditID"],
+        identity=f"{raw['auditID']}/{raw['stage']}/{i}",
+        source=Source(uri="file:falco-traces.jsonl", line=i + 1),
+        size=size,
+        cluster="minikube",
+        user_name=raw.get("user", {}).get("username"),
+    )
+
+
+def test_an_oversized_event_is_indexed_without_its_request_and_response_bodies(falco_events):
+    from kubesigma.connectors.sinks.elasticsearch import event_document
+
+    raw = next(e for e in falco_events if "requestObject" in e)
+    doc = event_document(_audit_event(raw, 0, size=5_000_000), soft_limit=1_000_000)
+    assert "requestObject" not in doc["kubernetes"]["audit"]
+    assert doc["kubesigma"]["truncated_fields"][0].startswith("kubernetes.audit.requestObject: dropped")
+
+
 @pytest.mark.elasticsearch
-def test_events_indexed_twice_leave_one_document_per_event(
-    es, config, falco_events, ids_in, run_sink, tmp_path
-):
+def test_event_batches_indexed_twice_leave_one_document_per_event(es, config, falco_events, ids_in, tmp_path):
     from dataclasses import replace
 
-    from kubesigma.connectors.sinks.elasticsearch import event_document
+    import apache_beam as beam
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    from kubesigma.connectors.sinks.elasticsearch import IndexEvents
 
     events_config = replace(config, index_events=True)
     install_templates(events_config)
-    docs = []
-    for i, raw in enumerate(falco_events):
-        stamp = datetime.fromisoformat(raw["stageTimestamp"].replace("Z", "+00:00")).astimezone(UTC)
-        event = AuditEvent(
-            views=((KUBERNETES_AUDIT, raw),),
-            time=stamp.timestamp(),
-            event_id=raw["auditID"],
-            identity=f"{raw['auditID']}/{raw['stage']}/{i}",
-            source=Source(uri="file:falco-traces.jsonl", line=i + 1),
-            size=1000,
-            cluster="minikube",
-            user_name=raw.get("user", {}).get("username"),
-        )
-        docs.append(event_document(event))
-    run_sink(docs, events_config, tmp_path, "events")
-    _, dead = run_sink(docs, events_config, tmp_path, "events")
-    assert dead == []
-    assert sorted(ids_in(es, config.index_prefix, "events")) == sorted(
-        d["kubesigma"]["event_id"] for d in docs
-    )
+    events = [_audit_event(raw, i) for i, raw in enumerate(falco_events)]
+    batches = [events[i : i + 10] for i in range(0, len(events), 10)]  # as DecodeAudit emits them
+    for _ in range(2):
+        with beam.Pipeline(runner=FnApiRunner()) as p:
+            _ = p | beam.Create(batches, reshuffle=False) | IndexEvents(events_config)
+    ids = ids_in(es, config.index_prefix, "events")
+    assert len(ids) == len(events)
+    assert len(set(ids)) == len(events)
 
 
 class _RecordingCluster:
