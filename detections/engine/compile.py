@@ -195,8 +195,18 @@ class _Codegen:
 
     # -- leaves -----------------------------------------------------------------------------
 
-    def _multi(self, i: int, pred: Callable[[Any], bool]) -> str:
+    def _multi(self, i: int, pred: Callable[[Any], bool], kind: str = "", values: Any = None) -> str:
+        """The test when the field holds several values (lists were traversed)."""
         self.needs[i].add("m")
+        if kind in ("eq", "prefix", "suffix", "contains", "any") and values is not None:
+            # on the lowered strings of the values, computed once per field
+            self.needs[i].add("L")
+            if kind == "eq":
+                return f"m{i} and not {self.const(frozenset(values))}.isdisjoint(L{i})"
+            if kind == "any":
+                return f"m{i} and bool(L{i})"
+            helper = {"prefix": "_ANYSW", "suffix": "_ANYEW", "contains": "_ANYIN"}[kind]
+            return f"m{i} and {helper}(L{i}, {tuple(values)!r})"
         return f"m{i} and _A({self.const(pred)}, x{i})"
 
     def leaf(self, leaf: Leaf) -> str:
@@ -213,6 +223,8 @@ class _Codegen:
             j = self.field(leaf.other_field)
             return f"_FREF(x{i}, x{j}, {leaf.value!r})"
         inline = self._inline(leaf, i)
+        if k in ("eq", "prefix", "suffix", "contains", "any"):
+            return f"({inline} or {self._multi(i, leaf.pred, k, () if k == 'any' else (leaf.value,))})"
         return f"({inline} or {self._multi(i, leaf.pred)})"
 
     def _inline(self, leaf: Leaf, i: int) -> str:
@@ -250,6 +262,9 @@ class _Codegen:
         first = group[0]
         k = first.kind
         i = self.field(first.field)
+        if k == "cidr":
+            nets = tuple(leaf.value for leaf in group)
+            return f"(_IPINS(x{i}, {self.const(nets)}) or {self._multi(i, lambda v: M.ip_in_any(v, nets))})"
         cased = k in _CASED
         v = f"s{i}" if cased else f"l{i}"
         self.needs[i].add(v[0])
@@ -265,6 +280,8 @@ class _Codegen:
             chain = " or ".join(f"{val!r} in {v}" for val in values)
             inline = f"({v} is not None and ({chain}))"
         preds = [leaf.pred for leaf in group]
+        if not cased:
+            return f"({inline} or {self._multi(i, lambda x: any(p(x) for p in preds), base, values)})"
         return f"({inline} or {self._multi(i, lambda x: any(p(x) for p in preds))})"
 
     def keyword(self, leaf: Leaf) -> str:
@@ -333,6 +350,8 @@ class _Codegen:
                 lines.append(f"{indent}t{i} = _TS(x{i})")
             if "m" in needs:
                 lines.append(f"{indent}m{i} = x{i}.__class__ is tuple")
+            if "L" in needs:
+                lines.append(f"{indent}L{i} = _LSEQ(x{i}) if m{i} else ()")
             if "e" in needs:
                 lines.append(f"{indent}e{i} = _EXISTS(x{i})")
         if self.keyword_needs and keywords:
@@ -353,6 +372,27 @@ def _has_root(dotted: tuple[str, ...], prefix: str) -> bool:
     return any(k.startswith(prefix) for k in dotted)
 
 
+def _lowered_values(x: tuple[Any, ...]) -> list[str]:
+    out = []
+    for v in x:
+        t = M.lower_str(v)
+        if t is not None:
+            out.append(t)
+    return out
+
+
+def _any_startswith(values: list[str], prefixes: tuple[str, ...]) -> bool:
+    return any(v.startswith(prefixes) for v in values)
+
+
+def _any_endswith(values: list[str], suffixes: tuple[str, ...]) -> bool:
+    return any(v.endswith(suffixes) for v in values)
+
+
+def _any_contains(values: list[str], needles: tuple[str, ...]) -> bool:
+    return any(n in v for v in values for n in needles)
+
+
 _UNHASHABLE: list[Any] = []
 
 
@@ -366,6 +406,10 @@ def _memo_key(v: Any) -> Any:
 
 _RUNTIME = {
     "_MK": _memo_key,
+    "_LSEQ": _lowered_values,
+    "_ANYSW": _any_startswith,
+    "_ANYEW": _any_endswith,
+    "_ANYIN": _any_contains,
     "_DOTTED_TOP": _dotted_top,
     "_HAS_ROOT": _has_root,
     "MISSING": F.MISSING,
@@ -381,6 +425,7 @@ _RUNTIME = {
     "_NULL": M.is_null,
     "_A": M.any_of,
     "_IPIN": M.ip_in,
+    "_IPINS": M.ip_in_any,
     "_FREF": M.field_ref,
 }
 

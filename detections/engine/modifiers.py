@@ -134,13 +134,35 @@ def timestamp(v: Any) -> datetime | None:
     return None
 
 
-def ip_in(v: Any, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+_IP_CACHE: dict[str, Any] = {}
+
+
+def parse_ip(v: Any) -> Any:
+    """An address parsed once per distinct text (parsing dominates CIDR tests); None if not an address."""
     if v.__class__ is not str:
+        return None
+    ip = _IP_CACHE.get(v, False)
+    if ip is False:
+        try:
+            ip = ipaddress.ip_address(v.strip())
+        except ValueError:
+            ip = None
+        if len(_IP_CACHE) >= 65536:
+            _IP_CACHE.clear()
+        _IP_CACHE[v] = ip
+    return ip
+
+
+def ip_in(v: Any, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    ip = parse_ip(v)
+    return ip is not None and ip in network
+
+
+def ip_in_any(v: Any, networks: tuple[Any, ...]) -> bool:
+    ip = parse_ip(v)
+    if ip is None:
         return False
-    try:
-        return ipaddress.ip_address(v.strip()) in network
-    except ValueError:
-        return False
+    return any(ip.version == net.version and ip in net for net in networks)
 
 
 def exists(x: Any) -> bool:
@@ -318,7 +340,7 @@ def regex_leaf(fld: str | None, r: SigmaRegularExpression) -> Leaf:
 
 def cidr_leaf(fld: str | None, c: SigmaCIDRExpression) -> Leaf:
     net = c.network
-    return Leaf(fld, "cidr", net, lambda v: ip_in(v, net), needs="s")
+    return Leaf(fld, "cidr", net, lambda v: ip_in(v, net), needs="s", mergeable=True)
 
 
 _OPS: dict[Any, Callable[[Any, Any], bool]] = {

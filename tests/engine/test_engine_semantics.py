@@ -140,3 +140,19 @@ def test_not_and_parentheses(tmp_path):
         "condition": "a and not (b or not c)",
     }
     assert matches(det, POD_CREATE, tmp_path)
+
+
+def test_dotted_key_is_found_at_any_depth_when_the_plain_key_is_absent(tmp_path):
+    doc = {"requestObject": {"metadata": {"labels": {"app.kubernetes.io/name": "web"}}}, "a.b": {"c": "x"}}
+    assert matches(
+        {"sel": {"requestObject.metadata.labels.app.kubernetes.io/name": "web"}, "condition": "sel"},
+        doc,
+        tmp_path,
+    )
+    assert matches({"sel": {"a.b.c": "x"}, "condition": "sel"}, doc, tmp_path)
+
+
+def test_plain_key_wins_over_a_dotted_key_at_the_same_level(tmp_path):
+    doc = {"a": {"b": "plain"}, "a.b": "dotted"}
+    assert matches({"sel": {"a.b": "plain"}, "condition": "sel"}, doc, tmp_path)
+    assert not matches({"sel": {"a.b": "dotted"}, "condition": "sel"}, doc, tmp_path)
