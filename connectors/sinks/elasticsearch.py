@@ -637,6 +637,18 @@ class BulkWriter:
                 if status in RETRYABLE_STATUS:
                     log.warning("elasticsearch bulk of %d: %s; retrying", len(pending), last_reason)
                     continue
+                if status == 413 and len(pending) > 1:
+                    # over http.max_content_length: halve the request until each part fits
+                    half = len(pending) // 2
+                    log.warning("elasticsearch bulk of %d too large (413); splitting", len(pending))
+                    for part in (pending[:half], pending[half:]):
+                        sub = self.write(part)
+                        outcome.created += sub.created
+                        outcome.existed += sub.existed
+                        outcome.failed += sub.failed
+                        outcome.attempts += sub.attempts
+                        outcome.retried_items += sub.retried_items
+                    return outcome
                 for item in pending:
                     outcome.failed.append((item, last_reason))
                 return outcome

@@ -193,7 +193,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 proxy.authorizations.append(self.headers["Authorization"])
             fault = proxy.next_fault(self.path) if "_bulk" in self.path else "pass"
             proxy.injected[fault] = proxy.injected.get(fault, 0) + 1
-        if fault in ("429", "503"):
+        if fault == "413" and body.count(b"\n") > 2:  # more than one operation
+            self._reply(413, b"")
+            with proxy.lock:
+                proxy.faults.insert(0, "413")  # keep refusing until single operations arrive
+        elif fault in ("429", "503"):
             reason = "es_rejected_execution_exception" if fault == "429" else "unavailable_shards_exception"
             self._reply(
                 int(fault),

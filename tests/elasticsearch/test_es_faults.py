@@ -89,3 +89,17 @@ def test_gives_up_after_max_attempts_with_the_last_reason(config, alerts, proxy)
         client.close()
     assert len(outcome.failed) == 1
     assert outcome.failed[0][1].startswith("gave up after 3 attempts: 503 unavailable_shards_exception")
+
+
+def test_a_bulk_over_the_request_size_limit_is_split_until_it_fits(config, alerts, proxy, ids_in, es):
+    install_templates(config)
+    docs = alerts[:8]
+    with proxy(config.url, ["413"]) as p:
+        client = make_client(_through(config, p.url))
+        outcome = BulkWriter(client, config).write(
+            [bulk_item(d, config.index_prefix, "alerts") for d in docs]
+        )
+        client.close()
+    assert outcome.failed == []
+    assert p.injected["413"] >= 3  # refused at 8, 4 and 2 operations, then single operations pass
+    assert sorted(ids_in(es, config.index_prefix)) == sorted(d["kubesigma"]["alert_id"] for d in docs)
