@@ -100,7 +100,8 @@ class GroupWindow:
             if self.anchor is not None and now >= self.anchor + spec.timespan:
                 return self._close(spec, group)
             return []
-        self._prune(now - spec.timespan)
+        # Any later event lies more than a timespan after events up to `now - timespan`.
+        self._prune(now - spec.timespan, keep_equal=False)
         return []
 
     def deadline(self, spec: CorrelationSpec) -> float | None:
@@ -114,10 +115,12 @@ class GroupWindow:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _prune(self, oldest: float) -> None:
+    def _prune(self, oldest: float, keep_equal: bool = True) -> None:
         events = self.events
         drop = 0
-        while drop < len(events) and events[drop].time < oldest:
+        while drop < len(events) and (
+            events[drop].time < oldest or (not keep_equal and events[drop].time == oldest)
+        ):
             drop += 1
         if drop:
             del events[:drop]

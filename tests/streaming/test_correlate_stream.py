@@ -1,0 +1,123 @@
+"""Correlation in event time on BundleBasedDirectRunner with TestStream: order, lateness, watermarks."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from streaming.audit_records import T0, secret_reads
+from streaming.harness import ENUMERATION, Collected, load_rules, run_batch, run_stream, script
+
+
+def enumeration_alerts(items: list[tuple]) -> list[tuple]:
+    return [x for x in items if x[0] == ENUMERATION]
+
+
+def test_burst_across_a_fixed_window_boundary_fires(tmp_path: Path) -> None:
+    ruleset, plan = load_rules(tmp_path)
+    burst = secret_reads(T0 - 30, 10, step=6)  # 10 distinct secrets from 09:59:30 to 10:00:24
+    out = Collected(tmp_path / "out.json")
+    run_stream(script(("watermark", T0 - 60), ("add", burst), ("watermark", T0 + 60)), ruleset, plan, out)
+    assert len(enumeration_alerts(out.items)) == 1
+
+
+def test_slow_pattern_does_not_fire(tmp_path: Path) -> None:
+    ruleset, plan = load_rules(tmp_path)
+    slow = secret_reads(T0, 12, step=40)  # 12 secrets, one every 40 s: at most 8 in any 5 minutes
+    out = Collected(tmp_path / "out.json")
+    run_stream(script(("watermark", T0), ("add", slow), ("watermark", T0 + 600)), ruleset, plan, out)
+    assert enumeration_alerts(out.items) == []
+
+
+def test_out_of_order_arrival_gives_the_same_alert(tmp_path: Path) -> None:
+    ruleset, plan = load_rules(tmp_path)
+    burst = secret_reads(T0, 10, step=5)
+    shuffled = burst[:]
+    random.Random(7).shuffle(shuffled)
+    in_order, out_of_order = Collected(tmp_path / "a.json"), Collected(tmp_path / "b.json")
+    run_stream(script(("watermark", T0), ("add", burst), ("watermark", T0 + 60)), ruleset, plan, in_order)
+    run_stream(
+        script(("watermark", T0), ("add", shuffled), ("watermark", T0 + 60)), ruleset, plan, out_of_order
+    )
+    assert len(enumeration_alerts(in_order.items)) == 1
+    assert enumeration_alerts(out_of_order.items) == enumeration_alerts(in_order.items)
+
+
+def test_events_split_by_a_watermark_still_correlate(tmp_path: Path) -> None:
+    ruleset, plan = load_rules(tmp_path)
+    burst = secret_reads(T0, 10, step=10)
+    steps = (
+        ("watermark", T0),
+        ("add", burst[:5]),
+        ("watermark", T0 + 45),
+        ("add", burst[5:]),
+        ("watermark", T0 + 200),
+    )
+    out = Collected(tmp_path / "out.json")
+    run_stream(script(*steps), ruleset, plan, out)
+    assert len(enumeration_alerts(out.items)) == 1
+
+
+def _late_script(burst):
+    """9 distinct reads, a repeat at T0+150 that the group evaluates, then the 10th (T0+90) arrives late."""
+    repeat = secret_reads(T0 + 150, 1, first_n=50, distinct=False)
+    return script(
+        ("watermark", T0),
+        ("add", burst[:9] + repeat),
+        ("watermark", T0 + 200),
+        ("add", burst[9:]),
+        ("watermark", T0 + 400),
+    )
+
+
+def test_late_event_beyond_allowed_lateness_is_dropped(tmp_path: Path) -> None:
+    ruleset, plan = load_rules(tmp_path)
+    burst = secret_reads(T0, 10, step=10)
+    out = Collected(tmp_path / "out.json")
+    run_stream(_late_script(burst), ruleset, plan, out, lateness=0)
+    assert enumeration_alerts(out.items) == []
+
+
+def test_late_event_within_allowed_lateness_is_counted(tmp_path: Path) -> None:
+    ruleset, plan = load_rules(tmp_path)
+    burst = secret_reads(T0, 10, step=10)
+    out = Collected(tmp_path / "out.json")
+    run_stream(_late_script(burst), ruleset, plan, out, lateness=300)
+    assert len(enumeration_alerts(out.items)) == 1
+
+
+def test_watermark_jump_far_ahead_fires_once_and_forgets_the_group(tmp_path: Path) -> None:
+    ruleset, plan = load_rules(tmp_path)
+    first = secret_reads(T0, 10, step=1)
+    # After a jump of a day, 9 more reads by the same identity must not fire with the old ones.
+    later = secret_reads(T0 + 86_400 * 2, 9, step=1, first_n=100)
+    steps = (("add", first), ("watermark", T0 + 86_400), ("add", later), ("watermark", T0 + 86_400 * 3))
+    out = Collected(tmp_path / "out.json")
+    run_stream(script(*steps), ruleset, plan, out)
+    assert len(enumeration_alerts(out.items)) == 1
+
+
+def test_batch_and_streaming_give_the_same_alerts(tmp_path: Path) -> None:
+    ruleset, plan = load_rules(tmp_path)
+    events = (
+        secret_reads(T0, 25, step=3)
+        + secret_reads(T0 + 30, 12, step=40, user="bob", first_n=200)
+        + secret_reads(T0 + 5, 10, step=2, user="carol", first_n=300, distinct=False)
+    )
+    # Out of order within each stretch of the stream, none late: the watermark only passes what arrived.
+    early = [e for e in events if e.time < T0 + 50]
+    later = [e for e in events if e.time >= T0 + 50]
+    random.Random(3).shuffle(early)
+    random.Random(4).shuffle(later)
+    batch, stream = Collected(tmp_path / "batch.json"), Collected(tmp_path / "stream.json")
+    run_batch(events, ruleset, plan, batch)
+    steps = (
+        ("watermark", T0),
+        ("add", early),
+        ("watermark", T0 + 50),
+        ("add", later),
+        ("watermark", T0 + 900),
+    )
+    run_stream(script(*steps), ruleset, plan, stream)
+    assert len(enumeration_alerts(batch.items)) == 2  # mallory: 25 distinct secrets = 2 firings
+    assert stream.items == batch.items
