@@ -13,6 +13,9 @@ allowed lateness (in arrival order) and drops older ones (metric `late_dropped`)
 drops an alert.
 """
 
+# Beam declares state and timers as call defaults (`pending=DoFn.StateParam(PENDING)`).
+# ruff: noqa: B008
+
 from __future__ import annotations
 
 import math
@@ -85,7 +88,7 @@ class Candidate:
 
 
 def _ts(seconds: float) -> Timestamp:
-    return Timestamp(micros=int(round(seconds * 1_000_000)))
+    return Timestamp(micros=round(seconds * 1_000_000))
 
 
 def _seconds(ts: Any) -> float:
