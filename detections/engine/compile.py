@@ -176,6 +176,7 @@ class _Codegen:
         self.fields: dict[str, int] = {}
         self.needs: dict[int, set[str]] = {}
         self.keyword_needs: set[str] = set()
+        self._deferred: list[tuple[set[int], str]] = []
 
     def const(self, value: Any) -> str:
         key = id(value)
@@ -325,6 +326,16 @@ class _Codegen:
         else:
             parts = [self.expr(c) for c in ir[1]]
         return "(" + f" {op} ".join(parts) + ")"
+
+    def deferred_prologue(self, fields: set[int], indent: str) -> str:
+        self._deferred.append((set(fields), indent))
+        return f"\x00prologue {len(self._deferred) - 1}"
+
+    def fill_prologue(self, line: str) -> str:
+        if not line.startswith("\x00prologue "):
+            return line
+        fields, indent = self._deferred[int(line.split()[1])]
+        return "\n".join(self.prologue(only=fields, indent=indent, keywords=False)) or f"{indent}pass"
 
     def prologue(
         self,
@@ -569,6 +580,71 @@ def _cse_body(gen: _Codegen, rules: Sequence[tuple[int, IR]], indent: str, emit:
     return out
 
 
+def required_root(ir: IR) -> str | None:
+    """A top-level object (`requestObject`) without which the IR cannot be true, if any."""
+    if isinstance(ir, Leaf):
+        if ir.field is None or ir.field == KEYWORD or "." not in ir.field:
+            return None
+        if ir.kind == "null" or (ir.kind == "exists" and not ir.value):
+            return None  # true on absent fields
+        return ir.field.split(".", 1)[0]
+    if isinstance(ir, bool):
+        return None
+    op = ir[0]
+    if op == "not":
+        return None
+    roots = [required_root(c) for c in ir[1]]
+    if op == "and":
+        known = [r for r in roots if r]
+        return known[0] if known else None
+    return roots[0] if roots and all(r == roots[0] for r in roots) else None
+
+
+def _guard_groups(
+    gen: _Codegen, rules: list[tuple[int, IR]]
+) -> tuple[list[tuple[int, IR]], list[tuple[str, list[tuple[int, IR]]]]]:
+    """Split rules into plain ones and groups behind one substring guard (the test registers its fields)."""
+    plain: list[tuple[int, IR]] = []
+    groups: dict[tuple[str, ...], list[tuple[int, IR, dict[str, frozenset[str]]]]] = {}
+    for n, ir in rules:
+        w = witness(ir)
+        if w is None:
+            plain.append((n, ir))
+        else:
+            groups.setdefault(tuple(sorted(w)), []).append((n, ir, w))
+    guarded: list[tuple[str, list[tuple[int, IR]]]] = []
+    for fields_key, members in groups.items():
+        needles = {f: frozenset().union(*(w[f] for _, _, w in members)) for f in fields_key}
+        covers = {f: gram_cover(ns) for f, ns in needles.items()}
+        total = sum(len(v) for v in needles.values())
+        if total < GUARD_MIN_NEEDLES or sum(len(c) for c in covers.values()) * 2 > total:
+            plain.extend((n, ir) for n, ir, _ in members)
+            continue
+        tests = []
+        for f, pieces in covers.items():
+            i = gen.field(f, "l")
+            gen.needs[i].add("m")
+            chain = " or ".join(f"{p!r} in l{i}" for p in pieces)
+            tests.append(f"m{i} or (l{i} is not None and ({chain}))")
+        guarded.append((" or ".join(tests), [(n, ir) for n, ir, _ in members]))
+    plain.sort()
+    return plain, guarded
+
+
+def _emit_guarded(
+    gen: _Codegen, guarded: list[tuple[str, list[tuple[int, IR]]]], indent: str, resolved: set[int]
+) -> list[str]:
+    """Each guard and its rules; fields only these rules read are resolved inside the guard."""
+    out: list[str] = []
+    for test, members in guarded:
+        code = _cse_body(gen, members, indent + "    ", "r.append(P{n})")
+        used = {gen.fields[f] for _, ir in members for f in field_names(ir) if f in gen.fields} - resolved
+        out.append(f"{indent}if {test}:")
+        out.append(gen.deferred_prologue(used, indent + "    "))
+        out += code
+    return out
+
+
 def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str, dict[str, Any]]:
     """Source and namespace of `match(doc) -> list` returning the payload of every true rule.
 
@@ -628,58 +704,36 @@ def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str,
     else:
         lines.append("    r = []")
 
-    plain: list[tuple[int, IR]] = []
-    groups: dict[tuple[str, ...], list[tuple[int, IR, dict[str, frozenset[str]]]]] = {}
-    for n, ir in rest:
-        w = witness(ir)
-        if w is None:
-            plain.append((n, ir))
-        else:
-            groups.setdefault(tuple(sorted(w)), []).append((n, ir, w))
-    guarded: list[tuple[str, list[tuple[int, IR]]]] = []
-    for fields_key, members in groups.items():
-        needles = {f: frozenset().union(*(w[f] for _, _, w in members)) for f in fields_key}
-        covers = {f: gram_cover(ns) for f, ns in needles.items()}
-        total = sum(len(v) for v in needles.values())
-        if total < GUARD_MIN_NEEDLES or sum(len(c) for c in covers.values()) * 2 > total:
-            plain.extend((n, ir) for n, ir, _ in members)
-            continue
-        tests = []
-        for f, pieces in covers.items():
-            i = gen.field(f, "l")
-            gen.needs[i].add("m")
-            chain = " or ".join(f"{p!r} in l{i}" for p in pieces)
-            tests.append(f"m{i} or (l{i} is not None and ({chain}))")
-        guarded.append((" or ".join(tests), [(n, ir) for n, ir, _ in members]))
-    # Rules reading only fields under one object (requestObject.*, ...) wait behind a test that the
-    # object is there: Metadata-level events carry no requestObject, so they skip those rules.
+    eager: set[int] = set(gen.fields.values())  # memo key fields
+    top: list[tuple[int, IR]] = []
     rooted: dict[str, list[tuple[int, IR]]] = {}
-    eager_rules: list[tuple[int, IR]] = []
-    for n, ir in plain:
-        names = field_names(ir)
-        roots = {f.split(".", 1)[0] for f in names}
-        if names and KEYWORD not in names and len(roots) == 1 and all("." in f for f in names):
-            rooted.setdefault(roots.pop(), []).append((n, ir))
-        else:
-            eager_rules.append((n, ir))
-    eager_rules.sort()
-    lines += _cse_body(gen, eager_rules, "    ", "r.append(P{n})")
+    for n, ir in rest:
+        root = required_root(ir)
+        (rooted.setdefault(root, []) if root else top).append((n, ir))
+
+    # Top level: plain rules and substring guard tests read their fields up front.
+    plain, guarded = _guard_groups(gen, top)
+    lines += _cse_body(gen, plain, "    ", "r.append(P{n})")
+    eager |= set(gen.fields.values())
+    lines += _emit_guarded(gen, guarded, "    ", eager)
+    # Rules that need an object the event may not carry (requestObject on Metadata-level events)
+    # wait behind one test that it is there, and resolve their fields only then.
     if rooted:
         lines.append("    _dt = _DOTTED_TOP(doc)")
-    for root, rooted_rules in rooted.items():
-        guarded.append((f"{root!r} in doc or (_dt and _HAS_ROOT(_dt, {root + '.'!r}))", rooted_rules))
-    eager = set(gen.fields.values())
-    # Fields read only by guarded rules are resolved inside the guard: most events never get there.
-    blocks: list[tuple[str, list[str], set[int]]] = []
-    for test, guarded_rules in guarded:
-        code = _cse_body(gen, guarded_rules, "        ", "r.append(P{n})")
-        used = {gen.fields[f] for _, ir in guarded_rules for f in field_names(ir)} - eager
-        blocks.append((test, code, used))
-    for test, code, used in blocks:
-        lines.append(f"    if {test}:")
-        lines += gen.prologue(only=used, indent="        ", keywords=False)
+    for root, members in rooted.items():
+        before = set(gen.fields.values())
+        plain, guarded = _guard_groups(gen, members)
+        code = _cse_body(gen, plain, "        ", "r.append(P{n})")
+        block_fields = {gen.fields[f] for _, ir in plain for f in field_names(ir) if f in gen.fields}
+        block_fields |= set(gen.fields.values()) - before  # guard test fields registered just now
+        block_fields -= eager
+        lines.append(f"    if {root!r} in doc or (_dt and _HAS_ROOT(_dt, {root + '.'!r})):")
+        lines.append(gen.deferred_prologue(block_fields, "        "))
         lines += code
+        lines += _emit_guarded(gen, guarded, "        ", eager | block_fields)
 
+    # Prologues are written last: later code may still add needs (lowered lists, numbers) to a field.
+    lines = [gen.fill_prologue(line) for line in lines]
     body = [f"def {name}(doc):", *gen.prologue(only=eager), *lines, "    return r"]
     resolvers = [F.resolver_source(f"R{i}", F.split_path(path)) for path, i in gen.fields.items()]
     source = "\n".join(resolvers) + "\n" + "\n".join(extra_defs) + "\n" + "\n".join(body) + "\n"
