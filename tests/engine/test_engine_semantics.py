@@ -156,3 +156,30 @@ def test_plain_key_wins_over_a_dotted_key_at_the_same_level(tmp_path):
     doc = {"a": {"b": "plain"}, "a.b": "dotted"}
     assert matches({"sel": {"a.b": "plain"}, "condition": "sel"}, doc, tmp_path)
     assert not matches({"sel": {"a.b": "dotted"}, "condition": "sel"}, doc, tmp_path)
+
+
+def test_shared_path_prefixes_still_see_dotted_keys(tmp_path):
+    from engine.engine_helpers import rule_doc, ruleset
+
+    from kubesigma.connectors.event import KUBERNETES_AUDIT
+
+    rules = [
+        rule_doc({"sel": {"requestObject.spec.containers.image": "evil"}, "condition": "sel"}, title="image"),
+        rule_doc({"sel": {"requestObject.spec.containers.name": "c1"}, "condition": "sel"}, title="name"),
+        rule_doc({"sel": {"requestObject.spec.hostPID": True}, "condition": "sel"}, title="pid"),
+    ]
+    rs = ruleset(tmp_path, *rules)
+    docs = [
+        {"requestObject": {"spec": {"containers": [{"image": "evil", "name": "c1"}], "hostPID": True}}},
+        {"requestObject.spec": {"containers": [{"image": "evil", "name": "c1"}], "hostPID": True}},
+        {"requestObject": {"spec.containers": [{"image": "evil", "name": "c1"}], "spec.hostPID": True}},
+        {
+            "requestObject": {
+                "spec": {"containers.image": "evil", "containers": [{"name": "c1"}]},
+                "spec.hostPID": True,
+            }
+        },
+    ]
+    for doc in docs:
+        assert {r.title for r in rs.match_document(KUBERNETES_AUDIT, doc)} == {"image", "name", "pid"}, doc
+    assert not rs.match_document(KUBERNETES_AUDIT, {"requestObject": {"status": {}}})
