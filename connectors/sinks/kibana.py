@@ -13,7 +13,8 @@ from kubesigma.connectors.sinks.elasticsearch import DEFAULT_PREFIX
 ALERTS_VIEW = "kubesigma-alerts"
 EVENTS_VIEW = "kubesigma-events"
 SEARCH_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
-MIGRATION = {"coreMigrationVersion": "8.8.0"}
+# 8.0.0 throughout: Kibana 8.0 and newer run their own later migrations on import.
+MIGRATION = {"coreMigrationVersion": "8.0.0", "typeMigrationVersion": "8.0.0"}
 
 # The mission's scenarios, as an analyst would search for them (KQL over the alert documents).
 SCENARIOS: list[dict[str, Any]] = [
@@ -122,7 +123,6 @@ def _data_view(view_id: str, pattern: str, name: str) -> dict[str, Any]:
         "attributes": {"title": pattern, "name": name, "timeFieldName": "@timestamp"},
         "references": [],
         **MIGRATION,
-        "typeMigrationVersion": "8.0.0",
     }
 
 
@@ -217,7 +217,6 @@ def _visualization(panel: dict[str, Any]) -> dict[str, Any]:
         },
         "references": [{"name": SEARCH_REF, "type": "index-pattern", "id": ALERTS_VIEW}],
         **MIGRATION,
-        "typeMigrationVersion": "8.5.0",
     }
 
 
@@ -234,7 +233,6 @@ def _saved_search(scenario: dict[str, Any]) -> dict[str, Any]:
         },
         "references": [{"name": SEARCH_REF, "type": "index-pattern", "id": ALERTS_VIEW}],
         **MIGRATION,
-        "typeMigrationVersion": "8.0.0",
     }
 
 
@@ -244,7 +242,7 @@ def _dashboard() -> dict[str, Any]:
     for i, (x, y, w, h) in enumerate(layout[: len(PANELS)]):
         panels.append(
             {
-                "version": "8.8.0",
+                "version": "8.0.0",
                 "type": "visualization",
                 "gridData": {"x": x, "y": y, "w": w, "h": h, "i": str(i)},
                 "panelIndex": str(i),
@@ -272,7 +270,6 @@ def _dashboard() -> dict[str, Any]:
             for i, panel in enumerate(PANELS)
         ],
         **MIGRATION,
-        "typeMigrationVersion": "8.9.0",
     }
 
 
