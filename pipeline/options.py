@@ -87,7 +87,28 @@ class KubesigmaOptions(PipelineOptions):
             "--suppress-window",
             dest="suppress_window",
             default=None,
-            help="Fold repeats of a rule and group within this event-time window (e.g. 10m).",
+            help="Fold repeats of a rule and group within this event-time window (e.g. 10m). Streaming default 10m, batch default off; 0 turns it off.",
+        )
+        parser.add_argument(
+            "--pubsub-subscription",
+            dest="pubsub_subscription",
+            help="Streaming: read JSON audit records (GKE log sink LogEntries, audit Events) from this "
+            "subscription (projects/<p>/subscriptions/<s>).",
+        )
+        parser.add_argument(
+            "--tail",
+            dest="tail",
+            help="Streaming: follow the kube-apiserver audit logs of this directory (audit.log and its rotations).",
+        )
+        parser.add_argument(
+            "--tail-interval", dest="tail_interval", default="1s", help="How often --tail polls (default 1s)."
+        )
+        parser.add_argument(
+            "--allowed-lateness",
+            dest="allowed_lateness",
+            default="2m",
+            help="Events up to this much older than what a correlation group already evaluated are still "
+            "counted (default 2m); older ones are dropped and counted in the late_dropped metric.",
         )
 
 
@@ -129,6 +150,28 @@ def suppress_window(options: KubesigmaOptions) -> float | None:
         ) from err
     if seconds < 0:
         raise OptionError("--suppress-window must not be negative")
+    return seconds
+
+
+STREAMING_SUPPRESS_WINDOW = 600.0
+
+
+def effective_suppress_window(options: KubesigmaOptions, streaming: bool) -> float | None:
+    """Suppression is on by default in streaming (10m), off in batch unless --suppress-window is given."""
+    window = suppress_window(options)
+    if window is None:
+        return STREAMING_SUPPRESS_WINDOW if streaming else None
+    return window or None
+
+
+def duration_option(options: KubesigmaOptions, name: str) -> float:
+    text = getattr(options, name)
+    try:
+        seconds = _duration(text)
+    except ValueError as err:
+        raise OptionError(f"--{name.replace('_', '-')} {text!r}: not a duration such as 2m") from err
+    if seconds < 0:
+        raise OptionError(f"--{name.replace('_', '-')} must not be negative")
     return seconds
 
 

@@ -14,13 +14,24 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
 from kubesigma.pipeline.options import (
     KubesigmaOptions,
     OptionError,
+    duration_option,
+    effective_suppress_window,
     read_limits,
     rule_paths,
     validate_args,
+)
+from kubesigma.pipeline.streaming import (
+    CandidateAlerts,
+    Correlate,
+    MeasureLag,
+    Suppress,
+    ToCandidates,
+    WriteJsonLinesWindowed,
 )
 from kubesigma.pipeline.transforms import (
     NAMESPACE,
@@ -35,7 +46,17 @@ from kubesigma.pipeline.transforms import (
 
 log = logging.getLogger("kubesigma")
 
-COUNTERS = ("read", "normalized", "dead_lettered", "skipped", "truncated", "alerts")
+COUNTERS = (
+    "read",
+    "normalized",
+    "dead_lettered",
+    "skipped",
+    "truncated",
+    "alerts",
+    "correlation_fired",
+    "alerts_folded",
+    "late_dropped",
+)
 
 
 @dataclass
@@ -71,22 +92,52 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
 
 
 def build(pipeline: beam.Pipeline, options: KubesigmaOptions, rules: RuleSet) -> None:
+    """source → decode → detect → correlate → suppress → alerts, batch over files or --streaming."""
     limits = read_limits(options)
-    files = expand_inputs(options.inputs or [])
-    events = (
-        pipeline
-        | "ReadAuditFiles" >> ReadAuditFiles(files, limits)
-        | "DecodeAudit" >> DecodeAudit(options.cluster_name)
+    streaming = options.view_as(StandardOptions).streaming
+    events = read_records(pipeline, options, limits, streaming) | "DecodeAudit" >> DecodeAudit(
+        options.cluster_name
     )
-    alerts = events.events | "Detect" >> Detect(rules) | "ToAlerts" >> ToAlerts(limits.soft)
-    alerts | "WriteAlerts" >> WriteJsonLines(options.alerts_out)
-    dead_letter_docs(events.dead_letter) | "WriteDeadLetters" >> WriteJsonLines(options.dead_letter)
+    decoded = events.events | "MeasureLag" >> MeasureLag() if streaming else events.events
+    matches = decoded | "Detect" >> Detect(rules)
+    plan = compile_correlations(rules)
+    window = effective_suppress_window(options, streaming)
+    if not plan and window is None:
+        alerts = matches | "ToAlerts" >> ToAlerts(limits.soft)  # one alert per match
+    else:
+        hits = matches | "Correlate" >> Correlate(plan, duration_option(options, "allowed_lateness"))
+        candidates = (matches, hits) | "Candidates" >> ToCandidates(plan)
+        if window is not None:
+            candidates = candidates | "Suppress" >> Suppress(window)
+        alerts = candidates | "Alerts" >> CandidateAlerts(limits.soft, plan)
+    write = WriteJsonLinesWindowed if streaming else WriteJsonLines
+    alerts | "WriteAlerts" >> write(options.alerts_out)
+    dead_letter_docs(events.dead_letter) | "WriteDeadLetters" >> write(options.dead_letter)
+
+
+def read_records(
+    pipeline: beam.Pipeline, options: KubesigmaOptions, limits: Any, streaming: bool
+) -> beam.PCollection:
+    """Batches of raw records from the one source the options name."""
+    if streaming:
+        if bool(options.pubsub_subscription) == bool(options.tail):
+            raise OptionError("--streaming reads from exactly one of --pubsub-subscription and --tail")
+        if options.pubsub_subscription:
+            from kubesigma.connectors.sources.pubsub import ReadPubSubRecords
+
+            return pipeline | "ReadPubSub" >> ReadPubSubRecords(options.pubsub_subscription)
+        from kubesigma.connectors.sources.tail import TailAuditDirectory
+
+        interval = duration_option(options, "tail_interval")
+        return pipeline | "TailAuditLogs" >> TailAuditDirectory(options.tail, interval=interval or 1.0)
+    files = expand_inputs(options.inputs or [])
+    return pipeline | "ReadAuditFiles" >> ReadAuditFiles(files, limits)
 
 
 def run(argv: Sequence[str], out: TextIO) -> RunReport:
     options = pipeline_options(argv)
     ks = options.view_as(KubesigmaOptions)
-    if not ks.inputs:
+    if not ks.inputs and not options.view_as(StandardOptions).streaming:
         raise OptionError("--input is required (a glob of audit log files)")
     for name in ("alerts_out", "dead_letter"):
         if not getattr(ks, name):

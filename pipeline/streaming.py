@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
+import orjson
 from apache_beam import pvalue
 from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
@@ -571,3 +572,23 @@ class _Lag(beam.DoFn):
 class MeasureLag(beam.PTransform):
     def expand(self, batches: pvalue.PCollection) -> pvalue.PCollection:
         return batches | "Lag" >> beam.ParDo(_Lag())
+
+
+class WriteJsonLinesWindowed(beam.PTransform):
+    """Streaming file output: one JSON document per line, a file per minute of event time under `directory`
+    (batch runs write one file with `WriteJsonLines`)."""
+
+    def __init__(self, directory: str, window: float = 60.0) -> None:
+        super().__init__()
+        self.directory = directory
+        self.window = window
+
+    def expand(self, docs: pvalue.PCollection) -> pvalue.PDone:
+        from apache_beam.io import fileio
+
+        return (
+            docs
+            | "Json" >> beam.Map(lambda doc: orjson.dumps(doc).decode("utf-8"))
+            | "Minutes" >> beam.WindowInto(beam.window.FixedWindows(self.window))
+            | "Write" >> fileio.WriteToFiles(path=self.directory, shards=1, max_writers_per_bundle=0)
+        )

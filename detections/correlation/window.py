@@ -85,6 +85,8 @@ class GroupWindow:
             self._cap()
             self.anchor = self.events[0].time
             return out
+        if spec.type == "temporal_ordered" and c.rule > 0 and not self._has_step_before(c):
+            return out  # a later step with no earlier one before it can never complete a sequence: not kept
         insort(self.events, c)
         self._prune(self.events[-1].time - spec.timespan)
         self._cap()
@@ -114,6 +116,10 @@ class GroupWindow:
         return self.events[-1].time + spec.timespan
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def _has_step_before(self, c: Contribution) -> bool:
+        want = c.rule - 1
+        return any(e.rule == want and e.time < c.time for e in self.events)
 
     def _prune(self, oldest: float, keep_equal: bool = True) -> None:
         events = self.events
