@@ -107,6 +107,24 @@ def run_batch(
         assert_that(alerts_stage(batches, ruleset, plan, **kw), check)
 
 
+def run_portable(
+    events: Sequence[AuditEvent],
+    ruleset: RuleSet,
+    plan: CorrelationPlan,
+    check: Callable[[list[Any]], None],
+    args: Sequence[str],
+    **kw: Any,
+) -> None:
+    """The batch pipeline on a portable runner (Prism, Flink) with the SDK harness in this process."""
+    with beam.Pipeline(options=PipelineOptions([*args, "--environment_type=LOOPBACK"])) as p:
+        batches = (
+            p
+            | beam.Create([[e] for e in events])
+            | "Stamp" >> beam.Map(lambda b: beam.window.TimestampedValue(b, b[0].time))
+        )
+        assert_that(alerts_stage(batches, ruleset, plan, **kw), check)
+
+
 def run_stream(
     stream: TestStream, ruleset: RuleSet, plan: CorrelationPlan, check: Callable[[list[Any]], None], **kw: Any
 ) -> None:
