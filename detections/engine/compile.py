@@ -361,7 +361,9 @@ class _Codegen:
             if path == KEYWORD:
                 continue
             parts = F.split_path(path)
-            self.field_prefixes[i] = [parts[:k] for k in range(len(parts) - 1, 0, -1) if parts[:k] in self.prefix_names]
+            self.field_prefixes[i] = [
+                parts[:k] for k in range(len(parts) - 1, 0, -1) if parts[:k] in self.prefix_names
+            ]
 
     def _prefix_lines(self, prefix: tuple[str, ...], indent: str, done: set[tuple[str, ...]]) -> list[str]:
         if prefix in done:

@@ -56,7 +56,8 @@ class CompiledRule:
 
 
 def _applies(rule: LogSource, event: LogSource) -> bool:
-    if rule.product and rule.product != event.product.lower():
+    # A rule without a product names no event kubesigma reads (`rules check` warns about it).
+    if not rule.product or rule.product != event.product.lower():
         return False
     if rule.service and rule.service != event.service.lower():
         return False
@@ -396,9 +397,11 @@ class RuleSet:
             logsource, doc = views[0]
             return self.match_document(logsource, doc)
         out: list[RuleInfo] = []
+        seen: set[int] = set()
         for logsource, doc in views:
             for info in self.match_document(logsource, doc):
-                if info not in out:
+                if id(info) not in seen:  # one RuleInfo object per loaded rule
+                    seen.add(id(info))
                     out.append(info)
         return out
 
