@@ -95,3 +95,30 @@ def test_retention_deletes_whole_old_indices_and_keeps_recent_ones(es, config):
     assert list(es.indices.get(index=f"{config.index_prefix}-alerts-*")) == [
         f"{config.index_prefix}-alerts-2026.11.27"
     ]
+
+
+@pytest.mark.elasticsearch
+def test_es_retention_command_prints_what_it_deleted(es, config, capsys):
+    old = f"{config.index_prefix}-events-2001.01.01"
+    es.indices.create(index=old)
+    argv = [
+        "es",
+        "retention",
+        "--keep-days",
+        "30",
+        "--es-url",
+        config.url,
+        "--es-index-prefix",
+        config.index_prefix,
+    ]
+    assert main(argv) == 0
+    assert f"deleted {old}" in capsys.readouterr().out
+    assert not es.indices.exists(index=old)
+
+
+def test_es_retention_command_refuses_an_unknown_option(capsys):
+    assert (
+        main(["es", "retention", "--keep-days", "3", "--es-url", "http://127.0.0.1:9", "--es-bogus", "x"])
+        == 2
+    )
+    assert "--es-bogus" in capsys.readouterr().err
