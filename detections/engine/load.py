@@ -21,6 +21,8 @@ from sigma.filters import SigmaFilter
 from sigma.rule import SigmaRule
 
 RULE_SUFFIXES = (".yml", ".yaml")
+# libyaml's loader when present: the pure-Python one dominates load time for large packs.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -82,7 +84,9 @@ def rule_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[RuleReport
 
 def _doc_start_lines(text: str) -> list[int]:
     try:
-        return [node.start_mark.line + 1 for node in yaml.compose_all(text) if node is not None]
+        return [
+            node.start_mark.line + 1 for node in yaml.compose_all(text, Loader=_LOADER) if node is not None
+        ]
     except yaml.YAMLError:
         return [1]
 
@@ -119,14 +123,13 @@ def _describe(error: BaseException) -> str:
 def parse_file(path: str, text: str) -> ParsedFile:
     result = ParsedFile(path, text, [], [], [], [1])
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.load_all(text, Loader=_LOADER))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(e, "problem", None) or str(e)
         result.reports.append(RuleReport(path, None, None, False, f"invalid YAML: {problem}", line=line))
         return result
-    result.doc_lines = _doc_start_lines(text)
     docs_present = [d for d in docs if d is not None]
     if not docs_present:
         result.reports.append(RuleReport(path, None, None, False, "file holds no Sigma rule"))
@@ -149,6 +152,8 @@ def parse_file(path: str, text: str) -> ParsedFile:
     except Exception as e:  # pySigma raises plain exceptions on some malformed input
         result.reports.append(RuleReport(path, None, None, False, f"{type(e).__name__}: {e}", line=None))
         return result
+    if len(docs_present) > 1 and any(rule.errors for rule in [*collection.rules, *collection.filters]):
+        result.doc_lines = _doc_start_lines(text)  # only to place errors of multi-document files
     for n, rule in enumerate([*collection.rules, *collection.filters]):
         start = result.doc_lines[n] if n < len(result.doc_lines) else 1
         stop = result.doc_lines[n + 1] - 1 if n + 1 < len(result.doc_lines) else None
