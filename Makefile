@@ -13,6 +13,9 @@ $(BIN)/.installed: pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# sigma-cli lists plugins by walking the sigma.pipelines namespace, which setuptools' editable
+	# finder does not extend: link our plugin folder into site-packages (idempotent).
+	$(BIN)/python -m sigma.pipelines.kubesigma._devinstall
 	touch $@
 
 install: $(BIN)/.installed
