@@ -88,11 +88,20 @@ class Identity:
     source_ip: str
     user_agent: str
     reason: str  # authorization.k8s.io/reason for its allowed requests
+    # `user.extra` of a pod-bound service-account token: the pod it was issued to, wherever it is used.
+    pod: tuple[str, str, str] | None = None  # (pod name, pod uid, token id)
 
     def user(self) -> dict[str, Any]:
         out: dict[str, Any] = {"username": self.username, "groups": list(self.groups)}
         if self.uid:
             out["uid"] = self.uid
+        if self.pod:
+            name, uid, jti = self.pod
+            out["extra"] = {
+                "authentication.kubernetes.io/credential-id": [f"JTI={jti}"],
+                "authentication.kubernetes.io/pod-name": [name],
+                "authentication.kubernetes.io/pod-uid": [uid],
+            }
         return out
 
 
@@ -133,8 +142,12 @@ class _Cluster:
         self.resource_version += self.rng.randrange(1, 40)
         return str(self.resource_version)
 
-    def service_account(self, ns: str, name: str, ip: str, ua: str, reason: str = "") -> Identity:
+    def service_account(
+        self, ns: str, name: str, ip: str, ua: str, reason: str = "", pod: str | None = None
+    ) -> Identity:
+        """A service account; `pod` names the pod its (bound) token was mounted into."""
         user = f"system:serviceaccount:{ns}:{name}"
+        bound = (pod, self.uid_of(f"{ns}/{pod}"), self.uid_of(f"token:{ns}/{pod}")) if pod else None
         return Identity(
             user,
             ("system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"),
@@ -142,6 +155,7 @@ class _Cluster:
             ip,
             ua,
             reason or _rbac_reason("RoleBinding", name, name, "ServiceAccount", f"{ns}/{name}"),
+            bound,
         )
 
     def node(self, node: str) -> Identity:
@@ -478,6 +492,7 @@ class _Traffic:
                 "ServiceAccount",
                 "kube-system/coredns",
             ),
+            pod="coredns-76f75df574-x9k2p",
         )
 
     # ---- kubelets -------------------------------------------------------------------------------
@@ -757,6 +772,7 @@ class _Traffic:
                 "ServiceAccount",
                 "ingress-nginx/ingress-nginx-admission",
             ),
+            pod="ingress-nginx-admission-create-6pz4k",
         )
         name = "ingress-nginx-admission"
         return self.ev.request(
@@ -916,7 +932,8 @@ class _Traffic:
 
     def secret_sweep(self, t: float) -> Episode:
         """(c) A stolen service-account token lists every secret in the cluster, then reads them one by one."""
-        ns, _pod, app, _node = self.rng.choice(self.c.pods)
+        ns, pod, app, _node = self.rng.choice(self.c.pods)
+        # The token still names the pod it was stolen from; the source IP is not the pod's.
         who = self.c.service_account(
             ns,
             app,
@@ -925,6 +942,7 @@ class _Traffic:
             _rbac_reason(
                 "ClusterRoleBinding", f"{app}-debug", "cluster-admin", "ServiceAccount", f"{ns}/{app}"
             ),
+            pod=pod,
         )
         out = self.ev.request(t, who, "list", "/api/v1/secrets?limit=500", _ref("secrets"), latency=0.12)
         picks = self.rng.sample(SECRETS, self.rng.randrange(11, len(SECRETS) + 1))
