@@ -895,17 +895,42 @@ class _Traffic:
 
     # ---- attacks --------------------------------------------------------------------------------
 
-    def anonymous_allowed(self, t: float) -> Episode:
-        """(a) An over-permissive binding lets system:anonymous list pods and secrets."""
+    def anonymous_allowed(self, t: float, ip: str | None = None) -> Episode:
+        """(a) A scanner finds the API answers anonymously: version, discovery, then pods and secrets.
+
+        An over-permissive ClusterRoleBinding (to cluster-admin) lets system:anonymous do all of it.
+        """
+        ip = ip or self.rng.choice(ATTACKER_IPS)
+        agent = self.rng.choice(("curl/7.88.1", "python-requests/2.31.0"))
+        public = Identity(
+            "system:anonymous",
+            ("system:unauthenticated",),
+            "",
+            ip,
+            agent,
+            _rbac_reason(
+                "ClusterRoleBinding",
+                "system:public-info-viewer",
+                "system:public-info-viewer",
+                "Group",
+                "system:unauthenticated",
+            ),
+        )
         who = Identity(
             "system:anonymous",
             ("system:unauthenticated",),
             "",
-            self.rng.choice(ATTACKER_IPS),
-            self.rng.choice(("curl/7.88.1", "python-requests/2.31.0")),
+            ip,
+            agent,
             _rbac_reason("ClusterRoleBinding", "anonymous-view", "cluster-admin", "User", "system:anonymous"),
         )
-        out = self.ev.request(t, who, "list", "/api/v1/pods", _ref("pods"), latency=0.08)
+        out = self.ev.request(t, public, "get", "/version", None)
+        t += self.rng.uniform(0.5, 2)
+        out += self.ev.request(t, who, "get", "/api", None)
+        t += self.rng.uniform(0.1, 0.5)
+        out += self.ev.request(t, who, "get", "/apis", None)
+        t += self.rng.uniform(1, 4)
+        out += self.ev.request(t, who, "list", "/api/v1/pods", _ref("pods"), latency=0.08)
         ns = self.rng.choice(("kube-system", "default", "payments"))
         out += self.ev.request(
             t + self.rng.uniform(2, 6), who, "list", f"/api/v1/namespaces/{ns}/secrets", _ref("secrets", ns)
@@ -952,12 +977,15 @@ class _Traffic:
             when += self.rng.uniform(0.3, 2.5)
         return out
 
-    def miner_pod(self, t: float) -> Episode:
-        """(d) TeamTNT-style: a privileged pod with the node's `/` mounted, running a Monero miner."""
+    def miner_pod(self, t: float, ip: str | None = None) -> Episode:
+        """(d) TeamTNT-style: a privileged pod with the node's `/` mounted, running a Monero miner.
+
+        Created with the default service account's long-lived token (no pod binding), found meanwhile.
+        """
         who = self.c.service_account(
             "default",
             "default",
-            self.rng.choice(ATTACKER_IPS),
+            ip or self.rng.choice(ATTACKER_IPS),
             "kubectl/v1.27.1 (linux/amd64) kubernetes/4c94112",
             _rbac_reason(
                 "ClusterRoleBinding", "default-admin", "cluster-admin", "ServiceAccount", "default/default"
@@ -1068,6 +1096,11 @@ def generate(
     scenes: dict[str, Callable[[float], Episode]] = {
         name: getattr(traffic, name) for name in (*names, *ATTACKS, "cni_daemonset")
     }
+    # In the story, one actor probes the API anonymously and later deploys the miner from the same address.
+    actor = rng.choice(ATTACKER_IPS)
+    story_scenes = dict(scenes)
+    story_scenes["anonymous_allowed"] = lambda t: traffic.anonymous_allowed(t, ip=actor)
+    story_scenes["miner_pod"] = lambda t: traffic.miner_pod(t, ip=actor)
     story = [(int(at * n), name) for at, name in _STORY] if n >= 200 else []
     clock = (start or DEFAULT_START).timestamp()
     # Episodes span seconds to minutes: a heap orders their records by (receive time, stage time).
@@ -1077,7 +1110,7 @@ def generate(
         clock += rng.expovariate(40.0)  # ~40 requests/s: a small, quiet cluster
         if story and produced >= story[0][0]:
             name = story.pop(0)[1]
-            episode = scenes[name](clock)
+            episode = story_scenes[name](clock)
             if name in ATTACKS:
                 attack_events += len(episode)
         elif attack_ratio and attack_events < attack_ratio * produced and produced > 50:

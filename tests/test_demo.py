@@ -277,6 +277,17 @@ def test_contains_a_privileged_host_root_miner_pod(demo_events: list[dict[str, A
     assert sum(map(is_miner_pod_create, demo_events)) == 1
 
 
+def test_the_miner_is_deployed_from_the_address_that_probed_the_api_anonymously(
+    demo_events: list[dict[str, Any]],
+) -> None:
+    probes = [e for e in demo_events if is_anonymous_allowed_resource_access(e)]
+    (miner,) = [e for e in demo_events if is_miner_pod_create(e)]
+    assert miner["sourceIPs"] == probes[0]["sourceIPs"]
+    first = parse_rfc3339(probes[0]["requestReceivedTimestamp"]) or 0.0
+    deployed = parse_rfc3339(miner["requestReceivedTimestamp"]) or 0.0
+    assert 0 < deployed - first < 30 * 60
+
+
 def test_contains_anonymous_health_checks(demo_events: list[dict[str, Any]]) -> None:
     checks = [e for e in demo_events if is_health_check(e)]
     assert len(checks) > 50 and all(_decision(e) == "allow" for e in checks)
