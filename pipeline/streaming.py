@@ -19,6 +19,7 @@ drops an alert.
 from __future__ import annotations
 
 import math
+import pickle
 import time as wallclock
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,11 +28,13 @@ from typing import Any
 import apache_beam as beam
 import orjson
 from apache_beam import pvalue
-from apache_beam.coders import PickleCoder
+from apache_beam.coders import BytesCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
 from kubesigma.connectors.event import AuditEvent
 from kubesigma.detections.alert import Suppression, alert_id, iso_time
@@ -49,6 +52,8 @@ from kubesigma.pipeline.alerts import build_alert
 
 NAMESPACE = "kubesigma"
 KEY_SEP = "\x1f"
+# Contributions a routing step holds before handing them on grouped by key (also at bundle end).
+ROUTE_BUFFER = 20_000
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,16 @@ class Candidate:
         return f"{self.rule.id}{KEY_SEP}{group_text(self.group)}"
 
 
+def _dump(value: Any) -> bytes:
+    # State holds bytes: the SDK's state cache sizes cached objects deeply on every write, which is
+    # slow for nested events and dataclasses, and trivial for bytes.
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load(data: bytes | None) -> Any:
+    return None if data is None else pickle.loads(data)
+
+
 def _ts(seconds: float) -> Timestamp:
     return Timestamp(micros=round(seconds * 1_000_000))
 
@@ -111,7 +126,11 @@ class _Route(beam.DoFn):
     def setup(self) -> None:
         self.ungrouped = Metrics.counter(NAMESPACE, "correlation_ungrouped")
 
-    def process(self, item: Any) -> Iterator[tuple[str, tuple[tuple[str, ...], Contribution, AuditEvent]]]:
+    def start_bundle(self) -> None:
+        self.buffer: dict[str, list[tuple[tuple[str, ...], Contribution, AuditEvent]]] = {}
+        self.buffered = 0
+
+    def process(self, item: Any) -> Iterator[Any]:
         if isinstance(item, CorrelationHit):
             rid = item.rule_id
             inner = self.plan.spec(rid)
@@ -129,7 +148,23 @@ class _Route(beam.DoFn):
                 continue
             contribution = Contribution(when, identity, index, spec.value(rid, doc), event_id)
             for group in groups:
-                yield f"{spec.id}{KEY_SEP}{group_text(group)}", (group, contribution, event)
+                self.buffer.setdefault(f"{spec.id}{KEY_SEP}{group_text(group)}", []).append(
+                    (group, contribution, event)
+                )
+                self.buffered += 1
+        if self.buffered >= ROUTE_BUFFER:
+            for key, items in self._drain():
+                yield beam.window.TimestampedValue((key, items), min(c.time for _, c, _ in items))
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for key, items in self._drain():
+            yield WindowedValue((key, items), _ts(min(c.time for _, c, _ in items)), (GlobalWindow(),))
+
+    def _drain(self) -> list[tuple[str, list[tuple[tuple[str, ...], Contribution, AuditEvent]]]]:
+        # One element per key and bundle: a stateful step pays per state access, not per event.
+        out = sorted(self.buffer.items())
+        self.buffer, self.buffered = {}, 0
+        return out
 
 
 @dataclass
@@ -145,9 +180,9 @@ class _GroupMeta:
 class _CorrelateGroups(beam.DoFn):
     """Per (correlation rule, group): buffer, then evaluate in event-time order as the watermark passes."""
 
-    PENDING = BagStateSpec("pending", PickleCoder())
-    WINDOW = ReadModifyWriteStateSpec("window", PickleCoder())
-    META = ReadModifyWriteStateSpec("meta", PickleCoder())
+    PENDING = BagStateSpec("pending", BytesCoder())
+    WINDOW = ReadModifyWriteStateSpec("window", BytesCoder())
+    META = ReadModifyWriteStateSpec("meta", BytesCoder())
     FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
     EXPIRE = TimerSpec("expire", TimeDomain.WATERMARK)
 
@@ -164,34 +199,38 @@ class _CorrelateGroups(beam.DoFn):
 
     def process(
         self,
-        element: tuple[str, tuple[tuple[str, ...], Contribution, AuditEvent]],
+        element: tuple[str, list[tuple[tuple[str, ...], Contribution, AuditEvent]]],
         pending=beam.DoFn.StateParam(PENDING),
         window_state=beam.DoFn.StateParam(WINDOW),
         meta_state=beam.DoFn.StateParam(META),
         flush=beam.DoFn.TimerParam(FLUSH),
         expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> Iterator[Any]:
-        key, (group, c, event) = element
-        meta: _GroupMeta = meta_state.read() or _GroupMeta(group=group)
-        if c.time <= meta.horizon:
-            if c.time < meta.horizon - self.lateness:
-                self.dropped.inc()
-                return
-            # Late but allowed: counted now, in arrival order (the in-order part is already decided).
-            self.late.inc()
-            spec = self.plan.spec(key.split(KEY_SEP, 1)[0])
-            window: GroupWindow = window_state.read() or GroupWindow()
-            yield from self._emit(window.add(spec, group, c), meta, c, event)
-            self._remember(meta, c, event)
-            self._schedule(spec, window, meta, window_state, expire)
-            meta_state.write(meta)
-            return
-        pending.add((c, event))
-        if meta.flush_at is None or c.time < meta.flush_at:
-            flush.set(_ts(c.time))
-            meta.flush_at = c.time
-        meta.gc = False
-        meta_state.write(meta)
+        key, items = element
+        meta: _GroupMeta = _load(meta_state.read()) or _GroupMeta(group=items[0][0])
+        late = [(c, e) for _, c, e in items if c.time <= meta.horizon]
+        fresh = [(c, e) for _, c, e in items if c.time > meta.horizon]
+        if late:
+            kept = [(c, e) for c, e in late if c.time >= meta.horizon - self.lateness]
+            if len(kept) < len(late):
+                self.dropped.inc(len(late) - len(kept))
+            if kept:
+                # Late but allowed: counted now, in arrival order (the in-order part is already decided).
+                self.late.inc(len(kept))
+                spec = self.plan.spec(key.split(KEY_SEP, 1)[0])
+                window: GroupWindow = _load(window_state.read()) or GroupWindow()
+                for c, event in kept:
+                    yield from self._emit(window.add(spec, meta.group, c), meta, c, event)
+                    self._remember(meta, c, event)
+                self._schedule(spec, window, meta, window_state, expire)
+        if fresh:
+            pending.add(_dump(fresh))
+            earliest = min(c.time for c, _ in fresh)
+            if meta.flush_at is None or earliest < meta.flush_at:
+                flush.set(_ts(earliest))
+                meta.flush_at = earliest
+            meta.gc = False
+        meta_state.write(_dump(meta))
 
     @on_timer(FLUSH)
     def on_flush(
@@ -224,16 +263,16 @@ class _CorrelateGroups(beam.DoFn):
     def _advance(self, key, now, pending, window_state, meta_state, flush, expire, expiring=False):  # type: ignore[no-untyped-def]
         """Event time reached `now`: process what is pending up to it in order, close and prune."""
         self.watermark.set(int(now * 1000))
-        meta: _GroupMeta = meta_state.read() or _GroupMeta()
+        meta: _GroupMeta = _load(meta_state.read()) or _GroupMeta()
         spec = self.plan.spec(key.split(KEY_SEP, 1)[0])
-        window: GroupWindow = window_state.read() or GroupWindow()
-        items = list(pending.read())
+        window: GroupWindow = _load(window_state.read()) or GroupWindow()
+        items = [x for blob in pending.read() for x in _load(blob)]
         ready = sorted((x for x in items if x[0].time <= now), key=lambda x: x[0])
         rest = [x for x in items if x[0].time > now]
         if ready:
             pending.clear()
-            for x in rest:
-                pending.add(x)
+            if rest:
+                pending.add(_dump(rest))
         for c, event in ready:
             yield from self._emit(window.add(spec, meta.group, c), meta, c, event)
             self._remember(meta, c, event)
@@ -255,13 +294,13 @@ class _CorrelateGroups(beam.DoFn):
             meta.gc = True
             meta.last_event = None
             expire.set(_ts(now + self.lateness))
-            meta_state.write(meta)
+            meta_state.write(_dump(meta))
             return
         self._schedule(spec, window, meta, window_state, expire)
-        meta_state.write(meta)
+        meta_state.write(_dump(meta))
 
     def _schedule(self, spec, window: GroupWindow, meta: _GroupMeta, window_state, expire) -> None:  # type: ignore[no-untyped-def]
-        window_state.write(window)
+        window_state.write(_dump(window))
         deadline = window.deadline(spec)
         if deadline is not None:
             meta.gc = False
@@ -355,8 +394,8 @@ class _RunMeta:
 class _SuppressGroups(beam.DoFn):
     """Per (rule, group): the first alert goes out, repeats within the window fold into one follow-up."""
 
-    PENDING = BagStateSpec("pending", PickleCoder())
-    META = ReadModifyWriteStateSpec("meta", PickleCoder())
+    PENDING = BagStateSpec("pending", BytesCoder())
+    META = ReadModifyWriteStateSpec("meta", BytesCoder())
     FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
     CLOSE = TimerSpec("close", TimeDomain.WATERMARK)
 
@@ -375,17 +414,17 @@ class _SuppressGroups(beam.DoFn):
         close=beam.DoFn.TimerParam(CLOSE),
     ) -> Iterator[Any]:
         _, candidate = element
-        meta: _RunMeta = meta_state.read() or _RunMeta()
+        meta: _RunMeta = _load(meta_state.read()) or _RunMeta()
         if candidate.time <= meta.horizon:
             # Late: an alert is never dropped; it joins (or opens) a run in arrival order.
             yield from self._offer(meta, candidate, close)
-            meta_state.write(meta)
+            meta_state.write(_dump(meta))
             return
-        pending.add(candidate)
+        pending.add(_dump(candidate))
         if meta.flush_at is None or candidate.time < meta.flush_at:
             flush.set(_ts(candidate.time))
             meta.flush_at = candidate.time
-        meta_state.write(meta)
+        meta_state.write(_dump(meta))
 
     @on_timer(FLUSH)
     def on_flush(
@@ -410,14 +449,14 @@ class _SuppressGroups(beam.DoFn):
         yield from self._advance(_seconds(ts), pending, meta_state, flush, close)
 
     def _advance(self, now, pending, meta_state, flush, close):  # type: ignore[no-untyped-def]
-        meta: _RunMeta = meta_state.read() or _RunMeta()
-        items = list(pending.read())
+        meta: _RunMeta = _load(meta_state.read()) or _RunMeta()
+        items = [_load(x) for x in pending.read()]
         ready = sorted((c for c in items if c.time <= now), key=lambda c: (c.time, c.alert_id))
         rest = [c for c in items if c.time > now]
         if ready:
             pending.clear()
             for c in rest:
-                pending.add(c)
+                pending.add(_dump(c))
         for candidate in ready:
             yield from self._offer(meta, candidate, close)
         if meta.run is not None and now >= meta.run.end:
@@ -431,7 +470,7 @@ class _SuppressGroups(beam.DoFn):
         if meta.run is None and not rest:
             meta_state.clear()  # nothing open: forget the group (a later alert starts a new run)
             return
-        meta_state.write(meta)
+        meta_state.write(_dump(meta))
 
     def _offer(self, meta: _RunMeta, candidate: Candidate, close) -> Iterator[Any]:  # type: ignore[no-untyped-def]
         run = meta.run
