@@ -71,17 +71,31 @@ def rule_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.yml") if p.is_file())
 
 
-def kubernetes_audit_rule_files(root: Path) -> list[Path]:
-    """Single-event rules for Kubernetes audit logs (correlation rules and other logsources left out)."""
+def detection_rule_docs(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """Single-event Kubernetes audit detection rules, as YAML documents.
+
+    Left out: other logsources, correlation rules, and the inputs correlation rules name (broad
+    informational matchers such as "a workload was created" that exist only to be counted).
+    """
+    docs = [doc for path in paths for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict)]
+    inputs = set()
+    for doc in docs:
+        corr = doc.get("correlation")
+        if isinstance(corr, dict):
+            rules = corr.get("rules") or []
+            inputs.update(rules if isinstance(rules, list) else [rules])
     out = []
-    for path in rule_files(root):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if not isinstance(doc, dict) or "correlation" in doc or "detection" not in doc:
-                continue
-            src = doc.get("logsource") or {}
-            if src.get("product") == "kubernetes" and src.get("service") == "audit":
-                out.append(path)
-                break
+    for doc in docs:
+        src = doc.get("logsource") or {}
+        if (
+            "detection" in doc
+            and "correlation" not in doc
+            and doc.get("name") not in inputs
+            and doc.get("id") not in inputs
+            and src.get("product") == "kubernetes"
+            and src.get("service") == "audit"
+        ):
+            out.append(doc)
     return out
 
 
@@ -379,20 +393,17 @@ def _mutate_values(values: Any, field_name: str, rng: random.Random) -> Any:
     return _mutate(values, field_name, rng)
 
 
-def write_rule_variants(bases: Sequence[Path], count: int, folder: Path, seed: int) -> list[Path]:
-    """`count` distinct rules: the bases as they are, then variants of them with mutated values."""
+def write_rule_variants(docs: Sequence[dict[str, Any]], count: int, folder: Path, seed: int) -> list[Path]:
+    """`count` distinct rules: the given rules as they are, then variants of them with mutated values."""
     rng = random.Random(seed)
-    docs = []
-    for path in bases:
-        for doc in yaml.safe_load_all(path.read_text()):
-            if isinstance(doc, dict) and "detection" in doc and "correlation" not in doc:
-                docs.append(doc)
     if not docs:
         raise ValueError("no single-event rules to make variants of")
     out: list[Path] = []
     seen: set[str] = set()
     i = 0
     while len(out) < count:
+        if i > 100 * count:
+            raise RuntimeError("could not make enough distinct rule variants")
         base = docs[i % len(docs)]
         doc = copy.deepcopy(base)
         if i >= len(docs):
@@ -409,8 +420,6 @@ def write_rule_variants(bases: Sequence[Path], count: int, folder: Path, seed: i
         target = folder / f"rule_{len(out):05d}.yml"
         target.write_text(yaml.safe_dump(doc, sort_keys=False))
         out.append(target)
-        if i > 100 * count:
-            raise RuntimeError("could not make enough distinct rule variants")
     return out
 
 
@@ -498,7 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shipped.run,
             )
         runners["kubesigma_peer"] = (f"kubesigma ({n_peer} SigmaHQ rules)", Kubesigma(peer_paths).run)
-        bases, _ = loadable(kubernetes_audit_rule_files(SHIPPED_RULES) + peer_paths)
+        usable, _ = loadable(rule_files(SHIPPED_RULES) + peer_paths)
+        bases = detection_rule_docs(usable)
         for count in scaling_counts:
             folder = Path(workdir.name) / str(count)
             folder.mkdir()
