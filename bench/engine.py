@@ -361,7 +361,12 @@ def _mutate(value: Any, field_name: str, rng: random.Random) -> Any:
         if value.strip("*") == "":
             return value  # `field: '*'` (exists-like): nothing to vary
         token = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(4))
-        return f"{value}{token}" if rng.random() < 0.5 else f"{token}{value}"
+        # Keep the value's shape (`*x*` contains, `x*` prefix, `*x` suffix): alter only its literal core.
+        core = value.strip("*")
+        head = value[: len(value) - len(value.lstrip("*"))]
+        tail = value[len(value.rstrip("*")) :]
+        core = f"{core}{token}" if rng.random() < 0.5 else f"{token}{core}"
+        return f"{head}{core}{tail}"
     if isinstance(value, int) and not isinstance(value, bool):
         return value + rng.randrange(1, 50)
     return value
