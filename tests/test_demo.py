@@ -406,7 +406,7 @@ def demo_run(demo_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
            "--runner", "FnApiRunner"]  # fmt: skip
     try:
         # 5,000 events take seconds; minutes mean the job is stuck, not slow.
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=REPO)
     except subprocess.TimeoutExpired as err:
         pytest.fail(f"`{' '.join(cmd)}` did not finish in {err.timeout}s")
     assert proc.returncode == 0, proc.stderr[-4000:]
