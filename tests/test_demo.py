@@ -164,6 +164,16 @@ def test_different_seed_writes_different_bytes(tmp_path: Path, demo_file: Path) 
     assert other.read_bytes() != demo_file.read_bytes()
 
 
+def test_kubesigma_demo_generate_writes_the_same_bytes(tmp_path: Path, demo_file: Path) -> None:
+    out = tmp_path / "cli.jsonl"
+    exe = shutil.which("kubesigma") or str(Path(sys.executable).with_name("kubesigma"))
+    cmd = [exe, "demo", "generate", "--out", str(out), "--seed", str(DEMO_SEED),
+           "--events", str(DEMO_EVENTS), "--cluster", "demo"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() == demo_file.read_bytes()
+
+
 def test_generate_leaves_global_random_state_alone() -> None:
     before = random.getstate()
     list(generate(3, 500))
