@@ -87,6 +87,7 @@ def _offline_attack_data(workdir: Path) -> None:
 def convert_elastic(paths: Sequence[str]) -> tuple[str, list[str]]:
     """(NDJSON of detection rules, messages about rules that could not be converted)."""
     from sigma.collection import SigmaCollection
+    from sigma.exceptions import SigmaRuleLocation
     from sigma.rule import SigmaRule
 
     from kubesigma.detections.mapping import kubesigma_pipeline
@@ -95,37 +96,52 @@ def convert_elastic(paths: Sequence[str]) -> tuple[str, list[str]]:
     backend_class = _backend_class()
     problems: list[str] = []
     lines: list[str] = []
+    collections = []
+    origin: dict[int, Path] = {}
+    for path in files:
+        try:
+            collection = SigmaCollection.from_yaml(
+                path.read_text(encoding="utf-8"),
+                collect_errors=True,
+                source=SigmaRuleLocation(path),
+                resolve_references=False,  # resolved once all files are loaded
+            )
+        except Exception as err:
+            problems.append(f"{path}: {err}")
+            continue
+        for rule in collection.rules:
+            origin[id(rule)] = path
+        collections.append(collection)
+    # one collection, so correlation rules find the rules they name in other files
+    merged = SigmaCollection.merge(collections)
     with tempfile.TemporaryDirectory(prefix="kubesigma-attack-") as tmp:
         _offline_attack_data(Path(tmp))
-        for path in files:
-            # a fresh collection and pipeline per file: pySigma's pipelines mutate the rules they apply to
-            try:
-                collection = SigmaCollection.from_yaml(path.read_text(encoding="utf-8"), collect_errors=True)
-            except Exception as err:
-                problems.append(f"{path}: {err}")
+        for rule in merged.rules:
+            path = origin.get(id(rule), Path("?"))
+            if getattr(rule, "errors", None):
+                problems.append(f"{path}: {'; '.join(str(e) for e in rule.errors)}")
                 continue
-            for rule in collection.rules:
-                if getattr(rule, "errors", None):
-                    problems.append(f"{path}: {'; '.join(str(e) for e in rule.errors)}")
-                    continue
-                if not isinstance(rule, SigmaRule):
-                    problems.append(
-                        f"{path}: {type(rule).__name__} ({rule.title}) has no Elastic query-rule form; skipped"
-                    )
-                    continue
-                backend = backend_class(processing_pipeline=kubesigma_pipeline(), index_names=ELASTIC_INDICES)
-                try:
-                    out = backend.convert(SigmaCollection([rule]), FORMATS["elastic"])
-                except Exception as err:
-                    problems.append(f"{path}: {rule.title}: {err}")
-                    continue
-                # siem_rule_ndjson yields one dict per rule (older backends: NDJSON text)
-                items = out if isinstance(out, list) else [out]
-                for item in items:
-                    if isinstance(item, dict):
-                        lines.append(json.dumps(item, sort_keys=True))
-                    else:
-                        lines.extend(line for line in str(item).splitlines() if line.strip())
+            if not isinstance(rule, SigmaRule):
+                problems.append(
+                    f"{path}: {type(rule).__name__} ({rule.title}) has no Elastic query-rule form; skipped"
+                )
+                continue
+            if not getattr(rule, "_output", True):
+                continue  # a building block of a correlation rule (generate: false)
+            # a fresh pipeline per rule: pySigma's pipelines mutate the rules they are applied to
+            backend = backend_class(processing_pipeline=kubesigma_pipeline(), index_names=ELASTIC_INDICES)
+            try:
+                out = backend.convert(SigmaCollection([rule]), FORMATS["elastic"])
+            except Exception as err:
+                problems.append(f"{path}: {rule.title}: {err}")
+                continue
+            # siem_rule_ndjson yields one dict per rule (older backends: NDJSON text)
+            items = out if isinstance(out, list) else [out]
+            for item in items:
+                if isinstance(item, dict):
+                    lines.append(json.dumps(item, sort_keys=True))
+                else:
+                    lines.extend(line for line in str(item).splitlines() if line.strip())
     return "".join(line + "\n" for line in lines), problems
 
 

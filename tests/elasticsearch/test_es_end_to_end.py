@@ -10,7 +10,8 @@ import pytest
 from kubesigma.connectors.sinks.elasticsearch import install_templates
 from kubesigma.pipeline.cli import main
 
-pytestmark = pytest.mark.elasticsearch
+pytestmark = [pytest.mark.elasticsearch, pytest.mark.slow]
+RUN_LIMIT_S = 240  # a hung run fails this test instead of CI's whole time budget
 
 
 def test_alerts_of_a_run_indexed_twice_leave_one_document_per_distinct_alert_id(
