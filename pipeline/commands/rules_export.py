@@ -36,6 +36,8 @@ def _backend_class() -> type:
         are field names here, and an unescaped `/` starts a regular expression in Lucene syntax."""
 
         field_escape_pattern = re.compile(r"[\s*/]")
+        # a rule that a correlation also uses (generate: true) is still exported as a rule of its own
+        finalize_correlation_subqueries = True
 
     return KubesigmaLuceneBackend
 
