@@ -95,5 +95,6 @@ def _decode_event_list(
             yield from ctx.decode(item, item_source, len(item_raw), item_raw)
 
 
-register(Format("kubernetes-audit-event", is_audit_event, _decode_event, priority=50))
-register(Format("kubernetes-audit-eventlist", is_event_list, _decode_event_list, priority=50))
+# Native audit Events are by far the most common record: they are sniffed first (no envelope has kind Event).
+register(Format("kubernetes-audit-event", is_audit_event, _decode_event, priority=10))
+register(Format("kubernetes-audit-eventlist", is_event_list, _decode_event_list, priority=10))
