@@ -4,6 +4,10 @@ leave exactly as many documents as distinct `kubesigma.alert_id`s in the JSON ou
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -11,28 +15,39 @@ from kubesigma.connectors.sinks.elasticsearch import install_templates
 from kubesigma.pipeline.cli import main
 
 pytestmark = [pytest.mark.elasticsearch, pytest.mark.slow]
-RUN_LIMIT_S = 240  # a hung run fails this test instead of CI's whole time budget
+RUN_LIMIT_S = 240  # a hung run fails this test instead of using up CI's whole time budget
 
 
 def test_alerts_of_a_run_indexed_twice_leave_one_document_per_distinct_alert_id(
     es, config, tmp_path, run_sink, ids_in
 ):
     audit, alerts_out = tmp_path / "audit.jsonl", tmp_path / "alerts.jsonl"
-    assert main(["demo", "generate", "--out", str(audit), "--seed", "7", "--events", "2000"]) == 0
-    assert (
-        main(
-            [
-                "run",
-                "--input",
-                str(audit),
-                "--alerts-out",
-                str(alerts_out),
-                "--dead-letter",
-                str(tmp_path / "dead.jsonl"),
-            ]
+    assert main(["demo", "generate", "--out", str(audit), "--seed", "7", "--events", "500"]) == 0
+    argv = [
+        "run",
+        "--input",
+        str(audit),
+        "--alerts-out",
+        str(alerts_out),
+        "--dead-letter",
+        str(tmp_path / "d.jsonl"),
+    ]
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        # its own process group: on timeout the whole run, and anything it started, is stopped
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kubesigma.pipeline.cli", *argv],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        == 0
-    )
+        try:
+            proc.wait(timeout=RUN_LIMIT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            pytest.fail(f"kubesigma run over 500 demo events did not finish in {RUN_LIMIT_S} s")
+    assert proc.returncode == 0, log.read_text()[-2000:]
     docs = [json.loads(line) for line in alerts_out.read_text().splitlines() if line.strip()]
     assert docs, "the demo run produced no alert"
     install_templates(config)
