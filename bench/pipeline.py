@@ -31,7 +31,8 @@ from kubesigma.detections.engine import RuleSet
 from kubesigma.pipeline.streaming import CandidateAlerts, Correlate, Suppress, ToCandidates
 from kubesigma.pipeline.transforms import Detect
 
-RULES = Path(__file__).resolve().parent.parent / "detections" / "rules"
+ROOT = Path(__file__).resolve().parent.parent
+RULES = [ROOT / "detections" / "rules", ROOT / "detections" / "correlation" / "rules"]
 T0 = 1_795_860_000.0
 BATCH = 500
 
@@ -144,7 +145,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--events", type=int, default=20_000)
     args = parser.parse_args(argv)
-    ruleset = RuleSet.load([RULES])
+    ruleset = RuleSet.load(RULES)
     plan = compile_correlations(ruleset)
     events = make_events(args.events)
     engine, firings = engine_only(ruleset, plan, events)

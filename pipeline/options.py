@@ -15,6 +15,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from kubesigma.connectors.sources.files import MiB, ReadLimits
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "detections" / "rules"
+# Shipped correlation rules (and their input rules), loaded with the pack by default.
+DEFAULT_CORRELATION_RULES = Path(__file__).resolve().parent.parent / "detections" / "correlation" / "rules"
 
 
 class OptionError(ValueError):
@@ -176,7 +178,7 @@ def duration_option(options: KubesigmaOptions, name: str) -> float:
 
 
 def rule_paths(options: KubesigmaOptions) -> list[str]:
-    paths = options.rules or [str(DEFAULT_RULES)]
+    paths = options.rules or [str(DEFAULT_RULES), str(DEFAULT_CORRELATION_RULES)]
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
         raise OptionError(f"--rules: no such file or folder: {', '.join(missing)}")

@@ -103,6 +103,12 @@ def _load(data: bytes | None) -> Any:
     return None if data is None else pickle.loads(data)
 
 
+def _timer_at(seconds: float) -> Timestamp:
+    """A timer time at or after `seconds`: portable runners keep timers in milliseconds, and a timer
+    that fired a fraction before its event's time would find it not yet due and re-arm forever."""
+    return Timestamp(micros=math.ceil(seconds * 1000) * 1000)
+
+
 def _ts(seconds: float) -> Timestamp:
     return Timestamp(micros=round(seconds * 1_000_000))
 
@@ -227,7 +233,7 @@ class _CorrelateGroups(beam.DoFn):
             pending.add(_dump(fresh))
             earliest = min(c.time for c, _ in fresh)
             if meta.flush_at is None or earliest < meta.flush_at:
-                flush.set(_ts(earliest))
+                flush.set(_timer_at(earliest))
                 meta.flush_at = earliest
             meta.gc = False
         meta_state.write(_dump(meta))
@@ -281,7 +287,7 @@ class _CorrelateGroups(beam.DoFn):
         if rest:
             # One flush for everything pending now, once the watermark passes the newest of it.
             meta.flush_at = max(x[0].time for x in rest)
-            flush.set(_ts(meta.flush_at))
+            flush.set(_timer_at(meta.flush_at))
         else:
             meta.flush_at = None
         self.state_events.update(len(window))
@@ -293,7 +299,7 @@ class _CorrelateGroups(beam.DoFn):
             # Keep the horizon for the allowed lateness, then forget the group.
             meta.gc = True
             meta.last_event = None
-            expire.set(_ts(now + self.lateness))
+            expire.set(_timer_at(now + self.lateness))
             meta_state.write(_dump(meta))
             return
         self._schedule(spec, window, meta, window_state, expire)
@@ -304,7 +310,7 @@ class _CorrelateGroups(beam.DoFn):
         deadline = window.deadline(spec)
         if deadline is not None:
             meta.gc = False
-            expire.set(_ts(deadline))
+            expire.set(_timer_at(deadline))
 
     @staticmethod
     def _remember(meta: _GroupMeta, c: Contribution, event: AuditEvent) -> None:
@@ -422,7 +428,7 @@ class _SuppressGroups(beam.DoFn):
             return
         pending.add(_dump(candidate))
         if meta.flush_at is None or candidate.time < meta.flush_at:
-            flush.set(_ts(candidate.time))
+            flush.set(_timer_at(candidate.time))
             meta.flush_at = candidate.time
         meta_state.write(_dump(meta))
 
@@ -464,7 +470,7 @@ class _SuppressGroups(beam.DoFn):
         meta.horizon = max(meta.horizon, now)
         if rest:
             meta.flush_at = max(c.time for c in rest)
-            flush.set(_ts(meta.flush_at))
+            flush.set(_timer_at(meta.flush_at))
         else:
             meta.flush_at = None
         if meta.run is None and not rest:
@@ -482,7 +488,7 @@ class _SuppressGroups(beam.DoFn):
         if run is not None:
             yield from self._close_run(meta)
         meta.run = FoldedRun.open(candidate.time, self.window, candidate.alert_id)
-        close.set(_ts(meta.run.end))
+        close.set(_timer_at(meta.run.end))
         yield beam.window.TimestampedValue(candidate, candidate.time)
 
     def _close_run(self, meta: _RunMeta) -> Iterator[Any]:

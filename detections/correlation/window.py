@@ -124,9 +124,9 @@ class GroupWindow:
     def _prune(self, oldest: float, keep_equal: bool = True) -> None:
         events = self.events
         drop = 0
-        while drop < len(events) and (
-            events[drop].time < oldest or (not keep_equal and events[drop].time == oldest)
-        ):
+        # Event-time timers carry microseconds: times within a microsecond of the bound count as on it.
+        bound = oldest - 1e-6 if keep_equal else oldest + 1e-6
+        while drop < len(events) and events[drop].time < bound:
             drop += 1
         if drop:
             del events[:drop]

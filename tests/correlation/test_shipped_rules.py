@@ -11,7 +11,8 @@ from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.correlation.replay import replay
 from kubesigma.detections.engine import RuleSet
 
-RULES = Path(__file__).resolve().parents[2] / "detections" / "rules"
+ROOT = Path(__file__).resolve().parents[2]
+RULES = [ROOT / "detections" / "rules", ROOT / "detections" / "correlation" / "rules"]
 
 ENUMERATION = "4891b83f-e847-49fa-934d-5d84e365cda3"
 SCANNER = "62b79c28-c652-42cd-ad32-b99f2b7f71ce"
@@ -23,7 +24,7 @@ DISCOVERY_THEN_WORKLOAD = "3bb65ac3-3507-44b7-872e-10952559a74a"
 
 @pytest.fixture(scope="module")
 def pack():
-    ruleset = RuleSet.load([RULES])
+    ruleset = RuleSet.load(RULES)
     return ruleset, compile_correlations(ruleset)
 
 
