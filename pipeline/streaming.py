@@ -14,7 +14,6 @@ drops an alert.
 """
 
 # Beam declares state and timers as call defaults (`pending=DoFn.StateParam(PENDING)`).
-# ruff: noqa: B008
 
 from __future__ import annotations
 
@@ -49,6 +48,7 @@ from kubesigma.detections.correlation import (
 from kubesigma.detections.rule import RuleInfo
 from kubesigma.detections.suppression import MAX_FOLDED_IDS, FoldedRun, suppression_group
 from kubesigma.pipeline.alerts import build_alert
+from kubesigma.pipeline.transforms import RULE_HITS
 
 NAMESPACE = "kubesigma"
 KEY_SEP = "\x1f"
@@ -543,6 +543,9 @@ class _CandidateToAlert(beam.DoFn):
 
     def process(self, candidate: Candidate) -> Iterator[dict[str, Any]]:
         self.alerts.inc()
+        if candidate.hit is not None and candidate.suppression is None:
+            # Correlation rules fire here (single-event rules are counted by Detect): the run summary.
+            Metrics.counter(RULE_HITS, candidate.rule.id).inc()
         yield candidate_alert(candidate, self.plan, self.soft_limit)
 
 

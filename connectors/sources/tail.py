@@ -126,7 +126,7 @@ class _TailDirectory(beam.DoFn):
         self.lines = Metrics.counter("kubesigma", "tail_lines")
 
     def process(
-        self, element: tuple[str, Any], positions=beam.DoFn.StateParam(STATE)  # noqa: B008
+        self, element: tuple[str, Any], positions=beam.DoFn.StateParam(STATE)
     ) -> Iterator[list[RawRecord]]:
         directory, _ = element
         state: TailState = positions.read() or TailState()
