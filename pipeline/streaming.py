@@ -31,7 +31,7 @@ from apache_beam.coders import BytesCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
-from apache_beam.transforms.window import GlobalWindow
+from apache_beam.transforms.window import FixedWindows, GlobalWindow, TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
@@ -160,7 +160,7 @@ class _Route(beam.DoFn):
                 self.buffered += 1
         if self.buffered >= ROUTE_BUFFER:
             for key, items in self._drain():
-                yield beam.window.TimestampedValue((key, items), min(c.time for _, c, _ in items))
+                yield TimestampedValue((key, items), min(c.time for _, c, _ in items))
 
     def finish_bundle(self) -> Iterator[Any]:
         for key, items in self._drain():
@@ -266,7 +266,7 @@ class _CorrelateGroups(beam.DoFn):
             key, _seconds(ts), pending, window_state, meta_state, flush, expire, expiring=True
         )
 
-    def _advance(self, key, now, pending, window_state, meta_state, flush, expire, expiring=False):  # type: ignore[no-untyped-def]
+    def _advance(self, key, now, pending, window_state, meta_state, flush, expire, expiring=False):
         """Event time reached `now`: process what is pending up to it in order, close and prune."""
         self.watermark.set(int(now * 1000))
         meta: _GroupMeta = _load(meta_state.read()) or _GroupMeta()
@@ -305,7 +305,7 @@ class _CorrelateGroups(beam.DoFn):
         self._schedule(spec, window, meta, window_state, expire)
         meta_state.write(_dump(meta))
 
-    def _schedule(self, spec, window: GroupWindow, meta: _GroupMeta, window_state, expire) -> None:  # type: ignore[no-untyped-def]
+    def _schedule(self, spec, window: GroupWindow, meta: _GroupMeta, window_state, expire) -> None:
         window_state.write(_dump(window))
         deadline = window.deadline(spec)
         if deadline is not None:
@@ -326,7 +326,7 @@ class _CorrelateGroups(beam.DoFn):
             if trigger is None:  # cannot happen: a window is never closed before an event was counted
                 continue
             self.fired.inc()
-            yield beam.window.TimestampedValue(CorrelationHit(firing, trigger), firing.trigger.time)
+            yield TimestampedValue(CorrelationHit(firing, trigger), firing.trigger.time)
 
 
 class Correlate(beam.PTransform):
@@ -454,7 +454,7 @@ class _SuppressGroups(beam.DoFn):
     ) -> Iterator[Any]:
         yield from self._advance(_seconds(ts), pending, meta_state, flush, close)
 
-    def _advance(self, now, pending, meta_state, flush, close):  # type: ignore[no-untyped-def]
+    def _advance(self, now, pending, meta_state, flush, close):
         meta: _RunMeta = _load(meta_state.read()) or _RunMeta()
         items = [_load(x) for x in pending.read()]
         ready = sorted((c for c in items if c.time <= now), key=lambda c: (c.time, c.alert_id))
@@ -478,7 +478,7 @@ class _SuppressGroups(beam.DoFn):
             return
         meta_state.write(_dump(meta))
 
-    def _offer(self, meta: _RunMeta, candidate: Candidate, close) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    def _offer(self, meta: _RunMeta, candidate: Candidate, close) -> Iterator[Any]:
         run = meta.run
         if run is not None and run.covers(candidate.time):
             run.fold(candidate.time, candidate.alert_id)
@@ -489,7 +489,7 @@ class _SuppressGroups(beam.DoFn):
             yield from self._close_run(meta)
         meta.run = FoldedRun.open(candidate.time, self.window, candidate.alert_id)
         close.set(_timer_at(meta.run.end))
-        yield beam.window.TimestampedValue(candidate, candidate.time)
+        yield TimestampedValue(candidate, candidate.time)
 
     def _close_run(self, meta: _RunMeta) -> Iterator[Any]:
         run, rep = meta.run, meta.representative
@@ -511,7 +511,7 @@ class _SuppressGroups(beam.DoFn):
                 alert_ids_total=run.count,
             ),
         )
-        yield beam.window.TimestampedValue(follow_up, follow_up.time)
+        yield TimestampedValue(follow_up, follow_up.time)
 
 
 class Suppress(beam.PTransform):
@@ -637,6 +637,6 @@ class WriteJsonLinesWindowed(beam.PTransform):
         return (
             docs
             | "Json" >> beam.Map(lambda doc: orjson.dumps(doc).decode("utf-8"))
-            | "Minutes" >> beam.WindowInto(beam.window.FixedWindows(self.window))
+            | "Minutes" >> beam.WindowInto(FixedWindows(self.window))
             | "Write" >> fileio.WriteToFiles(path=self.directory, shards=1, max_writers_per_bundle=0)
         )
