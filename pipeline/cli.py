@@ -99,10 +99,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as err:  # user-caused errors carry their own message; show it, not a traceback
+        from kubesigma.connectors.sinks.elasticsearch import (
+            ElasticsearchConfigError,
+            ElasticsearchUnavailable,
+        )
         from kubesigma.detections.engine import RuleLoadError
         from kubesigma.pipeline.options import OptionError
 
-        if isinstance(err, OptionError | RuleLoadError | FileNotFoundError):
+        user_errors = (
+            OptionError,
+            RuleLoadError,
+            FileNotFoundError,
+            ElasticsearchConfigError,
+            ElasticsearchUnavailable,
+        )
+        if isinstance(err, user_errors):
             print(f"kubesigma: {err}", file=sys.stderr)
             return 2
         raise

@@ -14,6 +14,13 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from kubesigma.connectors.sinks.elasticsearch import (
+    ElasticsearchConfig,
+    IndexEvents,
+    WriteToElasticsearch,
+    config_from_options,
+    install_templates,
+)
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
 from kubesigma.pipeline.options import (
@@ -91,7 +98,9 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
     return options
 
 
-def build(pipeline: beam.Pipeline, options: KubesigmaOptions, rules: RuleSet) -> None:
+def build(
+    pipeline: beam.Pipeline, options: KubesigmaOptions, rules: RuleSet, es: ElasticsearchConfig | None = None
+) -> None:
     """source → decode → detect → correlate → suppress → alerts, batch over files or --streaming."""
     limits = read_limits(options)
     streaming = options.view_as(StandardOptions).streaming
@@ -112,7 +121,13 @@ def build(pipeline: beam.Pipeline, options: KubesigmaOptions, rules: RuleSet) ->
         alerts = candidates | "Alerts" >> CandidateAlerts(limits.soft, plan)
     write = WriteJsonLinesWindowed if streaming else WriteJsonLines
     alerts | "WriteAlerts" >> write(options.alerts_out)
-    dead_letter_docs(events.dead_letter) | "WriteDeadLetters" >> write(options.dead_letter)
+    dead_letters = [events.dead_letter]
+    if es is not None:
+        dead_letters.append((alerts | "IndexAlerts" >> WriteToElasticsearch(es, "alerts")).dead_letter)
+        if es.index_events:
+            dead_letters.append((events.events | "IndexEvents" >> IndexEvents(es, limits.soft)).dead_letter)
+    all_dead = dead_letters[0] if len(dead_letters) == 1 else dead_letters | "DeadLetters" >> beam.Flatten()
+    dead_letter_docs(all_dead) | "WriteDeadLetters" >> write(options.dead_letter)
 
 
 def read_records(
@@ -143,8 +158,14 @@ def run(argv: Sequence[str], out: TextIO) -> RunReport:
         if not getattr(ks, name):
             raise OptionError(f"--{name.replace('_', '-')} is required")
     rules = load_rules(ks)
+    es = config_from_options(options)
+    if es is not None:
+        # Templates and retention go in before the first document, idempotently; what the cluster lacks
+        # (ILM without x-pack) is said here, once.
+        for line in install_templates(es):
+            out.write(f"{line}\n")
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, ks, rules)
+    build(pipeline, ks, rules, es)
     result = pipeline.run()
     result.wait_until_finish()
     report = collect(result)
