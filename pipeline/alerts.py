@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubesigma.connectors.event import AWS_CLOUDTRAIL, GCP_AUDIT, AuditEvent, LogSource
-from kubesigma.connectors.redact import redact_document
+from kubesigma.connectors.redact import home_of, outgoing_document
 from kubesigma.detections.alert import (
     Alert,
     CloudAccount,
@@ -26,22 +26,6 @@ from kubesigma.detections.alert import (
 )
 from kubesigma.detections.rule import RuleInfo
 
-# Bulky members dropped from the copies of records over the soft size limit, per logsource.
-BULKY = {
-    "kubernetes.audit": ("requestObject", "responseObject"),
-    "gcp.audit": ("protoPayload.request", "protoPayload.response"),
-    "aws.cloudtrail": ("requestParameters", "responseElements"),
-}
-
-
-def _home(logsource: LogSource) -> str:
-    """Where the event document lives in the alert, as Elastic's integrations lay it out."""
-    if logsource == GCP_AUDIT:
-        return "gcp.audit"
-    if logsource == AWS_CLOUDTRAIL:
-        return "aws.cloudtrail"
-    return "kubernetes.audit"
-
 
 def view_for(rule: RuleInfo, event: AuditEvent) -> tuple[LogSource, dict[str, Any]]:
     """The event's document under the rule's logsource (a GKE record is seen both ways)."""
@@ -49,31 +33,6 @@ def view_for(rule: RuleInfo, event: AuditEvent) -> tuple[LogSource, dict[str, An
         if (logsource.product, logsource.service) == (rule.logsource.product, rule.logsource.service):
             return logsource, doc
     return event.views[0]
-
-
-def outgoing_document(
-    logsource: LogSource, doc: dict[str, Any], size: int, soft_limit: int
-) -> tuple[dict[str, Any], list[str]]:
-    """The copy of an event that may leave the pipeline: redacted, and slimmed above the soft limit."""
-    home = _home(logsource)
-    notes: list[str] = []
-    if size > soft_limit:
-        doc = dict(doc)
-        for dotted in BULKY[home]:
-            head, _, tail = dotted.partition(".")
-            if tail:
-                inner = doc.get(head)
-                if isinstance(inner, dict) and tail in inner:
-                    doc[head] = {k: v for k, v in inner.items() if k != tail}
-                    notes.append(
-                        f"{home}.{dotted}: dropped, record of {size} bytes over the {soft_limit}-byte soft limit"
-                    )
-            elif head in doc:
-                del doc[head]
-                notes.append(
-                    f"{home}.{head}: dropped, record of {size} bytes over the {soft_limit}-byte soft limit"
-                )
-    return redact_document(doc), notes
 
 
 def _outcome(logsource: LogSource, doc: dict[str, Any]) -> str | None:
@@ -110,7 +69,7 @@ def build_alert(rule: RuleInfo, event: AuditEvent, *, soft_limit: int, **kubesig
     pass through; their callers supply the matching `alert_id` identity."""
     logsource, doc = view_for(rule, event)
     copy, notes = outgoing_document(logsource, doc, event.size, soft_limit)
-    home = _home(logsource)
+    home = home_of(logsource)
     namespace, _, leaf = home.partition(".")
     embedded = {namespace: {leaf: copy}}
     object_ref = doc.get("objectRef") if home == "kubernetes.audit" else None

@@ -33,7 +33,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils.windowed_value import WindowedValue
 
 from kubesigma.connectors.event import AuditEvent, DeadLetter, Source
-from kubesigma.connectors.redact import redact_document
+from kubesigma.connectors.redact import home_of, outgoing_document
 from kubesigma.connectors.sinks import es_mapping
 
 log = logging.getLogger(__name__)
@@ -466,31 +466,16 @@ def event_doc_id(doc: dict[str, Any]) -> str:
     return doc["kubesigma"]["event_id"]
 
 
-# Members dropped from indexed events above the soft size limit (the alert path does the same).
-BULKY_MEMBERS = ("requestObject", "responseObject", "requestParameters", "responseElements")
 EVENT_SOFT_LIMIT = 1024 * 1024
 
 
 def event_document(event: AuditEvent, soft_limit: int = EVENT_SOFT_LIMIT) -> dict[str, Any]:
     """The events-index document of one normalized event (for `--es-index-events`): the ECS context
     fields and the redacted record where Elastic's integrations keep it; above `soft_limit` bytes the
-    request/response bodies are left out. Its id hashes the event's identity, so events are indexed
-    exactly once too."""
-    from kubesigma.connectors.event import AWS_CLOUDTRAIL, GCP_AUDIT
-
-    record = event.document
-    dropped: list[str] = []
-    if event.size > soft_limit:
-        dropped = [k for k in BULKY_MEMBERS if k in record]
-        record = {k: v for k, v in record.items() if k not in BULKY_MEMBERS}
-
-    home = (
-        ("gcp", "audit")
-        if event.logsource == GCP_AUDIT
-        else ("aws", "cloudtrail")
-        if event.logsource == AWS_CLOUDTRAIL
-        else ("kubernetes", "audit")
-    )
+    request/response bodies are left out, as in alerts. Its id hashes the event's identity, so events
+    are indexed exactly once too."""
+    record, dropped = outgoing_document(event.logsource, event.document, event.size, soft_limit)
+    home = home_of(event.logsource).split(".")
     doc: dict[str, Any] = {
         "@timestamp": datetime.fromtimestamp(event.time, UTC)
         .isoformat(timespec="microseconds")
@@ -501,7 +486,7 @@ def event_document(event: AuditEvent, soft_limit: int = EVENT_SOFT_LIMIT) -> dic
             "dataset": "kubesigma.events",
             "provider": event.logsource.product,
         },
-        home[0]: {home[1]: redact_document(record)},
+        home[0]: {home[1]: record},
         "orchestrator": {"type": "kubernetes", "cluster": {"name": event.cluster}},
         "kubesigma": {
             "event_id": hashlib.sha256(("v1\x1f" + event.identity).encode()).hexdigest()[:40],
@@ -511,10 +496,7 @@ def event_document(event: AuditEvent, soft_limit: int = EVENT_SOFT_LIMIT) -> dic
         },
     }
     if dropped:
-        doc["kubesigma"]["truncated_fields"] = [
-            f"{home[0]}.{home[1]}.{k}: dropped, record of {event.size} bytes over the {soft_limit}-byte soft limit"
-            for k in dropped
-        ]
+        doc["kubesigma"]["truncated_fields"] = dropped
     if event.user_name:
         doc["user"] = {"name": event.user_name}
     if event.source_ip:
