@@ -179,7 +179,7 @@ def _run_help() -> int:
     KubesigmaOptions._add_argparse_args(parser)
     for cls in PipelineOptions.__subclasses__():
         if cls.__module__.startswith("kubesigma") and cls is not KubesigmaOptions:
-            cls._add_argparse_args(parser)  # type: ignore[attr-defined]
+            cls._add_argparse_args(parser)  # type: ignore[arg-type]
     parser.print_help()
     print("\nAny Beam pipeline option is accepted too (--runner, --streaming, --project, ...).")
     return 0

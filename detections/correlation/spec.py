@@ -54,7 +54,8 @@ class CorrelationError(ValueError):
 
 
 class _Rules(Protocol):
-    correlation_rules: Sequence[SigmaCorrelationRule]
+    @property
+    def correlation_rules(self) -> Sequence[SigmaCorrelationRule]: ...
 
     def rule(self, rule_id: str) -> RuleInfo: ...
 

@@ -188,7 +188,9 @@ class _Codegen:
             self._const_ids[key] = name
         return name
 
-    def field(self, path: str, need: str = "") -> int:
+    def field(self, path: str | None, need: str = "") -> int:
+        if path is None:  # only keyword leaves have no field, and they never get here
+            raise ValueError("a field test without a field")
         i = self.fields.setdefault(path, len(self.fields))
         s = self.needs.setdefault(i, set())
         if need:
@@ -317,7 +319,7 @@ class _Codegen:
             groups: dict[tuple[str, str], list[Leaf]] = {}
             rest: list[IR] = []
             for c in ir[1]:
-                if isinstance(c, Leaf) and c.mergeable and c.field != KEYWORD:
+                if isinstance(c, Leaf) and c.mergeable and c.field is not None and c.field != KEYWORD:
                     groups.setdefault((c.field, c.kind), []).append(c)
                 else:
                     rest.append(c)
@@ -748,8 +750,8 @@ def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str,
     live = [(n, ir) for n, (_, ir) in enumerate(rules) if ir is not False]
     consts: dict[str, Any] = {f"P{n}": payload for n, (payload, ir) in enumerate(rules) if ir is not False}
 
-    memo: list[tuple[int, IR]] = []
-    rest: list[tuple[int, IR]] = []
+    memo: list[tuple[int, Any]] = []
+    rest: list[tuple[int, Any]] = []
     for n, ir in live:
         names = field_names(ir)
         (memo if names and names <= LOW_CARDINALITY else rest).append((n, ir))
@@ -799,8 +801,8 @@ def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str,
         lines.append("    r = []")
 
     eager: set[int] = set(gen.fields.values())  # memo key fields
-    top: list[tuple[int, IR]] = []
-    rooted: dict[str, list[tuple[int, IR]]] = {}
+    top: list[tuple[int, Any]] = []
+    rooted: dict[str, list[tuple[int, Any]]] = {}
     for n, ir in rest:
         root = required_root(ir)
         (rooted.setdefault(root, []) if root else top).append((n, ir))

@@ -19,6 +19,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.filters import SigmaFilter
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+from sigma.types import SigmaString
 
 from kubesigma.connectors.event import AuditEvent, LogSource
 from kubesigma.detections.config import EngineConfig
@@ -182,7 +183,7 @@ def _warnings(rule: SigmaRule, ir: Any) -> list[str]:
         for item in _detection_items(rule):
             if item.field == "protoPayload.methodName":
                 for v in item.value:
-                    problem = catalog.gke_method_problem(v) if hasattr(v, "s") else None
+                    problem = catalog.gke_method_problem(v) if isinstance(v, SigmaString) else None
                     if problem and problem not in warns:
                         warns.append(problem)
     return warns

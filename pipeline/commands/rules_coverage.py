@@ -339,6 +339,8 @@ class Finding:
 
 
 def analyse(policy: Policy, paths: Sequence[str | Path]) -> list[Finding]:
+    from sigma.rule import SigmaRule
+
     from kubesigma.detections.engine.load import parse_file, rule_files
     from kubesigma.detections.lists import LISTS_DIR, load_value_lists
 
@@ -350,7 +352,7 @@ def analyse(policy: Policy, paths: Sequence[str | Path]) -> list[Finding]:
     for f in files:
         parsed = parse_file(str(f), f.read_text(encoding="utf-8"))
         for rule in parsed.rules:
-            if type(rule).__name__ != "SigmaRule":
+            if not isinstance(rule, SigmaRule):
                 continue
             logsource = (rule.logsource.product or "", rule.logsource.service or "")
             finding = Finding(str(rule.id), rule.title, str(f), "ok")
