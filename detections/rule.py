@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kubesigma.connectors.event import LogSource
+from kubesigma.connectors.event import LogSource, fast_pickle
 
 # Elastic's risk-score scale for Sigma levels.
 SEVERITY = {"informational": 1, "low": 21, "medium": 47, "high": 73, "critical": 99}
@@ -18,6 +18,7 @@ _TECHNIQUE = re.compile(r"^attack\.(t\d{4}(?:\.\d{3})?)$", re.IGNORECASE)
 _TACTIC = re.compile(r"^attack\.([a-z][a-z_-]+)$", re.IGNORECASE)
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class RuleInfo:
     """A loaded Sigma rule's metadata (single-event or correlation)."""
