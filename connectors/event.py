@@ -27,7 +27,7 @@ def fast_pickle(cls: type[T]) -> type[T]:
     def __reduce__(self: Any) -> tuple[type, tuple[Any, ...]]:
         return cls, tuple(getattr(self, name) for name in names)
 
-    cls.__reduce__ = __reduce__  # type: ignore[assignment,method-assign]
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign]
     return cls
 
 
