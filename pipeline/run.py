@@ -201,11 +201,19 @@ def print_summary(report: RunReport, rules: RuleSet, out: TextIO) -> None:
     if not report.rule_hits:
         out.write("no rule fired\n")
         return
+    # Building blocks of correlations (generate: false) raise no alert: they are summed on one line.
+    inputs = {rid: hits for rid, hits in report.rule_hits.items() if rid in rules.correlation_only_ids}
     rows = sorted(
-        ((rules.rule(rid), hits) for rid, hits in report.rule_hits.items()),
+        ((rules.rule(rid), hits) for rid, hits in report.rule_hits.items() if rid not in inputs),
         key=lambda row: (-row[0].severity, -row[1], row[0].title),
     )
-    width = max(len(rule.title) for rule, _ in rows)
-    out.write(f"\n{'level':<14}{'hits':>6}  rule\n")
-    for rule, hits in rows:
-        out.write(f"{rule.level:<14}{hits:>6}  {rule.title:<{width}}  {rule.id}\n")
+    if rows:
+        width = max(len(rule.title) for rule, _ in rows)
+        out.write(f"\n{'level':<14}{'hits':>6}  rule\n")
+        for rule, hits in rows:
+            out.write(f"{rule.level:<14}{hits:>6}  {rule.title:<{width}}  {rule.id}\n")
+    if inputs:
+        out.write(
+            f"\ncorrelation inputs (no alerts of their own): {len(inputs)} rules matched "
+            f"{sum(inputs.values())} events\n"
+        )

@@ -316,3 +316,34 @@ def test_bad_rule_is_refused_at_start_up_naming_its_file(
     assert code == 2
     assert "broken.yml" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
+
+
+SECRET_BURST = """
+title: Secret Burst In Tests
+id: 7c1f0d7e-2b1e-4c55-9d7a-0a3c5e6f7a03
+status: experimental
+level: high
+correlation:
+    type: event_count
+    rules:
+        - 5b1e8a52-9d0c-4a59-9d35-0d7f1f1e2a01
+    group-by:
+        - user.username
+    timespan: 5m
+    generate: false
+    condition:
+        gte: 3
+"""
+
+
+def test_summary_folds_correlation_inputs_that_raise_no_alert_of_their_own(
+    tmp_path: Path, rules: Path
+) -> None:
+    (rules / "burst.yml").write_text(SECRET_BURST)
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"".join(orjson.dumps(secret_read(i)) + b"\n" for i in range(4)))
+    _, metrics, alerts, _, printed = run(tmp_path, [str(path)], rules)
+    assert [a["rule"]["name"] for a in alerts] == ["Secret Burst In Tests"]
+    assert metrics["alerts"] == 1
+    assert "Secret Read In Tests" not in printed
+    assert "correlation inputs (no alerts of their own): 1 rules matched 4 events" in printed
