@@ -10,6 +10,7 @@ n²/2 per path, the dominant cost on pod specs); the two differ only for an obje
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 
@@ -38,54 +39,12 @@ def candidates(parts: tuple[str, ...], i: int) -> list[tuple[str, int]]:
     return [(parts[i], i + 1)] + [(".".join(parts[i:j]), j) for j in range(n, i + 1, -1)]
 
 
-def _collect(node: Any, parts: tuple[str, ...], i: int, out: list[Any]) -> None:
-    if i == len(parts):
-        if node.__class__ is list:
-            for item in node:
-                if item.__class__ is list:
-                    _collect(item, parts, i, out)
-                else:
-                    out.append(item)
-        else:
-            out.append(node)
-        return
-    if node.__class__ is dict:
-        for key, j in candidates(parts, i):
-            child = node.get(key, MISSING)
-            if child is not MISSING:
-                _collect(child, parts, j, out)
-                return
-    elif node.__class__ is list:
-        for item in node:
-            _collect(item, parts, i, out)
-
-
 def resolve(doc: Any, parts: tuple[str, ...]) -> Any:
     """The value at `parts`: MISSING, a single JSON value, or a tuple when lists were traversed.
 
     A tuple (possibly empty) means "these values"; a rule matches if any of them matches.
     """
-    node = doc
-    n = len(parts)
-    i = 0
-    while i < n:
-        if node.__class__ is not dict:
-            break
-        for key, j in candidates(parts, i):
-            child = node.get(key, MISSING)
-            if child is not MISSING:
-                node = child
-                i = j
-                break
-        else:
-            return MISSING
-    if i == n:
-        return tuple(_flatten(node)) if node.__class__ is list else node
-    if node.__class__ is list:
-        out: list[Any] = []
-        _collect(node, parts, i, out)
-        return tuple(out)
-    return MISSING
+    return _cached_resolver(parts)(doc)
 
 
 def _flatten(items: list[Any]) -> list[Any]:
@@ -96,6 +55,11 @@ def _flatten(items: list[Any]) -> list[Any]:
         else:
             out.append(item)
     return out
+
+
+@lru_cache(maxsize=4096)
+def _cached_resolver(parts: tuple[str, ...]) -> Any:
+    return make_resolver(parts)
 
 
 def make_resolver(parts: tuple[str, ...]) -> Any:
@@ -126,7 +90,6 @@ def make_resolver(parts: tuple[str, ...]) -> Any:
         return MISSING
 
     def collect(node: Any, i: int, out: list[Any]) -> None:
-        # _collect with the joined keys taken from the table
         if i == n:
             if node.__class__ is list:
                 for item in node:
