@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubesigma.connectors.event import fast_pickle
 from kubesigma.detections.alert import alert_id
 from kubesigma.detections.correlation.spec import CorrelationSpec, evaluate
 
@@ -27,6 +28,7 @@ MAX_MEMBERS = 50
 MAX_WINDOW_EVENTS = 10_000
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True, order=True)
 class Contribution:
     """One event (or lower correlation firing) counted by a correlation rule for a group."""
@@ -38,6 +40,7 @@ class Contribution:
     event_id: str | None = field(default=None, compare=False)  # listed in the alert
 
 
+@fast_pickle
 @dataclass(frozen=True, slots=True)
 class Firing:
     """A correlation that became true for a group."""
