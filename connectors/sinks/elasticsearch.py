@@ -35,6 +35,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from kubesigma.connectors.event import AuditEvent, DeadLetter, Source
 from kubesigma.connectors.redact import home_of, outgoing_document
 from kubesigma.connectors.sinks import es_mapping
+from kubesigma.detections.alert import iso_time
 
 log = logging.getLogger(__name__)
 
@@ -477,9 +478,7 @@ def event_document(event: AuditEvent, soft_limit: int = EVENT_SOFT_LIMIT) -> dic
     record, dropped = outgoing_document(event.logsource, event.document, event.size, soft_limit)
     home = home_of(event.logsource).split(".")
     doc: dict[str, Any] = {
-        "@timestamp": datetime.fromtimestamp(event.time, UTC)
-        .isoformat(timespec="microseconds")
-        .replace("+00:00", "Z"),
+        "@timestamp": iso_time(event.time),
         "event": {
             "kind": "event",
             "id": event.event_id,
