@@ -8,7 +8,7 @@ gcp.audit record, and is still one event).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -31,7 +31,35 @@ def fast_pickle(cls: type[T]) -> type[T]:
     return cls
 
 
+def fast_init(cls: type[T]) -> type[T]:
+    """Build instances of a frozen slots dataclass without its `object.__setattr__` per field.
+
+    A frozen dataclass's `__init__` pays a generic `object.__setattr__` call per field (1.6 µs for an
+    AuditEvent, as much as the rest of normalizing). Instead `__new__` fills an instance of a twin
+    class with the same slots and no frozen `__setattr__`, then gives it the real class (same
+    layout, so CPython allows the switch): 0.35 µs. The result is the frozen class's own instance,
+    immutable, equal, hashed and printed as before."""
+    fs = fields(cls)  # type: ignore[arg-type]
+    if any(f.default is MISSING and f.default_factory is not MISSING for f in fs):
+        raise TypeError(f"{cls.__name__}: fast_init does not support default_factory")
+    twin = type(f"_{cls.__name__}Slots", (), {"__slots__": cls.__slots__})
+    params = ", ".join(f.name if f.default is MISSING else f"{f.name}=_d_{f.name}" for f in fs)
+    sets = "".join(f"    self.{f.name} = {f.name}\n" for f in fs)
+    source = (
+        f"def __new__(cls, {params}):\n    self = _new(_twin)\n{sets}    self.__class__ = cls\n    return self\n"
+    )
+    namespace: dict[str, Any] = {"_new": object.__new__, "_twin": twin}
+    namespace.update({f"_d_{f.name}": f.default for f in fs if f.default is not MISSING})
+    exec(compile(source, f"<{cls.__name__}.__new__>", "exec"), namespace)
+    new = namespace["__new__"]
+    new.__qualname__ = f"{cls.__qualname__}.__new__"
+    cls.__new__ = new  # type: ignore[assignment]
+    cls.__init__ = object.__init__  # type: ignore[misc]  # everything was set in __new__
+    return cls
+
+
 @fast_pickle
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LogSource:
     """Sigma logsource of an event: rules apply only to events of their product and service."""
@@ -50,6 +78,7 @@ AWS_CLOUDTRAIL = LogSource("aws", "cloudtrail")
 
 
 @fast_pickle
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where a record was read: a file with line or byte offset, or a message id of a stream."""
@@ -82,6 +111,7 @@ class Source:
 
 
 @fast_pickle
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Cloud:
     """ECS `cloud.*`: where a managed cluster or control-plane event lives."""
@@ -92,6 +122,7 @@ class Cloud:
 
 
 @fast_pickle
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One audit record, normalized: what every stage after decoding reads.
@@ -124,6 +155,7 @@ class AuditEvent:
 
 
 @fast_pickle
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A record that could not be processed, kept with why and where it came from."""
@@ -149,6 +181,7 @@ class DeadLetter:
 
 
 @fast_pickle
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Skipped:
     """A record deliberately ignored (a log shipper's control message); counted, not alerted on."""
@@ -158,6 +191,7 @@ class Skipped:
 
 
 @fast_pickle
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RawRecord:
     """One record as read from a source, before decoding: bytes, or an already-parsed JSON value."""

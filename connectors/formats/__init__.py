@@ -45,14 +45,23 @@ def register(fmt: Format) -> Format:
     """Add a format; by priority, the first whose sniff claims a record decodes it."""
     if any(f.name == fmt.name for f in _REGISTRY):
         raise ValueError(f"format {fmt.name!r} is registered twice")
+    global _ordered
     _REGISTRY.append(fmt)
     _REGISTRY.sort(key=lambda f: (f.priority, f.name))
+    _ordered = None
     return fmt
 
 
 def formats() -> tuple[Format, ...]:
+    global _ordered
     _load_builtin_formats()
-    return tuple(_REGISTRY)
+    if _ordered is None:
+        _ordered = tuple(_REGISTRY)
+    return _ordered
+
+
+_ordered: tuple[Format, ...] | None = None  # formats() as of the last register()
+_NO_CONTEXT = DecodeContext()
 
 
 def decode_value(
@@ -63,17 +72,19 @@ def decode_value(
     raw: bytes = b"",
     context: DecodeContext | None = None,
 ) -> Iterator[Outcome]:
-    """Decode one parsed JSON value (a record or a container of records)."""
-    ctx = context or DecodeContext()
-    for fmt in formats():
+    """Decode one parsed JSON value (a record or a container of records).
+
+    The format is sniffed now; the outcomes come from the returned iterator (not a generator of
+    its own: one generator layer per record cost as much as building the event)."""
+    ctx = context or _NO_CONTEXT
+    for fmt in _ordered or formats():
         try:
             claimed = fmt.sniff(value)
         except Exception:  # a sniff must never take a record down with it
             claimed = False
         if claimed:
-            yield from fmt.decode(value, source, size, raw, ctx)
-            return
-    yield DeadLetter("decode", describe_unknown(value), source, raw or _dump(value))
+            return fmt.decode(value, source, size, raw, ctx)
+    return iter((DeadLetter("decode", describe_unknown(value), source, raw or _dump(value)),))
 
 
 def decode_record(record: RawRecord, context: DecodeContext | None = None) -> Iterator[Outcome]:
@@ -83,9 +94,8 @@ def decode_record(record: RawRecord, context: DecodeContext | None = None) -> It
         try:
             value = orjson.loads(record.data)
         except orjson.JSONDecodeError as err:
-            yield DeadLetter("decode", f"not valid JSON: {err}", record.source, record.data)
-            return
-    yield from decode_value(value, record.source, size=len(record.data), raw=record.data, context=context)
+            return iter((DeadLetter("decode", f"not valid JSON: {err}", record.source, record.data),))
+    return decode_value(value, record.source, size=len(record.data), raw=record.data, context=context)
 
 
 def describe_unknown(value: Any) -> str:
