@@ -45,9 +45,7 @@ def fast_init(cls: type[T]) -> type[T]:
     twin = type(f"_{cls.__name__}Slots", (), {"__slots__": cls.__slots__})
     params = ", ".join(f.name if f.default is MISSING else f"{f.name}=_d_{f.name}" for f in fs)
     sets = "".join(f"    self.{f.name} = {f.name}\n" for f in fs)
-    source = (
-        f"def __new__(cls, {params}):\n    self = _new(_twin)\n{sets}    self.__class__ = cls\n    return self\n"
-    )
+    source = f"def __new__(cls, {params}):\n    self = _new(_twin)\n{sets}    self.__class__ = cls\n    return self\n"
     namespace: dict[str, Any] = {"_new": object.__new__, "_twin": twin}
     namespace.update({f"_d_{f.name}": f.default for f in fs if f.default is not MISSING})
     exec(compile(source, f"<{cls.__name__}.__new__>", "exec"), namespace)

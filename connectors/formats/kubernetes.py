@@ -58,7 +58,10 @@ def audit_event(
                 break
         else:
             return DeadLetter(
-                "decode", f"Kubernetes audit event {audit_id} has no valid {'/'.join(TIME_FIELDS)}", source, raw
+                "decode",
+                f"Kubernetes audit event {audit_id} has no valid {'/'.join(TIME_FIELDS)}",
+                source,
+                raw,
             )
     user = doc.get("user")
     user_name = user.get("username") if isinstance(user, dict) else None
