@@ -30,8 +30,8 @@ demo: install
 	@echo "alerts: out/demo/alerts.jsonl"
 
 # Everything CI runs: lint, types, rule checks, a real Elasticsearch, all tests, benchmark smoke runs.
-# The portable-runner tests build Prism from the Go module proxy and fetch Flink's job server from Maven
-# Central themselves, and skip saying why when the registry does not serve it.
+# The portable-runner tests build Prism from the Go module proxy and build Flink's job server from Maven
+# Central themselves (tests/streaming/portable.py), and skip saying why only when no Go or Maven is installed.
 test: install
 	$(MAKE) check
 	$(MAKE) es-up
@@ -71,9 +71,9 @@ es-up:
 es-down:
 	@bash .ci/es/es.sh down
 
-# Beam's Flink job-server jar from Maven Central, for the FlinkRunner integration test.
-flink-jar:
-	bash .ci/flink/fetch-job-server.sh
+# Beam's Flink job-server jar (published, or built from Beam's Flink runner module on Maven Central).
+flink-jar: install
+	PYTHON=$(BIN)/python bash .ci/flink/job-server.sh
 
 # Beam's Prism runner built from the Go module proxy (PrismRunner with --prism_location).
 prism:
