@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -98,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `kubesigma run ... | head`: the reader left; the job's outputs are already written.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:  # user-caused errors carry their own message; show it, not a traceback
         from kubesigma.connectors.sinks.elasticsearch import (
             ElasticsearchConfigError,
