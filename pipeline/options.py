@@ -106,6 +106,27 @@ class KubesigmaOptions(PipelineOptions):
             "--tail-interval", dest="tail_interval", default="1s", help="How often --tail polls (default 1s)."
         )
         parser.add_argument(
+            "--tail-pattern",
+            dest="tail_pattern",
+            default="audit*.log",
+            help="File names --tail follows in its directory (default audit*.log: audit.log and its rotations).",
+        )
+        parser.add_argument(
+            "--tail-max-delay",
+            dest="tail_max_delay",
+            default="5s",
+            help="--tail's watermark trails the newest event time read by this much (audit lines are written "
+            "when requests complete, so event times arrive slightly out of order; default 5s). With nothing "
+            "new to read, the watermark follows the wall clock minus this delay.",
+        )
+        parser.add_argument(
+            "--tail-max-idle",
+            dest="tail_max_idle",
+            default=None,
+            help="Finish the job once --tail found nothing new for this long (e.g. 30s): every window closes "
+            "and the job ends. For replays and tests; default: tail forever.",
+        )
+        parser.add_argument(
             "--allowed-lateness",
             dest="allowed_lateness",
             default="2m",

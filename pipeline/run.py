@@ -92,10 +92,48 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
     validate_args(argv)
     options = PipelineOptions(list(argv))
     standard = options.view_as(StandardOptions)
+    tail = bool(options.view_as(KubesigmaOptions).tail)
     if not standard.runner:
         # The default DirectRunner first tries to download Prism; batch runs go straight to FnApiRunner.
-        standard.runner = "FnApiRunner" if not standard.streaming else "BundleBasedDirectRunner"
+        # The tail source is a splittable DoFn, which only Prism runs locally in streaming mode.
+        standard.runner = (
+            "FnApiRunner" if not standard.streaming else "PrismRunner" if tail else "BundleBasedDirectRunner"
+        )
+    if standard.streaming and tail:
+        _tail_runner(options)
     return options
+
+
+def _tail_runner(options: PipelineOptions) -> None:
+    """Fail fast where the tail source cannot run, and find a locally built Prism (`make prism`)."""
+    from apache_beam.options.pipeline_options import PrismRunnerOptions
+
+    runner = str(options.view_as(StandardOptions).runner)
+    if runner.split(".")[-1] in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
+        raise OptionError(
+            f"--tail does not run on {runner}: Beam's Python direct runner cannot run the tail's "
+            "splittable DoFn in streaming mode. Use --runner=PrismRunner (the default with --tail; "
+            "`make prism` builds it offline), or Flink/Dataflow."
+        )
+    prism = options.view_as(PrismRunnerOptions)
+    if runner.endswith("PrismRunner") and not prism.prism_location:
+        built = _local_prism()
+        if built:
+            prism.prism_location = built
+
+
+def _local_prism() -> str | None:
+    """A Prism binary built from the Go module proxy (`make prism`): $KUBESIGMA_PRISM, `prism` on the
+    PATH, or $GOBIN / ~/go/bin. Without one, Beam downloads a release from GitHub."""
+    import os
+    import shutil
+
+    candidates = [os.environ.get("KUBESIGMA_PRISM"), shutil.which("prism")]
+    gobin = os.environ.get("GOBIN") or os.path.join(
+        os.environ.get("GOPATH") or os.path.expanduser("~/go"), "bin"
+    )
+    candidates.append(os.path.join(gobin, "prism"))
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
 def build(
@@ -143,8 +181,18 @@ def read_records(
             return pipeline | "ReadPubSub" >> ReadPubSubRecords(options.pubsub_subscription)
         from kubesigma.connectors.sources.tail import TailAuditDirectory
 
-        interval = duration_option(options, "tail_interval")
-        return pipeline | "TailAuditLogs" >> TailAuditDirectory(options.tail, interval=interval or 1.0)
+        max_idle = duration_option(options, "tail_max_idle") if options.tail_max_idle else None
+        try:
+            tail = TailAuditDirectory(
+                options.tail,
+                pattern=options.tail_pattern,
+                interval=duration_option(options, "tail_interval") or 1.0,
+                max_delay=duration_option(options, "tail_max_delay"),
+                max_idle=max_idle,
+            )
+        except ValueError as err:
+            raise OptionError(str(err)) from err
+        return pipeline | "TailAuditLogs" >> tail
     files = expand_inputs(options.inputs or [])
     return pipeline | "ReadAuditFiles" >> ReadAuditFiles(files, limits)
 

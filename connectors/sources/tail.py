@@ -10,9 +10,12 @@ not followed: they hold lines already read from the plain file before it was com
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import hashlib
+import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +23,17 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.coders import PickleCoder
+from apache_beam.io.iobase import RestrictionProgress, RestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.periodicsequence import PeriodicImpulse
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from kubesigma.connectors.event import RawRecord, Source
+from kubesigma.connectors.formats._time import parse_rfc3339
+
+log = logging.getLogger("kubesigma")
 
 DEFAULT_PATTERN = "audit*.log"
 FINGERPRINT_BYTES = 256
@@ -114,47 +122,185 @@ def _read_lines(path: Path, pos: FilePosition) -> Iterator[RawRecord]:
     pos.line = line
 
 
+# -- event time ------------------------------------------------------------------------------------
+
+_TIME_KEYS = (b'"requestReceivedTimestamp":"', b'"timestamp":"', b'"eventTime":"')
+
+
+def record_time(raw: bytes) -> float | None:
+    """The event time of a raw audit line, found without parsing the JSON (the decoder parses it
+    later): kube-apiserver's `requestReceivedTimestamp`, else a LogEntry `timestamp` or CloudTrail
+    `eventTime`. None when the line has none of them."""
+    for key in _TIME_KEYS:
+        at = raw.find(key)
+        if at >= 0:
+            start = at + len(key)
+            end = raw.find(b'"', start)
+            if end > start:
+                return parse_rfc3339(raw[start:end].decode("ascii", "replace"))
+    return None
+
+
+# -- the unbounded source --------------------------------------------------------------------------
+
+
+@dataclass
+class TailRestriction:
+    """The checkpoint of a tail: what has been read (file identity -> offset), since when nothing new
+    was found (wall clock, for `max_idle`), and whether this part of the work is finished."""
+
+    state: TailState
+    idle_since: float | None = None
+    done: bool = False
+
+
+class _TailTracker(RestrictionTracker):
+    """Each poll claims the positions it read up to; a checkpoint hands them to the next poll."""
+
+    def __init__(self, restriction: TailRestriction) -> None:
+        self.restriction = restriction
+        self.claimed: TailRestriction | None = None
+
+    def current_restriction(self) -> TailRestriction:
+        return self.restriction
+
+    def try_claim(self, position: TailRestriction) -> bool:
+        if self.restriction.done:
+            return False
+        self.claimed = position
+        if position.done:
+            self.restriction = position
+        return True
+
+    def try_split(self, fraction_of_remainder: float) -> tuple[TailRestriction, TailRestriction] | None:
+        # Only checkpoints (fraction 0): a directory is one stream of lines and is not split.
+        if self.restriction.done or fraction_of_remainder > 0:
+            return None
+        base = self.claimed or self.restriction
+        primary = TailRestriction(base.state, base.idle_since, done=True)
+        residual = TailRestriction(copy.deepcopy(base.state), base.idle_since)
+        self.restriction = primary
+        return primary, residual
+
+    def check_done(self) -> None:
+        if not self.restriction.done:
+            raise ValueError("tail stopped without a checkpoint of what it read")
+
+    def current_progress(self) -> RestrictionProgress:
+        read = sum(p.offset for p in (self.claimed or self.restriction).state.files.values())
+        return RestrictionProgress(completed=float(read), remaining=0.0 if self.restriction.done else 1.0)
+
+    def is_bounded(self) -> bool:
+        return False
+
+
+class _TailRestrictions(RestrictionProvider):
+    def initial_restriction(self, element: str) -> TailRestriction:
+        return TailRestriction(TailState())
+
+    def create_tracker(self, restriction: TailRestriction) -> _TailTracker:
+        return _TailTracker(restriction)
+
+    def restriction_size(self, element: str, restriction: TailRestriction) -> float:
+        return 1.0
+
+    def truncate(self, element: str, restriction: TailRestriction) -> None:
+        return None  # on drain, stop tailing: nothing is left to finish
+
+
+RESTRICTIONS = _TailRestrictions()
+WATERMARKS = ManualWatermarkEstimator.default_provider()
+
+
 class _TailDirectory(beam.DoFn):
-    """Keyed by directory: each tick reads what was appended since the last one (state: positions)."""
+    """A splittable DoFn: each call polls the directory once, emits what was appended in batches
+    stamped with their event time, moves the watermark, and checkpoints (file identity, offset).
 
-    STATE = ReadModifyWriteStateSpec("positions", PickleCoder())
+    Watermark: the newest event time read minus `max_delay` (audit lines are written when requests
+    complete, so a line can carry an earlier `requestReceivedTimestamp` than the one before it);
+    while nothing new arrives it follows the wall clock minus `max_delay`, so windows close on an
+    idle cluster. It never goes back.
+    """
 
-    def __init__(self, pattern: str) -> None:
+    def __init__(self, pattern: str, interval: float, max_delay: float, max_idle: float | None) -> None:
         self.pattern = pattern
+        self.interval = interval
+        self.max_delay = max_delay
+        self.max_idle = max_idle
 
     def setup(self) -> None:
         self.lines = Metrics.counter("kubesigma", "tail_lines")
+        self.watermark_ms = Metrics.gauge("kubesigma", "source_watermark_ms")
+        self.backlog = Metrics.gauge("kubesigma", "tail_backlog_bytes")
+        self.announced = False
 
+    @beam.DoFn.unbounded_per_element()
     def process(
-        self, element: tuple[str, Any], positions=beam.DoFn.StateParam(STATE)
-    ) -> Iterator[list[RawRecord]]:
-        directory, _ = element
-        state: TailState = positions.read() or TailState()
-        batch: list[RawRecord] = []
-        count = 0
-        for record in poll(directory, state, self.pattern):
-            batch.append(record)
-            count += 1
-            if len(batch) >= BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-        if count:
-            self.lines.inc(count)
-        positions.write(state)
+        self,
+        directory: str,
+        tracker=beam.DoFn.RestrictionParam(RESTRICTIONS),
+        watermark=beam.DoFn.WatermarkEstimatorParam(WATERMARKS),
+    ) -> Iterator[Any]:
+        current: TailRestriction = tracker.current_restriction()
+        if not self.announced:
+            log.info("tail: following %s/%s", directory, self.pattern)
+            self.announced = True
+        state = copy.deepcopy(current.state)
+        records = list(poll(directory, state, self.pattern))
+        now = time.time()
+        idle_since = None if records else (current.idle_since or now)
+        stop = self.max_idle is not None and idle_since is not None and now - idle_since >= self.max_idle
+        if not tracker.try_claim(TailRestriction(state, idle_since, done=stop)):
+            return
+        newest = None
+        for start in range(0, len(records), BATCH):
+            batch = records[start : start + BATCH]
+            times = [t for t in map(record_time, (r.data for r in batch)) if t is not None]
+            stamp = min(times) if times else now
+            if times:
+                newest = max(times) if newest is None else max(newest, *times)
+            yield TimestampedValue(batch, stamp)
+        if records:
+            self.lines.inc(len(records))
+        self._advance(watermark, (newest if newest is not None else now) - self.max_delay)
+        backlog = _backlog(directory, state, self.pattern)
+        self.backlog.set(backlog)
+        if stop:
+            return  # finished: the watermark goes to the end of time and every window closes
+        # Behind (more than one read's worth was waiting): come back at once; caught up: wait.
+        tracker.defer_remainder(Duration(seconds=0 if backlog else self.interval))
+
+    def _advance(self, watermark: Any, seconds: float) -> None:
+        proposed = Timestamp(micros=int(seconds * 1_000_000))
+        current = watermark.current_watermark()
+        if current is None or proposed > current:
+            watermark.set_watermark(proposed)
+            self.watermark_ms.set(int(seconds * 1000))
+
+
+def _backlog(directory: str, state: TailState, pattern: str) -> int:
+    """Bytes written to followed files but not read yet (the source's processing backlog)."""
+    total = 0
+    for pos in state.files.values():
+        try:
+            total += max(0, os.stat(pos.path).st_size - pos.offset)
+        except OSError:
+            continue
+    return total
 
 
 class TailAuditDirectory(beam.PTransform):
     """An unbounded source of batches of RawRecords from a directory of audit logs, polled every
-    `interval` seconds (until `stop_after` seconds, for tests and bounded replays)."""
+    `interval` seconds; with `max_idle`, it finishes once nothing new arrived for that long (tests,
+    replays of a finished directory), which closes every window and ends the job."""
 
     def __init__(
         self,
         directory: str,
         pattern: str = DEFAULT_PATTERN,
         interval: float = 1.0,
-        stop_after: float | None = None,
+        max_delay: float = 5.0,
+        max_idle: float | None = None,
     ) -> None:
         super().__init__()
         if not Path(directory).is_dir():
@@ -162,22 +308,12 @@ class TailAuditDirectory(beam.PTransform):
         self.directory = str(Path(directory).resolve())
         self.pattern = pattern
         self.interval = interval
-        self.stop_after = stop_after
+        self.max_delay = max_delay
+        self.max_idle = max_idle
 
     def expand(self, pbegin: pvalue.PBegin) -> pvalue.PCollection:
-        import time
-
-        start = time.time()
-        stop = start + self.stop_after if self.stop_after is not None else None
-        impulse = (
-            PeriodicImpulse(start_timestamp=start, stop_timestamp=stop, fire_interval=self.interval)
-            if stop is not None
-            else PeriodicImpulse(start_timestamp=start, fire_interval=self.interval)
-        )
-        directory = self.directory
         return (
             pbegin
-            | "Tick" >> impulse
-            | "Directory" >> beam.Map(lambda tick: (directory, tick)).with_output_types(tuple[str, Any])
-            | "Tail" >> beam.ParDo(_TailDirectory(self.pattern))
+            | "Directory" >> beam.Create([self.directory])
+            | "Tail" >> beam.ParDo(_TailDirectory(self.pattern, self.interval, self.max_delay, self.max_idle))
         )
