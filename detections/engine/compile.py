@@ -519,6 +519,7 @@ _RUNTIME = {
     "_resolve": F.resolve,
     "_make_resolver": F.make_resolver,
     "_flatten": F._flatten,
+    "_LV": F.list_values,
     "_ALLSTR": F.all_strings,
     "_LS": M.lower_str,
     "_SS": M.scalar_str,
@@ -563,6 +564,18 @@ LOW_CARDINALITY = frozenset(
         "protoPayload.authenticationInfo.principalEmail",
         "resource.type",
         "logName",
+    }
+)
+# Fields on which a dispatch bucket specializes its rules (second-level key): low-cardinality
+# fields plus the few that take a bounded set of values per identity in real traffic (a node's or
+# a controller's groups and source addresses do not change). Rules whose leaves over these fields
+# are all false for an event's values are never evaluated for it.
+SPECIALIZE_ON = LOW_CARDINALITY | frozenset(
+    {
+        "user.groups",
+        "impersonatedUser.username",
+        "impersonatedUser.groups",
+        "sourceIPs",
     }
 )
 # Fields whose value is the same for most events: poor guards.
@@ -853,12 +866,12 @@ def build(rules: Sequence[tuple[Any, IR]], name: str = "match") -> Callable[[dic
 
 def key_function(paths: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     """doc → tuple of the dispatch fields' values: the raw string, MISSING, or UNKNOWN (anything else)."""
-    lines = []
-    for i, path in enumerate(paths):
-        lines.append(F.resolver_source(f"R{i}", F.split_path(path)))
-    body = ["def key(doc):"]
+    inline, tails = F.inline_source(
+        [F.split_path(p) for p in paths], [f"v{i}" for i in range(len(paths))], "K"
+    )
+    lines = [f"{t} = _make_resolver({rest!r})" for t, rest in tails.items()]
+    body = ["def key(doc):", *inline]
     for i in range(len(paths)):
-        body.append(f"    v{i} = R{i}(doc)")
         body.append(f"    if v{i}.__class__ is not str and v{i} is not MISSING: v{i} = UNKNOWN")
     body.append("    return (" + "".join(f"v{i}, " for i in range(len(paths))) + ")")
     source = "\n".join(lines) + "\n" + "\n".join(body) + "\n"
@@ -866,6 +879,69 @@ def key_function(paths: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, 
     namespace["UNKNOWN"] = UNKNOWN
     exec(compile(source, "<kubesigma dispatch key>", "exec"), namespace)
     return namespace["key"]
+
+
+def shape(ir: IR) -> Any:
+    """A hashable fingerprint of a (folded) IR: equal fingerprints, equal code (leaves by identity)."""
+    if ir is True or ir is False:
+        return ir
+    if isinstance(ir, Leaf):
+        return id(ir)
+    if ir[0] == "not":
+        return ("not", shape(ir[1]))
+    return (ir[0], tuple(shape(c) for c in ir[1]))
+
+
+def specialize_fields(irs: Sequence[IR]) -> list[str]:
+    """The low-cardinality fields these rules read: the second-level key of a dispatch bucket."""
+    names: set[str] = set()
+    for ir in irs:
+        names |= field_names(ir)
+    return sorted(names & SPECIALIZE_ON)
+
+
+def _key_value(v: Any) -> Any:
+    """A resolved value as part of a specialization key (strings and MISSING key themselves).
+
+    Numbers, booleans and null carry their type (1, 1.0 and True hash alike but match differently);
+    a tuple keys itself when it holds only strings; anything else is UNKNOWN: not folded."""
+    if v is F.MISSING:
+        return v
+    c = v.__class__
+    if c is tuple:
+        for e in v:
+            if e.__class__ is not str:
+                return UNKNOWN
+        return v
+    if c is int or c is float or c is bool or v is None:
+        return (c, v)
+    return UNKNOWN
+
+
+def specializer(
+    paths: Sequence[str], table: dict[Any, Any], specialize: Callable[[Any, dict[str, Any]], Any]
+) -> Callable[[dict[str, Any]], list[Any]]:
+    """`match(doc)` of a bucket that reads its low-cardinality fields, then calls the function made
+    for exactly those values (`specialize(key, doc)` on first sight; the table remembers it)."""
+    lines, tails = F.inline_source(
+        [F.split_path(p) for p in paths], [f"v{i}" for i in range(len(paths))], "K"
+    )
+    body = ["def match(doc):", *lines]
+    for i in range(len(paths)):
+        body.append(f"    if v{i}.__class__ is not str and v{i} is not MISSING: v{i} = _KV(v{i})")
+    key = "v0" if len(paths) == 1 else "(" + "".join(f"v{i}, " for i in range(len(paths))) + ")"
+    body += [
+        f"    fn = TABLE.get({key})",
+        "    if fn is None:",
+        f"        fn = SPECIALIZE({key}, doc)",
+        "    return fn(doc)",
+    ]
+    lines = [f"{t} = _make_resolver({rest!r})" for t, rest in tails.items()]
+    source = "\n".join(lines) + "\n" + "\n".join(body) + "\n"
+    namespace = dict(_RUNTIME)
+    namespace.update({"_KV": _key_value, "TABLE": table, "SPECIALIZE": specialize})
+    exec(compile(source, f"<kubesigma specializer {tuple(paths)!r}>", "exec"), namespace)
+    return namespace["match"]  # type: ignore[no-any-return]
 
 
 class _Unknown:

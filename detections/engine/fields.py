@@ -113,31 +113,69 @@ def make_resolver(parts: tuple[str, ...]) -> Any:
     return resolver
 
 
+def list_values(v: list[Any]) -> tuple[Any, ...]:
+    """A list field's values as a tuple, nested lists flattened (the common flat list: one C pass)."""
+    t = tuple(v)
+    return tuple(_flatten(v)) if list in map(type, t) else t
+
+
+def inline_source(
+    paths: list[tuple[str, ...]], names: list[str], prefix: str, indent: str = "    "
+) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+    """Source lines resolving several paths from `doc` into the named variables, exactly as `resolve`.
+
+    Paths sharing plain keys share the lookups (`user.username` and `user.groups` read `user`
+    once). Only plain keys are inlined: where a key is missing (a dotted key may stand in for it)
+    or holds a list or a scalar, the rest of the path goes to the general resolver of that level.
+    Returns the lines and those resolvers ({name: path tail}, to bind with `make_resolver`); the
+    lines also read MISSING and _LV (`list_values`).
+    """
+    lines: list[str] = []
+    tails: dict[str, tuple[str, ...]] = {}
+
+    def tail(rest: tuple[str, ...]) -> str:
+        for t, known in tails.items():
+            if known == rest:
+                return t
+        t = f"{prefix}_t{len(tails)}"
+        tails[t] = rest
+        return t
+
+    def emit(node: str, group: list[tuple[tuple[str, ...], str]], i: int, pad: str) -> None:
+        by_key: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for parts, name in group:
+            by_key.setdefault(parts[i], []).append((parts, name))
+        for key, members in by_key.items():
+            c = f"{prefix}_c{len(lines)}"
+            lines.append(f"{pad}{c} = {node}.get({key!r}, MISSING)")
+            for parts, name in members:
+                if len(parts) == i + 1:  # last part: no dotted key can stand in for it
+                    lines.append(f"{pad}{name} = _LV({c}) if {c}.__class__ is list else {c}")
+            deeper = [(parts, name) for parts, name in members if len(parts) > i + 1]
+            if deeper:
+                lines.append(f"{pad}if {c}.__class__ is dict:")
+                emit(c, deeper, i + 1, pad + "    ")
+                # Plain key missing: the rest of the path as one dotted key is the usual stand-in
+                # (`authorization.k8s.io/decision`); shorter dotted keys go to the general resolver.
+                lines.append(f"{pad}elif {c} is MISSING:")
+                for parts, name in deeper:
+                    lines.append(f"{pad}    {name} = {node}.get({'.'.join(parts[i:])!r}, MISSING)")
+                    if len(parts) - i > 2:
+                        lines.append(f"{pad}    if {name} is MISSING: {name} = {tail(parts[i:])}({node})")
+                    lines.append(f"{pad}    if {name}.__class__ is list: {name} = _LV({name})")
+                lines.append(f"{pad}else:")
+                for parts, name in deeper:
+                    lines.append(f"{pad}    {name} = {tail(parts[i:])}({node})")
+
+    emit("doc", list(zip(paths, names, strict=True)), 0, indent)
+    return lines, tails
+
+
 def resolver_source(name: str, parts: tuple[str, ...]) -> str:
-    """Python source of a resolver specialised for one path (dict walk inlined, lists delegated)."""
-    if len(parts) == 1:
-        key = parts[0]
-        return (
-            f"def {name}(doc):\n"
-            f"    v = doc.get({key!r}, MISSING)\n"
-            f"    return tuple(_flatten(v)) if v.__class__ is list else v\n"
-        )
-    if len(parts) == 2:
-        a, b = parts
-        return (
-            f"def {name}(doc):\n"
-            f"    o = doc.get({a!r}, MISSING)\n"
-            f"    if o.__class__ is dict:\n"
-            f"        v = o.get({b!r}, MISSING)\n"
-            f"    elif o is MISSING:\n"
-            f"        v = doc.get({a + '.' + b!r}, MISSING)\n"
-            f"    elif o.__class__ is list:\n"
-            f"        return _resolve(doc, {parts!r})\n"
-            f"    else:\n"
-            f"        return MISSING\n"
-            f"    return tuple(_flatten(v)) if v.__class__ is list else v\n"
-        )
-    return f"{name} = _make_resolver({parts!r})\n"
+    """Python source of a resolver specialised for one path (plain keys inlined, the rest delegated)."""
+    lines, tails = inline_source([parts], ["v"], name)
+    defs = "".join(f"{t} = _make_resolver({p!r})\n" for t, p in tails.items())
+    return defs + f"def {name}(doc):\n" + "\n".join(lines) + "\n    return v\n"
 
 
 def all_strings(doc: Any) -> list[str]:

@@ -1,0 +1,98 @@
+"""The speed machinery gives the plain answer: inlined field resolvers resolve as `resolve` does, and
+buckets specialized on low-cardinality values (user, groups, source address ...) match as the rule
+says for values of every JSON type, also once their table of remembered values starts over."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.engine_helpers import rule_doc, ruleset
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kubesigma.connectors.event import KUBERNETES_AUDIT
+from kubesigma.detections.engine import fields as F
+
+# Keys that make dotted paths interesting: plain parts, joins of them, and unrelated ones.
+KEYS = st.sampled_from(["a", "b", "c", "a.b", "b.c", "a.b.c", "x"])
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["s", "A.b", ""]))
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=4)),
+    max_leaves=12,
+)
+PATHS = [("a",), ("a", "b"), ("a", "b", "c"), ("b", "c"), ("a", "x", "b", "c")]
+
+
+def _compiled_resolvers() -> dict[str, Any]:
+    namespace: dict[str, Any] = {
+        "MISSING": F.MISSING,
+        "_LV": F.list_values,
+        "_make_resolver": F.make_resolver,
+    }
+    for i, parts in enumerate(PATHS):
+        exec(F.resolver_source(f"R{i}", parts), namespace)
+    lines, tails = F.inline_source(PATHS, [f"v{i}" for i in range(len(PATHS))], "K")
+    for name, rest in tails.items():
+        namespace[name] = F.make_resolver(rest)
+    source = (
+        "def together(doc):\n"
+        + "\n".join(lines)
+        + f"\n    return ({', '.join(f'v{i}' for i in range(len(PATHS)))},)\n"
+    )
+    exec(source, namespace)
+    return namespace
+
+
+RESOLVERS = _compiled_resolvers()
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=st.dictionaries(KEYS, JSON, max_size=5))
+def test_inlined_resolvers_resolve_as_resolve(doc):
+    expected = tuple(F.resolve(doc, parts) for parts in PATHS)
+    single = tuple(RESOLVERS[f"R{i}"](doc) for i in range(len(PATHS)))
+    together = RESOLVERS["together"](doc)
+    for got in (single, together):
+        assert got == expected
+        assert [type(v) for v in got] == [type(v) for v in expected]
+
+
+def test_specialized_bucket_keys_numbers_booleans_and_text_apart(tmp_path):
+    # 1, 1.0 and True hash alike: a table keyed on the raw values would reuse one answer for all.
+    rs = ruleset(tmp_path, rule_doc({"sel": {"verb": "get", "user.username": 1}, "condition": "sel"}))
+    values = [1, True, 1.0, "1", None, [1], [True], [{"n": 1}], 2]
+    hits = [
+        bool(rs.match_document(KUBERNETES_AUDIT, {"verb": "get", "user": {"username": v}})) for v in values
+    ]
+    assert hits == [True, False, True, True, False, True, False, False, False]
+
+
+def test_specialized_bucket_evaluates_what_the_values_leave(tmp_path):
+    det = {
+        "sel": {"verb": "get", "user.username|startswith": "system:node:"},
+        "public": {"sourceIPs|cidr": ["10.0.0.0/8"]},
+        "condition": "sel and not public",
+    }
+    rs = ruleset(tmp_path, rule_doc(det))
+    node = {"verb": "get", "user": {"username": "system:node:n1"}}
+    assert not rs.match_document(KUBERNETES_AUDIT, {**node, "sourceIPs": ["10.1.2.3"]})
+    assert rs.match_document(KUBERNETES_AUDIT, {**node, "sourceIPs": ["203.0.113.7"]})
+    assert rs.match_document(KUBERNETES_AUDIT, {**node})
+    assert not rs.match_document(
+        KUBERNETES_AUDIT, {**node, "user": {"username": "alice"}, "sourceIPs": ["203.0.113.7"]}
+    )
+
+
+def test_specialized_table_starting_over_keeps_matching(tmp_path, monkeypatch):
+    from kubesigma.detections.engine import ruleset as module
+
+    monkeypatch.setattr(module, "SPECIALIZED_LIMIT", 3)
+    rs = ruleset(
+        tmp_path, rule_doc({"sel": {"verb": "get", "user.username|endswith": "7"}, "condition": "sel"})
+    )
+    hits = [
+        bool(rs.match_document(KUBERNETES_AUDIT, {"verb": "get", "user": {"username": f"u{i % 20}"}}))
+        for i in range(60)
+    ]
+    assert hits == [str(i % 20).endswith("7") for i in range(60)]
