@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 export KUBESIGMA_ES_URL ?= http://127.0.0.1:9200
 
-.PHONY: install demo test check lint typecheck pytest rules-check bench-smoke es-up es-down flink-jar prism clean
+.PHONY: install demo test check lint typecheck pytest rules-check terraform-check bench-smoke es-up es-down flink-jar prism clean
 
 # A fresh virtualenv with everything the tests need (`pip install -e '.[dev]'`), the kubesigma command included.
 $(BIN)/.installed: pyproject.toml setup.py
@@ -38,7 +38,7 @@ test: install
 	status=0; $(MAKE) pytest || status=$$?; $(MAKE) es-down; exit $$status
 	$(MAKE) bench-smoke
 
-check: lint typecheck rules-check
+check: lint typecheck rules-check terraform-check
 
 lint: install
 	$(BIN)/ruff check .
@@ -56,6 +56,10 @@ rules-check: install
 	$(BIN)/kubesigma rules coverage --policy docs/audit-policy.yaml
 	$(BIN)/python -m kubesigma.pipeline.commands.rules_doc --check
 	$(BIN)/sigma check --exclude attacktag --exclude d3_fendtag detections/rules
+
+# terraform/: HCL syntax and formatting (hclfmt from the Go module proxy; providers cannot be fetched here).
+terraform-check:
+	bash .ci/terraform/check.sh
 
 # pytest exits 5 when it collected no test: that fails the target like any other failure.
 pytest: install

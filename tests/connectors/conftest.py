@@ -8,28 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from traces import DATASETS, falco_events
 
-from kubesigma.connectors.event import RawRecord
 from kubesigma.connectors.formats.wrap import write_cloudwatch_gzip
-from kubesigma.connectors.sources.files import read_file
 
-DATASETS = (Path(__file__).resolve().parents[2].parent / "shared" / "datasets").resolve()
-FALCO_TRACES = DATASETS / "falco-k8s-audit" / "traces"
 FORMAT_SAMPLES = DATASETS / "format-samples"
 BAD_TRACE_RECORD = ("fal_01_003.json", 1)  # {"kind": 0}: Falco rejects it, so do we
-
-
-def falco_events() -> list[dict[str, Any]]:
-    """The 51 audit Events of the Falco traces, in file order (the deliberately bad record left out)."""
-    events = []
-    for path in sorted(FALCO_TRACES.glob("*.json")):
-        for item in read_file(str(path)):
-            if not isinstance(item, RawRecord):
-                continue
-            value = item.value
-            if isinstance(value, dict) and value.get("kind") == "Event":
-                events.append(value)
-    return events
 
 
 def write_falco_cloudwatch_fixture(tmp_path: Path, per_envelope: int = 7) -> Path:

@@ -1,0 +1,25 @@
+"""The Falco project's captured audit traces, read in place from ../shared/datasets (never copied)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kubesigma.connectors.event import RawRecord
+from kubesigma.connectors.sources.files import read_file
+
+DATASETS = (Path(__file__).resolve().parents[1].parent / "shared" / "datasets").resolve()
+FALCO_TRACES = DATASETS / "falco-k8s-audit" / "traces"
+
+
+def falco_events() -> list[dict[str, Any]]:
+    """The 51 audit Events of the Falco traces, in file order (the deliberately bad record left out)."""
+    events = []
+    for path in sorted(FALCO_TRACES.glob("*.json")):
+        for item in read_file(str(path)):
+            if not isinstance(item, RawRecord):
+                continue
+            value = item.value
+            if isinstance(value, dict) and value.get("kind") == "Event":
+                events.append(value)
+    return events
