@@ -828,7 +828,7 @@ def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str,
     # Rules that need an object the event may not carry (requestObject on Metadata-level events)
     # wait behind one test that it is there, and resolve their fields only then.
     if rooted:
-        lines.append("    _dt = _DOTTED_TOP(doc)")
+        lines.append("    _dt = None  # top-level dotted keys, looked for only when a root key is missing")
     for root, members in rooted.items():
         before = set(gen.fields.values())
         plain, guarded = _guard_groups(gen, members)
@@ -836,7 +836,10 @@ def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str,
         block_fields = {gen.fields[f] for _, ir in plain for f in field_names(ir) if f in gen.fields}
         block_fields |= set(gen.fields.values()) - before  # guard test fields registered just now
         block_fields -= eager
-        lines.append(f"    if {root!r} in doc or (_dt and _HAS_ROOT(_dt, {root + '.'!r})):")
+        lines.append(
+            f"    if {root!r} in doc or ((_dt := _DOTTED_TOP(doc) if _dt is None else _dt)"
+            f" and _HAS_ROOT(_dt, {root + '.'!r})):"
+        )
         lines.append(gen.deferred_prologue(block_fields, "        "))
         lines += code
         lines += _emit_guarded(gen, guarded, "        ", eager | block_fields)
@@ -862,6 +865,32 @@ def build(rules: Sequence[tuple[Any, IR]], name: str = "match") -> Callable[[dic
     code = compile(source, f"<kubesigma rules: {len(rules)}>", "exec")
     exec(code, namespace)
     return namespace[name]
+
+
+def dispatcher(
+    paths: Sequence[str], buckets: dict[Any, Any], make_bucket: Callable[[Any], Any]
+) -> Callable[[dict[str, Any]], list[Any]]:
+    """`match(doc)` of a logsource: the dispatch key read inline, then its bucket's function
+    (`make_bucket(key)` on first sight; `buckets` remembers it). Same key as `key_function`."""
+    inline, tails = F.inline_source(
+        [F.split_path(p) for p in paths], [f"v{i}" for i in range(len(paths))], "K"
+    )
+    lines = [f"{t} = _make_resolver({rest!r})" for t, rest in tails.items()]
+    body = ["def match(doc):", *inline]
+    for i in range(len(paths)):
+        body.append(f"    if v{i}.__class__ is not str and v{i} is not MISSING: v{i} = UNKNOWN")
+    key = "(" + "".join(f"v{i}, " for i in range(len(paths))) + ")"
+    body += [
+        f"    fn = BUCKETS.get({key})",
+        "    if fn is None:",
+        f"        fn = MAKE_BUCKET({key})",
+        "    return fn(doc)",
+    ]
+    source = "\n".join(lines) + "\n" + "\n".join(body) + "\n"
+    namespace = dict(_RUNTIME)
+    namespace.update({"UNKNOWN": UNKNOWN, "BUCKETS": buckets, "MAKE_BUCKET": make_bucket})
+    exec(compile(source, "<kubesigma dispatch>", "exec"), namespace)
+    return namespace["match"]  # type: ignore[no-any-return]
 
 
 def key_function(paths: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:

@@ -77,13 +77,12 @@ class _Route:
         self._by_shape: dict[tuple[Any, ...], Any] = {}
         self._generic: Any = None
         self.necessary = [[C.necessary_values(r.ir, f) for f in self.dispatch] for r in rules]
+        if self.dispatch:
+            self.match = C.dispatcher(self.dispatch, self.buckets, self._bucket)  # type: ignore[method-assign]
 
     def match(self, doc: dict[str, Any]) -> list[RuleInfo]:
-        k = self.key(doc)
-        fn = self.buckets.get(k)
-        if fn is None:
-            fn = self._bucket(k)
-        return fn(doc)
+        """Replaced per instance by the generated dispatcher when the logsource has dispatch fields."""
+        return (self.buckets.get(()) or self._bucket(()))(doc)
 
     def _bucket(self, key: tuple[Any, ...]) -> Any:
         if len(self.buckets) >= MAX_BUCKETS:
@@ -451,7 +450,9 @@ class RuleSet:
         views = event.views
         if len(views) == 1:
             logsource, doc = views[0]
-            return self.match_document(logsource, doc)
+            if doc.__class__ is not dict:
+                return []
+            return (self._routes.get(logsource) or self._route(logsource)).match(doc)
         out: list[RuleInfo] = []
         seen: set[int] = set()
         for logsource, doc in views:
