@@ -7,6 +7,7 @@ import io
 from engine.engine_helpers import rule_doc, write_rules
 
 from kubesigma.pipeline.commands.rules_check import run_check
+from kubesigma.pipeline.options import DEFAULT_CORRELATION_RULES
 
 
 def test_check_passes_with_warnings_on_sigmahq_gcp_rules(datasets):
@@ -39,3 +40,21 @@ def test_bad_config_file_fails_with_its_name(tmp_path):
     out = io.StringIO()
     assert run_check([str(tmp_path)], str(cfg), out) == 1
     assert "engine.yml" in out.getvalue() and "unknown keys" in out.getvalue()
+
+
+def test_without_paths_it_checks_what_kubesigma_run_loads():
+    """The shipped pack and the shipped correlation rules, whose inputs live in both folders."""
+    out = io.StringIO()
+    assert run_check([], None, out) == 0
+    text = out.getvalue()
+    assert "loaded (correlation)" in text and "Kubernetes Secret Enumeration By One Identity" in text
+    assert ", 0 refused" in text
+
+
+def test_a_correlation_checked_without_its_input_rule_says_where_to_look():
+    out = io.StringIO()
+    assert run_check([str(DEFAULT_CORRELATION_RULES)], None, out) == 1
+    assert (
+        "not found in rule collection (check it together with the file that defines that rule"
+        in out.getvalue()
+    )
