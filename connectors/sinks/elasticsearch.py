@@ -9,8 +9,9 @@ exponential backoff, per item; what Elasticsearch refuses for good (a mapping er
 `dead_letter` output with Elasticsearch's own reason.
 
 Credentials come from the environment (`KUBESIGMA_ES_API_KEY`, `KUBESIGMA_ES_USERNAME`,
-`KUBESIGMA_ES_PASSWORD`) or from files named by options; they are read where the client is built (the
-worker's `setup`), never stored in options, pickled DoFns, reprs or logs.
+`KUBESIGMA_ES_PASSWORD`), from files named by options, or from Google or AWS secret managers named by
+options (connectors/secrets.py, read with the cloud's standard credential chain); they are read where the
+client is built (the worker's `setup`), never stored in options, pickled DoFns, reprs or logs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from kubesigma.connectors.event import AuditEvent, DeadLetter, Source
 from kubesigma.connectors.redact import home_of, outgoing_document
+from kubesigma.connectors.secrets import SecretError, parse_ref, read_secret
 from kubesigma.connectors.sinks import es_mapping
 from kubesigma.detections.alert import iso_time
 
@@ -70,6 +72,8 @@ class ElasticsearchConfig:
     api_key_file: str | None = None
     username: str | None = None
     password_file: str | None = None
+    api_key_secret: str | None = None
+    password_secret: str | None = None
     retention_days: int = 30
     batch_size: int = 500
     batch_bytes: int = 5 * 1024 * 1024
@@ -101,13 +105,34 @@ class ElasticsearchConfig:
         ):
             if path and not Path(path).is_file():
                 raise ElasticsearchConfigError(f"{flag} {path}: no such file")
-        if self.api_key_file and (self.username or self.password_file):
+        for flag, ref in (
+            ("--es-api-key-secret", self.api_key_secret),
+            ("--es-password-secret", self.password_secret),
+        ):
+            if ref:
+                try:
+                    parse_ref(ref, flag)
+                except SecretError as err:
+                    raise ElasticsearchConfigError(str(err)) from None
+        if self.api_key_file and self.api_key_secret:
             raise ElasticsearchConfigError(
-                "--es-api-key-file and --es-username/--es-password-file are exclusive: pick one"
+                "--es-api-key-file and --es-api-key-secret are exclusive: pick one"
             )
-        if self.password_file and not (self.username or os.environ.get(ENV_USERNAME)):
+        if self.password_file and self.password_secret:
             raise ElasticsearchConfigError(
-                f"--es-password-file needs --es-username (or {ENV_USERNAME} in the environment)"
+                "--es-password-file and --es-password-secret are exclusive: pick one"
+            )
+        if (self.api_key_file or self.api_key_secret) and (
+            self.username or self.password_file or self.password_secret
+        ):
+            raise ElasticsearchConfigError(
+                "an API key (--es-api-key-file/--es-api-key-secret) and a user and password are exclusive: pick one"
+            )
+        if (self.password_file or self.password_secret) and not (
+            self.username or os.environ.get(ENV_USERNAME)
+        ):
+            raise ElasticsearchConfigError(
+                f"--es-password-file/--es-password-secret need --es-username (or {ENV_USERNAME} in the environment)"
             )
         if (
             not self.index_prefix
@@ -130,10 +155,18 @@ class ElasticsearchConfig:
 
     def credentials(self) -> Credentials:
         """Read credentials now (in the worker, or at start-up): files named by options first, then env."""
-        api_key = _read_secret(self.api_key_file, "--es-api-key-file") or os.environ.get(ENV_API_KEY)
+        api_key = (
+            _read_secret(self.api_key_file, "--es-api-key-file")
+            or _read_managed(self.api_key_secret, "--es-api-key-secret")
+            or os.environ.get(ENV_API_KEY)
+        )
         username = self.username or os.environ.get(ENV_USERNAME)
-        password = _read_secret(self.password_file, "--es-password-file") or os.environ.get(ENV_PASSWORD)
-        if api_key and (self.username or self.password_file):
+        password = (
+            _read_secret(self.password_file, "--es-password-file")
+            or _read_managed(self.password_secret, "--es-password-secret")
+            or os.environ.get(ENV_PASSWORD)
+        )
+        if api_key and (self.username or self.password_file or self.password_secret):
             raise ElasticsearchConfigError(
                 f"an API key ({ENV_API_KEY}) and --es-username/--es-password-file are exclusive: pick one"
             )
@@ -169,6 +202,15 @@ def _read_secret(path: str | None, flag: str) -> str | None:
     if not value:
         raise ElasticsearchConfigError(f"{flag} {path}: the file is empty")
     return value
+
+
+def _read_managed(ref: str | None, flag: str) -> str | None:
+    if not ref:
+        return None
+    try:
+        return read_secret(parse_ref(ref, flag), flag)
+    except SecretError as err:
+        raise ElasticsearchConfigError(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -225,6 +267,12 @@ class ElasticsearchOptions(PipelineOptions):
             help=f"File holding an Elasticsearch API key (else {ENV_API_KEY} from the environment).",
         )
         parser.add_argument(
+            "--es-api-key-secret",
+            dest="es_api_key_secret",
+            help="Secret holding the API key, read by the workers with their cloud identity: "
+            "projects/P/secrets/S[/versions/V] (Google Secret Manager) or an AWS Secrets Manager ARN.",
+        )
+        parser.add_argument(
             "--es-username",
             dest="es_username",
             help=f"Elasticsearch user (else {ENV_USERNAME}); the password comes from {ENV_PASSWORD} "
@@ -234,6 +282,11 @@ class ElasticsearchOptions(PipelineOptions):
             "--es-password-file",
             dest="es_password_file",
             help="File holding the password of --es-username.",
+        )
+        parser.add_argument(
+            "--es-password-secret",
+            dest="es_password_secret",
+            help="Secret holding the password of --es-username (same forms as --es-api-key-secret).",
         )
         parser.add_argument(
             "--es-retention-days",
@@ -255,6 +308,8 @@ def config_from_options(options: PipelineOptions) -> ElasticsearchConfig | None:
             ("--es-api-key-file", es.es_api_key_file),
             ("--es-username", es.es_username),
             ("--es-password-file", es.es_password_file),
+            ("--es-api-key-secret", es.es_api_key_secret),
+            ("--es-password-secret", es.es_password_secret),
         ):
             if value:
                 raise ElasticsearchConfigError(f"{flag} needs --es-url or --es-cloud-id")
@@ -268,6 +323,8 @@ def config_from_options(options: PipelineOptions) -> ElasticsearchConfig | None:
         api_key_file=es.es_api_key_file,
         username=es.es_username,
         password_file=es.es_password_file,
+        api_key_secret=es.es_api_key_secret,
+        password_secret=es.es_password_secret,
         retention_days=es.es_retention_days,
     ).validate()
 

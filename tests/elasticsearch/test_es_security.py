@@ -95,7 +95,13 @@ def test_no_option_takes_a_secret_value():
     ElasticsearchOptions._add_argparse_args(parser)
     flags = [flag for action in parser._actions for flag in action.option_strings]
     secretish = [f for f in flags if "password" in f or "api-key" in f or "token" in f]
-    assert secretish == ["--es-api-key-file", "--es-password-file"]
+    # Each names where a secret is (a file, a secret manager's reference), never the secret itself.
+    assert sorted(secretish) == [
+        "--es-api-key-file",
+        "--es-api-key-secret",
+        "--es-password-file",
+        "--es-password-secret",
+    ]
 
 
 def test_url_and_cloud_id_together_are_refused():
@@ -109,7 +115,7 @@ def test_password_file_without_a_user_is_refused(tmp_path, monkeypatch):
     secret = tmp_path / "pw"
     secret.write_text("x")
     options = PipelineOptions(["--es-url", "https://es.example:9200", "--es-password-file", str(secret)])
-    with pytest.raises(ElasticsearchConfigError, match="--es-password-file needs --es-username"):
+    with pytest.raises(ElasticsearchConfigError, match="--es-password-file/--es-password-secret need --es-username"):
         config_from_options(options)
 
 
