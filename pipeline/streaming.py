@@ -21,7 +21,7 @@ import math
 import pickle
 import time as wallclock
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import apache_beam as beam
@@ -29,13 +29,14 @@ import orjson
 from apache_beam import pvalue
 from apache_beam.coders import BytesCoder
 from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.transforms.window import FixedWindows, GlobalWindow, TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from kubesigma.connectors.event import AuditEvent
+from kubesigma.connectors.event import AuditEvent, LogSource, Source
 from kubesigma.detections.alert import Suppression, alert_id, iso_time
 from kubesigma.detections.correlation import (
     Contribution,
@@ -48,7 +49,7 @@ from kubesigma.detections.correlation import (
 from kubesigma.detections.rule import RuleInfo
 from kubesigma.detections.suppression import MAX_FOLDED_IDS, FoldedRun, suppression_group
 from kubesigma.pipeline.alerts import build_alert
-from kubesigma.pipeline.transforms import RULE_HITS
+from kubesigma.pipeline.transforms import RULE_HITS, Match
 
 NAMESPACE = "kubesigma"
 KEY_SEP = "\x1f"
@@ -121,9 +122,64 @@ def _seconds(ts: Any) -> float:
 
 # -- correlation ---------------------------------------------------------------------------------
 
+# A contribution in transit: (time, identity, rule index, value, event id, event). The event is pickled
+# once where it was routed: the correlation stage only needs the event of a contribution that completes
+# a correlation (the alert shows it), so the rest cross the shuffle and state as bytes, never unpickled.
+Item = tuple[float, str, int, Any, str, bytes]
+# The global window's end: a timer here fires once the bounded input is complete.
+END = GlobalWindow().max_timestamp()
+
+
+# The event's fields as plain tuples pickle in C, about twice as fast as through the types' reducers
+# (three Python calls per event). Used while the types have exactly these fields; else plain pickle.
+_EVENT_FIELDS = (
+    "views", "time", "event_id", "identity", "source", "size",
+    "cluster", "cloud", "truncated", "user_name", "source_ip", "user_agent",
+)  # fmt: skip
+_FLAT = (
+    tuple(f.name for f in fields(AuditEvent)) == _EVENT_FIELDS
+    and tuple(f.name for f in fields(LogSource)) == ("product", "service", "category")
+    and tuple(f.name for f in fields(Source)) == ("uri", "line", "offset", "message_id", "item")
+)
+
+
+def _freeze(event: AuditEvent) -> bytes:
+    """An event as bytes, for `_thaw`."""
+    if not _FLAT or type(event) is not AuditEvent:
+        return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+    e, s = event, event.source
+    flat = (
+        tuple((ls.product, ls.service, ls.category, doc) for ls, doc in e.views),
+        e.time, e.event_id, e.identity,
+        (s.uri, s.line, s.offset, s.message_id, s.item),
+        e.size, e.cluster, e.cloud, e.truncated, e.user_name, e.source_ip, e.user_agent,
+    )  # fmt: skip
+    return pickle.dumps(flat, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _thaw(blob: bytes) -> AuditEvent:
+    value = pickle.loads(blob)
+    if type(value) is AuditEvent:
+        return value
+    views, time, event_id, identity, source, *rest = value
+    return AuditEvent(
+        tuple((LogSource(p, s, c), doc) for p, s, c, doc in views),
+        time,
+        event_id,
+        identity,
+        Source(*source),
+        *rest,
+    )
+
+
+def _contribution(item: Item) -> Contribution:
+    return Contribution(item[0], item[1], item[2], item[3], item[4])
+
 
 class _Route(beam.DoFn):
-    """A match (or a lower correlation's hit) → one keyed contribution per correlation rule and group."""
+    """Batches of matches, or a lower correlation's hits → for the correlation rules of one level, one
+    element per key (rule and group) and bundle: (key, pickled (group, items)). The stateful step then
+    pays per key, not per event, and the shuffle moves bytes."""
 
     def __init__(self, plan: CorrelationPlan, level: int) -> None:
         self.plan = plan
@@ -131,44 +187,69 @@ class _Route(beam.DoFn):
 
     def setup(self) -> None:
         self.ungrouped = Metrics.counter(NAMESPACE, "correlation_ungrouped")
+        self.routes: dict[str, list[tuple[Any, int]]] = {}
 
     def start_bundle(self) -> None:
-        self.buffer: dict[str, list[tuple[tuple[str, ...], Contribution, AuditEvent]]] = {}
+        self.buffer: dict[str, tuple[tuple[str, ...], list[Item]]] = {}
         self.buffered = 0
 
     def process(self, item: Any) -> Iterator[Any]:
         if isinstance(item, CorrelationHit):
-            rid = item.rule_id
-            inner = self.plan.spec(rid)
+            inner = self.plan.spec(item.rule_id)
             doc: Any = dict(zip(inner.group_by, item.firing.group, strict=True))
-            when, identity, event_id, event = item.time, item.alert_id, item.alert_id, item.event
+            self._add(item.rule_id, doc, item.time, item.alert_id, item.alert_id, item.event, {})
         else:
-            rule, event = item
-            rid = rule.id
-            doc = document_for(rule, event)
-            when, identity, event_id = event.time, event.identity, event.event_id
-        for spec, index in self.plan.routes(rid, self.level):
+            frozen: dict[int, bytes] = {}  # an event counted by several rules or groups is pickled once
+            for rule, event in item:
+                if self._routes(rule.id):
+                    doc = document_for(rule, event)
+                    self._add(rule.id, doc, event.time, event.identity, event.event_id, event, frozen)
+        if self.buffered >= ROUTE_BUFFER:
+            for key, earliest, value in self._drain():
+                yield TimestampedValue((key, value), earliest)
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for key, earliest, value in self._drain():
+            yield WindowedValue((key, value), _ts(earliest), (GlobalWindow(),))
+
+    def _routes(self, rule_id: str) -> list[tuple[Any, int]]:
+        routes = self.routes.get(rule_id)
+        if routes is None:
+            routes = self.routes[rule_id] = list(self.plan.routes(rule_id, self.level))
+        return routes
+
+    def _add(
+        self,
+        rid: str,
+        doc: Any,
+        when: float,
+        identity: str,
+        event_id: str,
+        event: AuditEvent,
+        frozen: dict[int, bytes],
+    ) -> None:
+        for spec, index in self._routes(rid):
             groups = spec.groups(rid, doc)
             if not groups:
                 self.ungrouped.inc()
                 continue
-            contribution = Contribution(when, identity, index, spec.value(rid, doc), event_id)
+            blob = frozen.get(id(event))
+            if blob is None:
+                blob = frozen[id(event)] = _freeze(event)
+            item = (when, identity, index, spec.value(rid, doc), event_id, blob)
             for group in groups:
-                self.buffer.setdefault(f"{spec.id}{KEY_SEP}{group_text(group)}", []).append(
-                    (group, contribution, event)
-                )
+                key = f"{spec.id}{KEY_SEP}{group_text(group)}"
+                entry = self.buffer.get(key)
+                if entry is None:
+                    entry = self.buffer[key] = (group, [])
+                entry[1].append(item)
                 self.buffered += 1
-        if self.buffered >= ROUTE_BUFFER:
-            for key, items in self._drain():
-                yield TimestampedValue((key, items), min(c.time for _, c, _ in items))
 
-    def finish_bundle(self) -> Iterator[Any]:
-        for key, items in self._drain():
-            yield WindowedValue((key, items), _ts(min(c.time for _, c, _ in items)), (GlobalWindow(),))
-
-    def _drain(self) -> list[tuple[str, list[tuple[tuple[str, ...], Contribution, AuditEvent]]]]:
-        # One element per key and bundle: a stateful step pays per state access, not per event.
-        out = sorted(self.buffer.items())
+    def _drain(self) -> list[tuple[str, float, bytes]]:
+        out = [
+            (key, min(x[0] for x in items), _dump((group, items)))
+            for key, (group, items) in sorted(self.buffer.items())
+        ]
         self.buffer, self.buffered = {}, 0
         return out
 
@@ -178,13 +259,19 @@ class _GroupMeta:
     group: tuple[str, ...] = ()
     horizon: float = -math.inf  # every contribution up to here has been processed in order
     flush_at: float | None = None
-    last_event: AuditEvent | None = None  # the latest event counted (trigger of closing windows)
+    last_event: bytes | None = None  # the latest event counted, pickled (trigger of closing windows)
     last_time: float = -math.inf
     gc: bool = False  # the expire timer is a final garbage collection
 
 
 class _CorrelateGroups(beam.DoFn):
-    """Per (correlation rule, group): buffer, then evaluate in event-time order as the watermark passes."""
+    """Per (correlation rule, group): buffer, then evaluate in event-time order as the watermark passes.
+
+    Unbounded input: a flush timer at the earliest pending event, an expire timer when the window can
+    next change. Bounded input (a batch run, where the watermark jumps to the end at once): one timer
+    at the end of the input evaluates everything in order, the same as a stream on time would, with one
+    state read per group (the SDK's state cache sizes every value it holds, at a cost per access that
+    exceeds a group's evaluation)."""
 
     PENDING = BagStateSpec("pending", BytesCoder())
     WINDOW = ReadModifyWriteStateSpec("window", BytesCoder())
@@ -192,9 +279,10 @@ class _CorrelateGroups(beam.DoFn):
     FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
     EXPIRE = TimerSpec("expire", TimeDomain.WATERMARK)
 
-    def __init__(self, plan: CorrelationPlan, allowed_lateness: float) -> None:
+    def __init__(self, plan: CorrelationPlan, allowed_lateness: float, bounded: bool = False) -> None:
         self.plan = plan
         self.lateness = allowed_lateness
+        self.bounded = bounded
 
     def setup(self) -> None:
         self.fired = Metrics.counter(NAMESPACE, "correlation_fired")
@@ -205,19 +293,26 @@ class _CorrelateGroups(beam.DoFn):
 
     def process(
         self,
-        element: tuple[str, list[tuple[tuple[str, ...], Contribution, AuditEvent]]],
+        element: tuple[str, bytes],
         pending=beam.DoFn.StateParam(PENDING),
         window_state=beam.DoFn.StateParam(WINDOW),
         meta_state=beam.DoFn.StateParam(META),
         flush=beam.DoFn.TimerParam(FLUSH),
         expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> Iterator[Any]:
-        key, items = element
-        meta: _GroupMeta = _load(meta_state.read()) or _GroupMeta(group=items[0][0])
-        late = [(c, e) for _, c, e in items if c.time <= meta.horizon]
-        fresh = [(c, e) for _, c, e in items if c.time > meta.horizon]
+        key, packed = element
+        if self.bounded:
+            # Blind appends: nothing is read until the input is complete.
+            pending.add(packed)
+            flush.set(END)
+            return
+        group, items = _load(packed)
+        meta: _GroupMeta = _load(meta_state.read()) or _GroupMeta(group=group)
+        horizon = meta.horizon
+        late = [x for x in items if x[0] <= horizon]
+        fresh = [x for x in items if x[0] > horizon] if late else items
         if late:
-            kept = [(c, e) for c, e in late if c.time >= meta.horizon - self.lateness]
+            kept = [x for x in late if x[0] >= horizon - self.lateness]
             if len(kept) < len(late):
                 self.dropped.inc(len(late) - len(kept))
             if kept:
@@ -225,13 +320,14 @@ class _CorrelateGroups(beam.DoFn):
                 self.late.inc(len(kept))
                 spec = self.plan.spec(key.split(KEY_SEP, 1)[0])
                 window: GroupWindow = _load(window_state.read()) or GroupWindow()
-                for c, event in kept:
-                    yield from self._emit(window.add(spec, meta.group, c), meta, c, event)
-                    self._remember(meta, c, event)
+                for x in kept:
+                    c = _contribution(x)
+                    yield from self._emit(window.add(spec, meta.group, c), meta.last_event, c, x[5])
+                    self._remember(meta, c, x[5])
                 self._schedule(spec, window, meta, window_state, expire)
         if fresh:
-            pending.add(_dump(fresh))
-            earliest = min(c.time for c, _ in fresh)
+            pending.add(packed if fresh is items else _dump((group, fresh)))
+            earliest = min(x[0] for x in fresh)
             if meta.flush_at is None or earliest < meta.flush_at:
                 flush.set(_timer_at(earliest))
                 meta.flush_at = earliest
@@ -249,6 +345,9 @@ class _CorrelateGroups(beam.DoFn):
         flush=beam.DoFn.TimerParam(FLUSH),
         expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> Iterator[Any]:
+        if self.bounded:
+            yield from self._evaluate_all(key, pending)
+            return
         yield from self._advance(key, _seconds(ts), pending, window_state, meta_state, flush, expire)
 
     @on_timer(EXPIRE)
@@ -266,27 +365,52 @@ class _CorrelateGroups(beam.DoFn):
             key, _seconds(ts), pending, window_state, meta_state, flush, expire, expiring=True
         )
 
+    def _evaluate_all(self, key: str, pending) -> Iterator[Any]:
+        """Bounded input, complete: every contribution of the group in order, then the end of time.
+        The state is not cleared: the runner drops it with the window, which ends here."""
+        spec = self.plan.spec(key.split(KEY_SEP, 1)[0])
+        group: tuple[str, ...] = ()
+        items: list[Item] = []
+        for packed in pending.read():
+            group, part = _load(packed)
+            items.extend(part)
+        self.state_events.update(len(items))
+        if spec.type == "temporal_ordered" and not any(x[2] == 0 for x in items):
+            return  # no first step: later steps are never kept, nothing can fire
+        items.sort(key=lambda x: (x[0], x[1], x[2]))  # the contributions' order: time, identity, rule
+        window = GroupWindow()
+        last: bytes | None = None
+        for x in items:
+            c = _contribution(x)
+            firings = window.add(spec, group, c)
+            if firings:
+                yield from self._emit(firings, last, c, x[5])
+            last = x[5]
+        if last is not None:
+            yield from self._emit(window.advance(spec, group, math.inf), last, None, None)
+
     def _advance(self, key, now, pending, window_state, meta_state, flush, expire, expiring=False):
         """Event time reached `now`: process what is pending up to it in order, close and prune."""
         self.watermark.set(int(now * 1000))
         meta: _GroupMeta = _load(meta_state.read()) or _GroupMeta()
         spec = self.plan.spec(key.split(KEY_SEP, 1)[0])
         window: GroupWindow = _load(window_state.read()) or GroupWindow()
-        items = [x for blob in pending.read() for x in _load(blob)]
-        ready = sorted((x for x in items if x[0].time <= now), key=lambda x: x[0])
-        rest = [x for x in items if x[0].time > now]
+        items: list[Item] = [x for packed in pending.read() for x in _load(packed)[1]]
+        ready = sorted((x for x in items if x[0] <= now), key=lambda x: (x[0], x[1], x[2]))
+        rest = [x for x in items if x[0] > now]
         if ready:
             pending.clear()
             if rest:
-                pending.add(_dump(rest))
-        for c, event in ready:
-            yield from self._emit(window.add(spec, meta.group, c), meta, c, event)
-            self._remember(meta, c, event)
-        yield from self._emit(window.advance(spec, meta.group, now), meta, None, None)
+                pending.add(_dump((meta.group, rest)))
+        for x in ready:
+            c = _contribution(x)
+            yield from self._emit(window.add(spec, meta.group, c), meta.last_event, c, x[5])
+            self._remember(meta, c, x[5])
+        yield from self._emit(window.advance(spec, meta.group, now), meta.last_event, None, None)
         meta.horizon = max(meta.horizon, now)
         if rest:
             # One flush for everything pending now, once the watermark passes the newest of it.
-            meta.flush_at = max(x[0].time for x in rest)
+            meta.flush_at = max(x[0] for x in rest)
             flush.set(_timer_at(meta.flush_at))
         else:
             meta.flush_at = None
@@ -313,51 +437,70 @@ class _CorrelateGroups(beam.DoFn):
             expire.set(_timer_at(deadline))
 
     @staticmethod
-    def _remember(meta: _GroupMeta, c: Contribution, event: AuditEvent) -> None:
+    def _remember(meta: _GroupMeta, c: Contribution, blob: bytes) -> None:
         if c.time >= meta.last_time:
             meta.last_time = c.time
-            meta.last_event = event
+            meta.last_event = blob
 
     def _emit(
-        self, firings: list[Firing], meta: _GroupMeta, c: Contribution | None, event: AuditEvent | None
+        self, firings: list[Firing], last: bytes | None, c: Contribution | None, blob: bytes | None
     ) -> Iterator[Any]:
+        """Firings as hits, each with its trigger's event: the contribution just counted if it
+        completed the correlation, else the latest event counted (a closing window's last)."""
         for firing in firings:
-            trigger = event if c is not None and firing.trigger == c else meta.last_event
+            trigger = blob if c is not None and firing.trigger == c else last
             if trigger is None:  # cannot happen: a window is never closed before an event was counted
                 continue
             self.fired.inc()
-            yield TimestampedValue(CorrelationHit(firing, trigger), firing.trigger.time)
+            yield TimestampedValue(CorrelationHit(firing, _thaw(trigger)), firing.trigger.time)
 
 
 class Correlate(beam.PTransform):
-    """(rule, event) matches → correlation hits, chained correlations included (one stage per level)."""
+    """Batches of (rule, event) matches → correlation hits, chained correlations included (one stage
+    per level). `bounded` (default: whether the input is bounded and the pipeline not streaming)
+    evaluates each group once its input is complete."""
 
-    def __init__(self, plan: CorrelationPlan, allowed_lateness: float = 0.0) -> None:
+    def __init__(
+        self, plan: CorrelationPlan, allowed_lateness: float = 0.0, bounded: bool | None = None
+    ) -> None:
         super().__init__()
         self.plan = plan
         self.allowed_lateness = allowed_lateness
+        self.bounded = bounded
 
     def expand(self, matches: pvalue.PCollection) -> pvalue.PCollection:
-        inputs = matches
+        bounded = self.bounded
+        if bounded is None:
+            streaming = matches.pipeline.options.view_as(StandardOptions).streaming
+            bounded = bool(matches.is_bounded) and not streaming
         hits: list[pvalue.PCollection] = []
         for level in range(self.plan.levels):
-            level_hits = (
-                inputs
-                | f"Route{level}" >> beam.ParDo(_Route(self.plan, level)).with_output_types(tuple[str, Any])
-                | f"Correlate{level}" >> beam.ParDo(_CorrelateGroups(self.plan, self.allowed_lateness))
+            # Matches are routed where Detect runs (fused, never encoded); only keyed bytes move on.
+            keyed = matches | f"Route{level}" >> beam.ParDo(_Route(self.plan, level)).with_output_types(
+                tuple[str, bytes]
             )
-            hits.append(level_hits)
-            inputs = (matches, *hits) | f"Chain{level}" >> beam.Flatten()
+            if hits:
+                lower = hits[0] if len(hits) == 1 else tuple(hits) | f"Lower{level}" >> beam.Flatten()
+                from_hits = lower | f"RouteHits{level}" >> beam.ParDo(
+                    _Route(self.plan, level)
+                ).with_output_types(tuple[str, bytes])
+                keyed = (keyed, from_hits) | f"Chain{level}" >> beam.Flatten()
+            hits.append(
+                keyed
+                | f"Correlate{level}"
+                >> beam.ParDo(_CorrelateGroups(self.plan, self.allowed_lateness, bounded))
+            )
         if not hits:
             return matches.pipeline | "NoCorrelations" >> beam.Create([])
-        return tuple(hits) | "AllHits" >> beam.Flatten()
+        return hits[0] if len(hits) == 1 else tuple(hits) | "AllHits" >> beam.Flatten()
 
 
 # -- from matches and hits to alert candidates ---------------------------------------------------
 
 
 class ToCandidates(beam.PTransform):
-    """Matches of rules that alert alone, and hits of correlations that do, as alert candidates."""
+    """Matches of rules that alert alone (from Detect's batches), and hits of correlations that do, as
+    alert candidates, one element each at its event time."""
 
     def __init__(self, plan: CorrelationPlan) -> None:
         super().__init__()
@@ -371,12 +514,13 @@ class ToCandidates(beam.PTransform):
         return (singles, correlations) | "Candidates" >> beam.Flatten()
 
 
-def _single_candidate(match: tuple[RuleInfo, AuditEvent], plan: CorrelationPlan) -> Iterator[Candidate]:
-    rule, event = match
-    if plan.alerts_alone(rule.id):
-        yield Candidate(
-            rule, event.time, alert_id(rule.id, event.identity), suppression_group(rule, event), event
-        )
+def _single_candidate(matches: list[Match], plan: CorrelationPlan) -> Iterator[TimestampedValue]:
+    for rule, event in matches:
+        if plan.alerts_alone(rule.id):
+            candidate = Candidate(
+                rule, event.time, alert_id(rule.id, event.identity), suppression_group(rule, event), event
+            )
+            yield TimestampedValue(candidate, event.time)
 
 
 def _hit_candidate(hit: CorrelationHit, plan: CorrelationPlan) -> Iterator[Candidate]:

@@ -28,6 +28,8 @@ NAMESPACE = "kubesigma"
 RULE_HITS = "kubesigma.rule_hits"
 DEAD_LETTER = "dead_letter"
 BATCH = 500
+# What Detect emits, in batches: a rule and an event it matched.
+Match = tuple[RuleInfo, AuditEvent]
 
 
 class Counters:
@@ -131,14 +133,26 @@ class _Detect(beam.DoFn):
         self.hits = {rule.id: Metrics.counter(RULE_HITS, rule.id) for rule in self.rules.rules}
 
     def process(self, events: list[AuditEvent]) -> Iterator[TimestampedValue]:
+        matches: list[Match] = []
         for event, matched in zip(events, self.rules.match_batch(events), strict=True):
             for rule in matched:
-                self.hits[rule.id].inc()
-                yield TimestampedValue((rule, event), event.time)
+                matches.append((rule, event))
+        if not matches:
+            return
+        counts: dict[str, int] = {}
+        for rule, _ in matches:
+            counts[rule.id] = counts.get(rule.id, 0) + 1
+        for rule_id, n in counts.items():
+            self.hits[rule_id].inc(n)
+        # Stamped with the earliest event of the batch: a later stage holds no watermark it should not.
+        yield TimestampedValue(matches, min(event.time for _, event in matches))
 
 
 class Detect(beam.PTransform):
-    """Batches of events → one (rule, event) match per rule that fires, stamped with event time."""
+    """Batches of events → batches of (rule, event) matches, one per rule that fires on an event.
+
+    Matches travel in batches: Beam's cost per element (several microseconds per step) would otherwise
+    exceed the rules' own cost. Each batch is stamped with its earliest event time."""
 
     def __init__(self, rules: Any) -> None:
         super().__init__()
@@ -155,14 +169,17 @@ class _ToAlert(beam.DoFn):
     def setup(self) -> None:
         self.alerts = Metrics.counter(NAMESPACE, "alerts")
 
-    def process(self, match: tuple[RuleInfo, AuditEvent]) -> Iterator[dict[str, Any]]:
-        rule, event = match
-        self.alerts.inc()
-        yield build_alert(rule, event, soft_limit=self.soft_limit).to_json_dict()
+    def process(self, matches: list[Match]) -> Iterator[TimestampedValue]:
+        self.alerts.inc(len(matches))
+        for rule, event in matches:
+            # Each alert at its event's time (streaming output files are cut by event time).
+            yield TimestampedValue(
+                build_alert(rule, event, soft_limit=self.soft_limit).to_json_dict(), event.time
+            )
 
 
 class ToAlerts(beam.PTransform):
-    """(rule, event) matches → ECS alert documents, redacted, one per match."""
+    """Batches of (rule, event) matches → ECS alert documents, redacted, one per match."""
 
     def __init__(self, soft_limit: int) -> None:
         super().__init__()

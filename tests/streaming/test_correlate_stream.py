@@ -8,6 +8,10 @@ from pathlib import Path
 from streaming.audit_records import T0, secret_reads
 from streaming.harness import ENUMERATION, Collected, load_rules, run_batch, run_stream, script
 
+from kubesigma.connectors.event import AuditEvent, RawRecord, Source
+from kubesigma.connectors.formats import decode_record
+from kubesigma.pipeline.streaming import _freeze, _thaw
+
 
 def enumeration_alerts(items: list[tuple]) -> list[tuple]:
     return [x for x in items if x[0] == ENUMERATION]
@@ -121,3 +125,17 @@ def test_batch_and_streaming_give_the_same_alerts(tmp_path: Path) -> None:
     run_stream(script(*steps), ruleset, plan, stream)
     assert len(enumeration_alerts(batch.items)) == 2  # mallory: 25 distinct secrets = 2 firings
     assert stream.items == batch.items
+
+
+def test_events_cross_the_correlation_stage_unchanged(datasets: Path) -> None:
+    """Correlation moves events as bytes (unpickled only for the alert): GKE LogEntries (two views,
+    cloud context) and plain audit Events come back equal."""
+    events = []
+    for name in ("gke-cloud-audit-logentries.jsonl", "kubernetes-audit-mixed.jsonl"):
+        lines = (datasets / "format-samples" / name).read_bytes().splitlines()
+        for n, line in enumerate(lines[:20], 1):
+            events += [
+                e for e in decode_record(RawRecord(line, Source(name, line=n))) if isinstance(e, AuditEvent)
+            ]
+    assert any(len(e.views) > 1 and e.cloud is not None for e in events)
+    assert [_thaw(_freeze(e)) for e in events] == events
