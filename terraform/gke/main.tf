@@ -102,3 +102,12 @@ resource "google_storage_bucket_iam_member" "worker_writes" {
   role   = "roles/storage.objectAdmin"
   member = "serviceAccount:${google_service_account.worker.email}"
 }
+
+# The workers read the Elasticsearch API key themselves (--es-api-key-secret); nobody passes it around.
+resource "google_secret_manager_secret_iam_member" "worker_reads_es_key" {
+  count     = var.elasticsearch_api_key_secret == null ? 0 : 1
+  project   = split("/", var.elasticsearch_api_key_secret)[1]
+  secret_id = split("/", var.elasticsearch_api_key_secret)[3]
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.worker.email}"
+}

@@ -36,3 +36,8 @@ output "kubesigma_run_args" {
     "--enable_streaming_engine",
   ]
 }
+
+output "elasticsearch_run_args" {
+  description = "Options that make the job read its Elasticsearch API key from Secret Manager (add --es-url or --es-cloud-id)."
+  value       = var.elasticsearch_api_key_secret == null ? [] : ["--es-api-key-secret=${var.elasticsearch_api_key_secret}"]
+}

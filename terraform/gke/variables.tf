@@ -42,3 +42,14 @@ variable "alert_retention_days" {
   type        = number
   default     = 90
 }
+
+variable "elasticsearch_api_key_secret" {
+  description = "Secret Manager secret (projects/P/secrets/S) that holds the Elasticsearch API key; the workers may read it. Null: no Elasticsearch."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.elasticsearch_api_key_secret == null || can(regex("^projects/[^/]+/secrets/[^/]+$", var.elasticsearch_api_key_secret))
+    error_message = "elasticsearch_api_key_secret: projects/<project>/secrets/<name>."
+  }
+}
