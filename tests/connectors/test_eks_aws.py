@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 import time
 from collections import Counter
 
 import boto3
 import orjson
-import pytest
-import requests
-from moto.server import ThreadedMotoServer
 
 from kubesigma.connectors.event import AuditEvent, Skipped
 from kubesigma.connectors.formats import decode_record
@@ -34,28 +30,6 @@ AUDIT_STREAM = "kube-apiserver-audit-0a1b2c3d4e5f"
 SINCE = "6h"
 # CloudWatch refuses events older than 14 days: the 2018 traces are ingested at recent times, in order.
 BASE_MS = int(time.time() * 1000) - 3_600_000
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws(moto_endpoint, monkeypatch):
-    """The AWS default chain pointed at moto: credentials and endpoint from the environment."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
-    return moto_endpoint
 
 
 _ORDER: dict[str, int] = {}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,10 +19,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from moto.server import ThreadedMotoServer
 
 from kubesigma.connectors.secrets import GCP_ENDPOINT_ENV, SecretError, parse_ref, read_secret
 from kubesigma.connectors.sinks.elasticsearch import ElasticsearchConfig, ElasticsearchConfigError
@@ -52,26 +49,6 @@ def test_a_malformed_reference_is_refused_with_the_flag_and_the_forms(bad: str) 
 
 
 # ---- AWS Secrets Manager (moto) ----
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
-    return moto_endpoint
 
 
 def aws_secret(value: str) -> str:

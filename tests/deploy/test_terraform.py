@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,9 +16,7 @@ from pathlib import Path
 import boto3
 import orjson
 import pytest
-import requests
 from deploy.terraform_hcl import MODULES, load, named, output_list, render, unquote
-from moto.server import ThreadedMotoServer
 from traces import falco_events
 
 from kubesigma.connectors.secrets import parse_ref
@@ -98,27 +95,6 @@ def test_gke_subscription_outlives_a_stopped_job() -> None:
 
 CLUSTER = "falco-eks"
 REGION = "eu-west-1"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws(moto_endpoint, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
-    return moto_endpoint
 
 
 @pytest.fixture(scope="module")
