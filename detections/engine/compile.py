@@ -397,7 +397,7 @@ class _Codegen:
         for prefix in reversed(getattr(self, "field_prefixes", {}).get(i, [])):  # shallow → deep
             tail = parts[len(prefix) :]
             rname = f"RT{i}_{len(prefix)}"
-            self.consts[rname] = F.make_resolver(tail)
+            self.consts[rname] = F.cached_resolver(tail)
             n = self.prefix_names[prefix]
             expr = f"({rname}({n}) if {n}.__class__ is dict or {n}.__class__ is list else {expr})"
         prefixes = getattr(self, "field_prefixes", {}).get(i, [])
@@ -517,7 +517,7 @@ _RUNTIME = {
     "_HAS_ROOT": _has_root,
     "MISSING": F.MISSING,
     "_resolve": F.resolve,
-    "_make_resolver": F.make_resolver,
+    "_make_resolver": F.cached_resolver,  # resolvers hold no state: one per path
     "_flatten": F._flatten,
     "_LV": F.list_values,
     "_ALLSTR": F.all_strings,
@@ -957,7 +957,12 @@ def specializer(
     )
     body = ["def match(doc):", *lines]
     for i in range(len(paths)):
-        body.append(f"    if v{i}.__class__ is not str and v{i} is not MISSING: v{i} = _KV(v{i})")
+        body.append(f"    if v{i}.__class__ is not str and v{i} is not MISSING:")
+        # tuples of strings (groups, addresses) key themselves; the rest goes through _KV
+        body.append(
+            f"        v{i} = (v{i} if _ONLY_STR(map(type, v{i})) else UNKNOWN)"
+            f" if v{i}.__class__ is tuple else _KV(v{i})"
+        )
     key = "v0" if len(paths) == 1 else "(" + "".join(f"v{i}, " for i in range(len(paths))) + ")"
     body += [
         f"    fn = TABLE.get({key})",
@@ -968,7 +973,15 @@ def specializer(
     lines = [f"{t} = _make_resolver({rest!r})" for t, rest in tails.items()]
     source = "\n".join(lines) + "\n" + "\n".join(body) + "\n"
     namespace = dict(_RUNTIME)
-    namespace.update({"_KV": _key_value, "TABLE": table, "SPECIALIZE": specialize})
+    namespace.update(
+        {
+            "_KV": _key_value,
+            "_ONLY_STR": frozenset({str}).issuperset,
+            "UNKNOWN": UNKNOWN,
+            "TABLE": table,
+            "SPECIALIZE": specialize,
+        }
+    )
     exec(compile(source, f"<kubesigma specializer {tuple(paths)!r}>", "exec"), namespace)
     return namespace["match"]  # type: ignore[no-any-return]
 

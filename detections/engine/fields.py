@@ -44,7 +44,7 @@ def resolve(doc: Any, parts: tuple[str, ...]) -> Any:
 
     A tuple (possibly empty) means "these values"; a rule matches if any of them matches.
     """
-    return _cached_resolver(parts)(doc)
+    return cached_resolver(parts)(doc)
 
 
 def _flatten(items: list[Any]) -> list[Any]:
@@ -58,7 +58,8 @@ def _flatten(items: list[Any]) -> list[Any]:
 
 
 @lru_cache(maxsize=4096)
-def _cached_resolver(parts: tuple[str, ...]) -> Any:
+def cached_resolver(parts: tuple[str, ...]) -> Any:
+    """`make_resolver`, one per path (resolvers hold no state)."""
     return make_resolver(parts)
 
 

@@ -102,10 +102,12 @@ class _Route:
                 ir = C.fold(rule.ir, known)
                 if ir is not False:
                     selected.append((rule.info, ir))
-        paths = C.specialize_fields([ir for _, ir in selected])
-        fn = _Specialized(self, selected, paths).match if paths else self._compiled_for(selected)
+        fn = self._specialized(key, selected, C.specialize_fields([ir for _, ir in selected]))
         self.buckets[key] = fn
         return fn
+
+    def _specialized(self, key: Any, selected: list[tuple[RuleInfo, Any]], paths: list[str]) -> Any:
+        return _Specialized(self, key, selected, paths).match if paths else self._compiled_for(selected)
 
     def _compiled_for(self, selected: list[tuple[RuleInfo, Any]]) -> Any:
         """The generated function over these (folded) rules; one per distinct code."""
@@ -121,6 +123,9 @@ class _Route:
             if fn is None:
                 exec(compile(source, f"<kubesigma rules {len(selected)}>", "exec"), namespace)
                 fn = self._by_source[by_source] = namespace["match"]
+            if len(self._by_shape) >= MAX_FUNCTIONS:  # tables keep the functions they use
+                self._by_shape.clear()
+                self._by_source.clear()
             self._by_shape[signature] = fn
         return fn
 
@@ -129,8 +134,10 @@ def _no_match(doc: dict[str, Any]) -> list[RuleInfo]:
     return []
 
 
-# Remembered value combinations per bucket; past it the table starts over.
-SPECIALIZED_LIMIT = 65536
+# Value combinations a bucket remembers; past it the bucket stops keying on its most varied field.
+SPECIALIZED_LIMIT = 4096
+# Generated functions a logsource keeps for reuse by code shape; past it the cache starts over.
+MAX_FUNCTIONS = 4096
 
 
 class _Specialized:
@@ -138,10 +145,15 @@ class _Specialized:
     groups, user agent, source address, decision ...): for each combination of values seen, the
     rules are folded with those values and only what remains is evaluated. The rules keyed on
     identities (anonymous users, attack tools, system users from public addresses), which the
-    first key cannot skip, reduce to nothing for nearly every event."""
+    first key cannot skip, reduce to nothing for nearly every event.
 
-    def __init__(self, route: _Route, selected: list[tuple[RuleInfo, Any]], paths: list[str]):
+    Folding costs a walk of the bucket's rules per new combination: when a bucket has seen
+    SPECIALIZED_LIMIT of them (a field varies more than expected, e.g. source addresses of a scan),
+    it is rebuilt without the field that took the most values, down to no second key at all."""
+
+    def __init__(self, route: _Route, key: Any, selected: list[tuple[RuleInfo, Any]], paths: list[str]):
         self.route = route
+        self.key = key
         self.selected = selected
         self.paths = paths
         self.parts = [split_path(p) for p in paths]
@@ -162,8 +174,19 @@ class _Specialized:
                 residual.append((info, folded))
         fn = self.route._compiled_for(residual)
         if len(self.table) >= SPECIALIZED_LIMIT:
-            self.table.clear()
+            return self._narrowed()
         self.table[key] = fn
+        return fn
+
+    def _narrowed(self) -> Any:
+        """This bucket's function keyed on one field fewer: the one that took the most values."""
+        keys = [(k,) if len(self.paths) == 1 else k for k in self.table]
+        distinct = [len({k[i] for k in keys}) for i in range(len(self.paths))]
+        drop = distinct.index(max(distinct))
+        paths = [p for i, p in enumerate(self.paths) if i != drop]
+        fn = self.route._specialized(self.key, self.selected, paths)
+        self.route.buckets[self.key] = fn
+        self.table.clear()
         return fn
 
 
@@ -410,6 +433,7 @@ class RuleSet:
         )
         self.reports = tuple(reports)
         self._routes: dict[LogSource, _Route] = {}
+        self._last: tuple[LogSource | None, Any] = (None, None)
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -452,7 +476,13 @@ class RuleSet:
             logsource, doc = views[0]
             if doc.__class__ is not dict:
                 return []
-            return (self._routes.get(logsource) or self._route(logsource)).match(doc)
+            # Events share their LogSource object: an identity test spares the dataclass hash
+            # (one tuple, replaced whole, so threads sharing the rule set never see half of it).
+            last_logsource, route = self._last
+            if logsource is not last_logsource:
+                route = self._routes.get(logsource) or self._route(logsource)
+                self._last = (logsource, route)
+            return route.match(doc)
         out: list[RuleInfo] = []
         seen: set[int] = set()
         for logsource, doc in views:

@@ -84,7 +84,7 @@ def test_specialized_bucket_evaluates_what_the_values_leave(tmp_path):
     )
 
 
-def test_specialized_table_starting_over_keeps_matching(tmp_path, monkeypatch):
+def test_specialized_bucket_past_its_limit_keeps_matching(tmp_path, monkeypatch):
     from kubesigma.detections.engine import ruleset as module
 
     monkeypatch.setattr(module, "SPECIALIZED_LIMIT", 3)
