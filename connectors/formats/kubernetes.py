@@ -24,9 +24,10 @@ def _api_version_ok(value: dict[str, Any]) -> bool:
 
 
 def is_audit_event(value: Any) -> bool:
-    return (
-        type(value) is dict and value.get("kind") == "Event" and "auditID" in value and _api_version_ok(value)
-    )
+    if type(value) is not dict or value.get("kind") != "Event" or "auditID" not in value:
+        return False
+    api_version = value.get("apiVersion")  # _api_version_ok, inline: this sniff runs on every record
+    return api_version is None or api_version in AUDIT_API_VERSIONS
 
 
 def is_event_list(value: Any) -> bool:
@@ -47,8 +48,32 @@ def audit_event(
     **context: Any,
 ) -> AuditEvent | DeadLetter:
     """Normalize one audit Event document; `context` adds cloud and cluster facts from an envelope."""
+    if not context:
+        return _normalize(doc, source, size, raw, ctx.cluster, None, False)
+    event = _normalize(
+        doc,
+        source,
+        size,
+        raw,
+        context.pop("cluster", None) or ctx.cluster,
+        context.pop("cloud", None),
+        context.pop("truncated", False),
+    )
+    return replace(event, **context) if context and isinstance(event, AuditEvent) else event
+
+
+def _normalize(
+    doc: dict[str, Any],
+    source: Source,
+    size: int,
+    raw: bytes,
+    cluster: str | None,
+    cloud: Any,
+    truncated: bool,
+) -> AuditEvent | DeadLetter:
+    # The hot path of decoding: class tests first (JSON gives exact types), isinstance for the rest.
     audit_id = doc.get("auditID")
-    if not isinstance(audit_id, str) or not audit_id:
+    if (audit_id.__class__ is not str and not isinstance(audit_id, str)) or not audit_id:
         return DeadLetter("decode", "Kubernetes audit event without a string auditID", source, raw)
     when = parse_rfc3339(doc.get("requestReceivedTimestamp"))
     if when is None:
@@ -64,37 +89,36 @@ def audit_event(
                 raw,
             )
     user = doc.get("user")
-    user_name = user.get("username") if isinstance(user, dict) else None
+    user_name = user.get("username") if user.__class__ is dict or isinstance(user, dict) else None
+    if user_name is not None and user_name.__class__ is not str and not isinstance(user_name, str):
+        user_name = None
     ips = doc.get("sourceIPs")
-    source_ip = ips[0] if isinstance(ips, list) and ips and isinstance(ips[0], str) else None
+    source_ip = ips[0] if (ips.__class__ is list or isinstance(ips, list)) and ips else None
+    if source_ip is not None and source_ip.__class__ is not str and not isinstance(source_ip, str):
+        source_ip = None
     agent = doc.get("userAgent")
+    if agent is not None and agent.__class__ is not str and not isinstance(agent, str):
+        agent = None
     stage = doc.get("stage")
-    if context:  # an envelope's facts (GKE, EKS, AKS)
-        cluster = context.pop("cluster", None) or ctx.cluster
-        cloud = context.pop("cloud", None)
-        truncated = context.pop("truncated", False)
-    else:
-        cluster, cloud, truncated = ctx.cluster, None, False
-    # Positional: keyword arguments cost more than the rest of this function (the hot path).
-    event = AuditEvent(
+    # Positional: keyword arguments cost more than the rest of this function.
+    return AuditEvent(
         ((KUBERNETES_AUDIT, doc),),
         when,
         audit_id,
-        f"{audit_id}/{stage}" if isinstance(stage, str) else audit_id,
+        f"{audit_id}/{stage}" if stage.__class__ is str or isinstance(stage, str) else audit_id,
         source,
         size,
         cluster,
         cloud,
         truncated,
-        user_name if isinstance(user_name, str) else None,
+        user_name,
         source_ip,
-        agent if isinstance(agent, str) else None,
+        agent,
     )
-    return replace(event, **context) if context else event
 
 
 def _decode_event(value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContext) -> Iterator[Outcome]:
-    return iter((audit_event(value, source, size, raw, ctx),))  # no generator: the hot path
+    return iter((_normalize(value, source, size, raw, ctx.cluster, None, False),))  # no generator: hot path
 
 
 def _decode_event_list(
