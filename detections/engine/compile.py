@@ -177,7 +177,7 @@ class _Codegen:
         self.needs: dict[int, set[str]] = {}
         self.keyword_needs: set[str] = set()
         self._deferred: list[tuple[set[int], str]] = []
-        self.eager_prefixes: set[tuple[str, ...]] = set()
+        self._blocks = 0  # prologues written: names their lookup variables apart
 
     def const(self, value: Any) -> str:
         key = id(value)
@@ -209,6 +209,10 @@ class _Codegen:
                 return f"m{i} and not {self.const(frozenset(values))}.isdisjoint(L{i})"
             if kind == "any":
                 return f"m{i} and bool(L{i})"
+            if kind == "contains" and not any("\x00" in v for v in values):
+                # one `in` per needle over the values joined by NUL, which no needle holds
+                self.needs[i].add("J")
+                return f"m{i} and ({' or '.join(f'{v!r} in J{i}' for v in values)})"
             helper = {"prefix": "_ANYSW", "suffix": "_ANYEW", "contains": "_ANYIN"}[kind]
             return f"m{i} and {helper}(L{i}, {tuple(values)!r})"
         return f"m{i} and _A({self.const(pred)}, x{i})"
@@ -338,72 +342,8 @@ class _Codegen:
         if not line.startswith("\x00prologue "):
             return line
         fields, indent = self._deferred[int(line.split()[1])]
-        lines = self.prologue(only=fields, indent=indent, keywords=False, prefixes_done=self.eager_prefixes)
+        lines = self.prologue(only=fields, indent=indent, keywords=False)
         return "\n".join(lines) or f"{indent}pass"
-
-    # -- shared path prefixes ------------------------------------------------------------------
-    # Fields under one object (requestObject.spec.containers.*) walk the same keys: each shared
-    # prefix is looked up once per event (plain keys only) and fields resolve the rest from there.
-    # When a prefix is not an object or list (absent, or reached only through a dotted key), the
-    # field falls back to a shallower prefix and finally to its own full resolver, so the result
-    # is always the full resolver's.
-
-    def plan_prefixes(self) -> None:
-        counts: dict[tuple[str, ...], int] = {}
-        for path in self.fields:
-            if path == KEYWORD:
-                continue
-            parts = F.split_path(path)
-            for k in range(1, len(parts)):
-                counts[parts[:k]] = counts.get(parts[:k], 0) + 1
-        shared = sorted((p for p, c in counts.items() if c >= 2), key=len)
-        self.prefix_names = {p: f"_n{j}" for j, p in enumerate(shared)}
-        self.field_prefixes: dict[int, list[tuple[str, ...]]] = {}
-        for path, i in self.fields.items():
-            if path == KEYWORD:
-                continue
-            parts = F.split_path(path)
-            self.field_prefixes[i] = [
-                parts[:k] for k in range(len(parts) - 1, 0, -1) if parts[:k] in self.prefix_names
-            ]
-
-    def _prefix_lines(self, prefix: tuple[str, ...], indent: str, done: set[tuple[str, ...]]) -> list[str]:
-        if prefix in done:
-            return []
-        done.add(prefix)
-        name = self.prefix_names[prefix]
-        # ABSENT: the plain key is missing from an object without dotted keys, so every path
-        # below is missing too (no dotted key can stand in for it).
-        if len(prefix) == 1:
-            return [
-                f"{indent}{name} = doc.get({prefix[0]!r}, MISSING)",
-                f"{indent}if {name} is MISSING and _NODOTS(doc): {name} = ABSENT",
-            ]
-        parent = prefix[:-1]
-        lines = self._prefix_lines(parent, indent, done)
-        p = self.prefix_names[parent]
-        lines += [
-            f"{indent}if {p}.__class__ is dict:",
-            f"{indent}    {name} = {p}.get({prefix[-1]!r}, MISSING)",
-            f"{indent}    if {name} is MISSING and _NODOTS({p}): {name} = ABSENT",
-            f"{indent}else:",
-            f"{indent}    {name} = ABSENT if {p} is ABSENT else MISSING",
-        ]
-        return lines
-
-    def _field_expr(self, path: str, i: int) -> str:
-        expr = f"R{i}(doc)"
-        parts = F.split_path(path)
-        for prefix in reversed(getattr(self, "field_prefixes", {}).get(i, [])):  # shallow → deep
-            tail = parts[len(prefix) :]
-            rname = f"RT{i}_{len(prefix)}"
-            self.consts[rname] = F.cached_resolver(tail)
-            n = self.prefix_names[prefix]
-            expr = f"({rname}({n}) if {n}.__class__ is dict or {n}.__class__ is list else {expr})"
-        prefixes = getattr(self, "field_prefixes", {}).get(i, [])
-        if prefixes:
-            expr = f"(MISSING if {self.prefix_names[prefixes[0]]} is ABSENT else {expr})"
-        return expr
 
     def prologue(
         self,
@@ -411,17 +351,25 @@ class _Codegen:
         only: set[int] | None = None,
         indent: str = "    ",
         keywords: bool = True,
-        prefixes_done: set[tuple[str, ...]] | None = None,
     ) -> list[str]:
-        lines = []
-        done = set(prefixes_done) if prefixes_done is not None else set()
-        for path, i in self.fields.items():
-            if only is not None and i not in only:
-                continue
-            if not from_args:
-                for prefix in getattr(self, "field_prefixes", {}).get(i, []):
-                    lines += self._prefix_lines(prefix, indent, done)
-                lines.append(f"{indent}x{i} = {self._field_expr(path, i)}")
+        """Lines computing the fields' values (x) and what the tests read of them (l, s, n, ...).
+
+        Fields under one object (requestObject.spec.containers.*) share their plain-key lookups
+        (`fields.inline_source`), and a missing object ends every path below it at once."""
+        lines: list[str] = []
+        chosen = [(path, i) for path, i in self.fields.items() if only is None or i in only]
+        if not from_args and chosen:
+            self._blocks += 1
+            resolve, tails = F.inline_source(
+                [F.split_path(p) for p, _ in chosen],
+                [f"x{i}" for _, i in chosen],
+                f"_b{self._blocks}",
+                indent,
+            )
+            for name, rest in tails.items():
+                self.consts[name] = F.cached_resolver(rest)
+            lines += resolve
+        for _path, i in chosen:
             needs = self.needs.get(i, set())
             if "l" in needs:
                 lines.append(
@@ -437,8 +385,10 @@ class _Codegen:
                 lines.append(f"{indent}t{i} = _TS(x{i})")
             if "m" in needs:
                 lines.append(f"{indent}m{i} = x{i}.__class__ is tuple")
-            if "L" in needs:
+            if "L" in needs or "J" in needs:
                 lines.append(f"{indent}L{i} = _LSEQ(x{i}) if m{i} else ()")
+            if "J" in needs:
+                lines.append(f"{indent}J{i} = '\\x00'.join(L{i})")
             if "e" in needs:
                 lines.append(f"{indent}e{i} = _EXISTS(x{i})")
         if self.keyword_needs and keywords:
@@ -480,20 +430,6 @@ def _any_contains(values: list[str], needles: tuple[str, ...]) -> bool:
     return any(n in v for v in values for n in needles)
 
 
-class _Absent:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-
-def _no_dots(node: dict[str, Any]) -> bool:
-    try:
-        return "." not in "".join(node)
-    except TypeError:  # non-string keys: make no claim
-        return False
-
-
 _UNHASHABLE: list[Any] = []
 
 
@@ -507,8 +443,7 @@ def _memo_key(v: Any) -> Any:
 
 _RUNTIME = {
     "_MK": _memo_key,
-    "ABSENT": _Absent(),
-    "_NODOTS": _no_dots,
+    "_NODOTS": F.no_dotted_keys,
     "_LSEQ": _lowered_values,
     "_ANYSW": _any_startswith,
     "_ANYEW": _any_endswith,
@@ -685,10 +620,6 @@ def _cse_body(gen: _Codegen, rules: Sequence[tuple[int, IR]], indent: str, emit:
     return out
 
 
-def _ancestors(prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
-    return [prefix[:k] for k in range(1, len(prefix) + 1)]
-
-
 def required_root(ir: IR) -> str | None:
     """A top-level object (`requestObject`) without which the IR cannot be true, if any."""
     if isinstance(ir, Leaf):
@@ -734,7 +665,12 @@ def _guard_groups(
             i = gen.field(f, "l")
             gen.needs[i].add("m")
             chain = " or ".join(f"{p!r} in l{i}" for p in pieces)
-            tests.append(f"m{i} or (l{i} is not None and ({chain}))")
+            if any("\x00" in p for p in pieces):
+                tests.append(f"m{i} or (l{i} is not None and ({chain}))")
+            else:  # list fields too: their lowered values joined by NUL
+                gen.needs[i].add("J")
+                joined = " or ".join(f"{p!r} in J{i}" for p in pieces)
+                tests.append(f"(l{i} is not None and ({chain})) or (m{i} and ({joined}))")
         guarded.append((" or ".join(tests), [(n, ir) for n, ir, _ in members]))
     plain.sort()
     return plain, guarded
@@ -845,15 +781,10 @@ def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str,
         lines += _emit_guarded(gen, guarded, "        ", eager | block_fields)
 
     # Prologues are written last: later code may still add needs (lowered lists, numbers) to a field.
-    gen.plan_prefixes()
     main = gen.prologue(only=eager)
-    gen.eager_prefixes = {
-        p for i in eager for f in [gen.field_prefixes.get(i, [])] for p in f for p in _ancestors(p)
-    }
     lines = [gen.fill_prologue(line) for line in lines]
     body = [f"def {name}(doc):", *main, *lines, "    return r"]
-    resolvers = [F.resolver_source(f"R{i}", F.split_path(path)) for path, i in gen.fields.items()]
-    source = "\n".join(resolvers) + "\n" + "\n".join(extra_defs) + "\n" + "\n".join(body) + "\n"
+    source = "\n".join(extra_defs) + "\n" + "\n".join(body) + "\n"
     namespace = dict(_RUNTIME)
     namespace.update(consts)
     namespace.update(gen.consts)

@@ -67,6 +67,7 @@ def make_resolver(parts: tuple[str, ...]) -> Any:
     """`resolve` for one path, with every candidate dotted key joined in advance (no per-event joins)."""
     n = len(parts)
     table = tuple(tuple(candidates(parts, i)) for i in range(n))
+    collect = _collectors(parts)
 
     def resolver(doc: Any) -> Any:
         node = doc
@@ -86,32 +87,65 @@ def make_resolver(parts: tuple[str, ...]) -> Any:
             return tuple(_flatten(node)) if node.__class__ is list else node
         if node.__class__ is list:
             out: list[Any] = []
-            collect(node, i, out)
+            collect[i](node, out)
             return tuple(out)
         return MISSING
 
-    def collect(node: Any, i: int, out: list[Any]) -> None:
-        if i == n:
-            if node.__class__ is list:
-                for item in node:
-                    if item.__class__ is list:
-                        collect(item, i, out)
-                    else:
-                        out.append(item)
-            else:
-                out.append(node)
-            return
-        if node.__class__ is dict:
-            for key, j in table[i]:
-                child = node.get(key, MISSING)
-                if child is not MISSING:
-                    collect(child, j, out)
-                    return
-        elif node.__class__ is list:
-            for item in node:
-                collect(item, i, out)
-
     return resolver
+
+
+def _collectors(parts: tuple[str, ...]) -> list[Any]:
+    """Per level i, `C_i(node, out)`: append every value the rest of the path reaches from node,
+    through lists (any element) and dotted keys. Generated per path: a list of containers is
+    walked by one loop with the key lookups inline, not a call per element and level."""
+    n = len(parts)
+    src: list[str] = []
+
+    def reach(v: str, j: int, pad: str) -> list[str]:
+        """Lines handing value v, found by a key, to level j."""
+        if j == n:
+            return [f"{pad}if {v}.__class__ is list: C{n}({v}, out)", f"{pad}else: out.append({v})"]
+        return [f"{pad}C{j}({v}, out)"]
+
+    for i in range(n):
+        src.append(f"def C{i}(node, out):")
+        src.append("    c = node.__class__")
+        src.append("    if c is dict:")
+        src.append(f"        v = node.get({parts[i]!r}, MISSING)")
+        src.append("        if v is not MISSING:")
+        src += reach("v", i + 1, "            ")
+        src.append("            return")
+        for key, j in candidates(parts, i)[1:]:
+            src.append(f"        v = node.get({key!r}, MISSING)")
+            src.append("        if v is not MISSING:")
+            src += reach("v", j, "            ")
+            src.append("            return")
+        src.append("    elif c is list:")
+        src.append("        for e in node:")
+        src.append("            if e.__class__ is dict:")
+        src.append(f"                v = e.get({parts[i]!r}, MISSING)")
+        src.append("                if v is not MISSING:")
+        src += reach("v", i + 1, "                    ")
+        src.append("                    continue")
+        src.append(f"            C{i}(e, out)")
+    src.append(f"def C{n}(node, out):")
+    src.append("    if node.__class__ is list:")
+    src.append("        for e in node:")
+    src.append(f"            if e.__class__ is list: C{n}(e, out)")
+    src.append("            else: out.append(e)")
+    src.append("    else:")
+    src.append("        out.append(node)")
+    namespace: dict[str, Any] = {"MISSING": MISSING}
+    exec(compile("\n".join(src) + "\n", f"<kubesigma path {'.'.join(parts)}>", "exec"), namespace)
+    return [namespace[f"C{i}"] for i in range(n + 1)]
+
+
+def no_dotted_keys(node: dict[str, Any]) -> bool:
+    """No key of the object holds a dot (so no dotted key can stand in for a missing plain one)."""
+    try:
+        return "." not in "".join(node)
+    except TypeError:  # non-string keys: make no claim
+        return False
 
 
 def list_values(v: list[Any]) -> tuple[Any, ...]:
@@ -129,7 +163,7 @@ def inline_source(
     once). Only plain keys are inlined: where a key is missing (a dotted key may stand in for it)
     or holds a list or a scalar, the rest of the path goes to the general resolver of that level.
     Returns the lines and those resolvers ({name: path tail}, to bind with `make_resolver`); the
-    lines also read MISSING and _LV (`list_values`).
+    lines also read MISSING, _LV (`list_values`) and _NODOTS (`no_dotted_keys`).
     """
     lines: list[str] = []
     tails: dict[str, tuple[str, ...]] = {}
@@ -159,11 +193,18 @@ def inline_source(
                 # Plain key missing: the rest of the path as one dotted key is the usual stand-in
                 # (`authorization.k8s.io/decision`); shorter dotted keys go to the general resolver.
                 lines.append(f"{pad}elif {c} is MISSING:")
+                inner = pad + "    "
+                if len(deeper) > 2 or any(len(parts) - i > 2 for parts, _ in deeper):
+                    # Without dotted keys in the object nothing can stand in: all of them are missing.
+                    lines.append(f"{inner}if _NODOTS({node}):")
+                    lines.append(f"{inner}    {' = '.join(name for _, name in deeper)} = MISSING")
+                    lines.append(f"{inner}else:")
+                    inner += "    "
                 for parts, name in deeper:
-                    lines.append(f"{pad}    {name} = {node}.get({'.'.join(parts[i:])!r}, MISSING)")
+                    lines.append(f"{inner}{name} = {node}.get({'.'.join(parts[i:])!r}, MISSING)")
                     if len(parts) - i > 2:
-                        lines.append(f"{pad}    if {name} is MISSING: {name} = {tail(parts[i:])}({node})")
-                    lines.append(f"{pad}    if {name}.__class__ is list: {name} = _LV({name})")
+                        lines.append(f"{inner}if {name} is MISSING: {name} = {tail(parts[i:])}({node})")
+                    lines.append(f"{inner}if {name}.__class__ is list: {name} = _LV({name})")
                 lines.append(f"{pad}else:")
                 for parts, name in deeper:
                     lines.append(f"{pad}    {name} = {tail(parts[i:])}({node})")

@@ -24,10 +24,37 @@ JSON = st.recursive(
 PATHS = [("a",), ("a", "b"), ("a", "b", "c"), ("b", "c"), ("a", "x", "b", "c")]
 
 
+def reference_resolve(doc: Any, parts: tuple[str, ...]) -> Any:
+    """The documented semantics, walked directly: plain key first, then dotted keys longest first;
+    any element of a list; a tuple of values once a list was traversed (nested lists flattened)."""
+    found: list[Any] = []
+    traversed = [False]
+
+    def walk(node: Any, i: int) -> None:
+        if node.__class__ is list:
+            traversed[0] = True
+            for item in node:
+                walk(item, i)
+        elif i == len(parts):
+            found.append(node)
+        elif node.__class__ is dict:
+            for j in [i + 1, *range(len(parts), i + 1, -1)]:
+                key = ".".join(parts[i:j])
+                if key in node:
+                    walk(node[key], j)
+                    return
+
+    walk(doc, 0)
+    if traversed[0]:
+        return tuple(found)
+    return found[0] if found else F.MISSING
+
+
 def _compiled_resolvers() -> dict[str, Any]:
     namespace: dict[str, Any] = {
         "MISSING": F.MISSING,
         "_LV": F.list_values,
+        "_NODOTS": F.no_dotted_keys,
         "_make_resolver": F.make_resolver,
     }
     for i, parts in enumerate(PATHS):
@@ -45,6 +72,14 @@ def _compiled_resolvers() -> dict[str, Any]:
 
 
 RESOLVERS = _compiled_resolvers()
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=st.dictionaries(KEYS, JSON, max_size=5))
+def test_resolve_follows_the_documented_path_semantics(doc):
+    for parts in PATHS:
+        got, expected = F.resolve(doc, parts), reference_resolve(doc, parts)
+        assert got == expected and type(got) is type(expected)
 
 
 @settings(max_examples=300, deadline=None)
