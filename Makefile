@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 export KUBESIGMA_ES_URL ?= http://127.0.0.1:9200
 
-.PHONY: install demo test check lint typecheck pytest rules-check terraform-check bench-smoke es-up es-down flink-jar prism clean
+.PHONY: install demo test check lint typecheck pytest rules-check terraform-check bench-smoke es-up es-down flink-jar prism pstest clean
 
 # A fresh virtualenv with everything the tests need (`pip install -e '.[dev]'`), the kubesigma command included.
 $(BIN)/.installed: pyproject.toml setup.py
@@ -82,6 +82,11 @@ flink-jar: install
 # Beam's Prism runner built from the Go module proxy (PrismRunner with --prism_location).
 prism:
 	bash .ci/prism/build-prism.sh
+
+# Google's in-memory Pub/Sub fake (pstest) built from the Go module proxy, for the Pub/Sub end-to-end test
+# (which builds and starts it itself on 127.0.0.1).
+pstest:
+	bash .ci/pubsub/build-pstest.sh
 
 clean:
 	rm -rf out .typecheck .pytest_cache .mypy_cache .ruff_cache

@@ -98,6 +98,13 @@ class KubesigmaOptions(PipelineOptions):
             "subscription (projects/<p>/subscriptions/<s>).",
         )
         parser.add_argument(
+            "--pubsub-timestamp-attribute",
+            dest="pubsub_timestamp_attribute",
+            default=None,
+            help="Streaming: take each message's timestamp (and the source's watermark) from this attribute "
+            "instead of the publish time; logging.googleapis.com/timestamp for a Cloud Logging sink.",
+        )
+        parser.add_argument(
             "--tail",
             dest="tail",
             help="Streaming: follow the kube-apiserver audit logs of this directory (audit.log and its rotations).",

@@ -178,7 +178,13 @@ def read_records(
         if options.pubsub_subscription:
             from kubesigma.connectors.sources.pubsub import ReadPubSubRecords
 
-            return pipeline | "ReadPubSub" >> ReadPubSubRecords(options.pubsub_subscription)
+            try:
+                read = ReadPubSubRecords(
+                    options.pubsub_subscription, timestamp_attribute=options.pubsub_timestamp_attribute
+                )
+            except ValueError as err:
+                raise OptionError(f"--pubsub-subscription: {err}") from err
+            return pipeline | "ReadPubSub" >> read
         from kubesigma.connectors.sources.tail import TailAuditDirectory
 
         max_idle = duration_option(options, "tail_max_idle") if options.tail_max_idle else None

@@ -3,10 +3,15 @@ LogEntry as JSON. Messages become `RawRecord`s sourced by subscription and messa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.io.gcp.pubsub import parse_subscription
+from apache_beam.transforms.window import GlobalWindow, TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
 from kubesigma.connectors.event import RawRecord, Source
 
@@ -19,6 +24,10 @@ def subscription_uri(subscription: str) -> str:
         raise ValueError(
             f"Pub/Sub subscription {subscription!r} is not a full name (projects/<project>/subscriptions/<name>)"
         )
+    try:
+        parse_subscription(subscription)  # Beam's own rules (project id 6-63 characters, ...)
+    except ValueError as err:
+        raise ValueError(f"Pub/Sub subscription {subscription!r}: {err}") from err
     return f"pubsub://{subscription}"
 
 
@@ -29,6 +38,32 @@ def message_to_record(message: Any, uri: str) -> RawRecord:
         return RawRecord(bytes(message), Source(uri))
     message_id = getattr(message, "message_id", None)
     return RawRecord(bytes(message.data or b""), Source(uri, message_id=message_id or None))
+
+
+class _BatchRecords(beam.DoFn):
+    """Records → lists of up to `max_batch` within a bundle, each stamped with its earliest record's
+    timestamp (BatchElements stamps batches in the global window at the start of time, which made
+    anything not restamped downstream, dead letters included, late for every event-time window)."""
+
+    def __init__(self, max_batch: int) -> None:
+        self.max_batch = max_batch
+
+    def start_bundle(self) -> None:
+        self.batch: list[RawRecord] = []
+        self.earliest: Timestamp | None = None
+
+    def process(self, record: RawRecord, ts=beam.DoFn.TimestampParam) -> Iterator[TimestampedValue]:
+        self.batch.append(record)
+        if self.earliest is None or ts < self.earliest:
+            self.earliest = ts
+        if len(self.batch) >= self.max_batch:
+            yield TimestampedValue(self.batch, self.earliest)
+            self.start_bundle()
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        if self.batch and self.earliest is not None:
+            yield WindowedValue(self.batch, self.earliest, (GlobalWindow(),))
+        self.start_bundle()
 
 
 class MessagesToRecords(beam.PTransform):
@@ -44,26 +79,37 @@ class MessagesToRecords(beam.PTransform):
         return (
             messages
             | "ToRecord" >> beam.Map(message_to_record, uri)
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.max_batch)
+            | "Batch" >> beam.ParDo(_BatchRecords(self.max_batch))
         )
 
 
+# Cloud Logging sinks stamp each message with its LogEntry's timestamp in this attribute.
+LOG_SINK_TIMESTAMP = "logging.googleapis.com/timestamp"
+
+
 class ReadPubSubRecords(beam.PTransform):
-    """Read a subscription fed by a log sink (credentials from Application Default Credentials).
+    """Read a subscription fed by a log sink or any producer of JSON audit records (credentials from
+    Application Default Credentials; `PUBSUB_EMULATOR_HOST` points the client at an emulator).
 
     Pub/Sub delivers at least once; redeliveries decode to the same event identity, so the idempotent
-    alert ids keep sinks free of duplicates. Event time comes from the LogEntry, not the publish time.
+    alert ids keep sinks free of duplicates. Detection and correlation use the event time decoded from
+    each record; `timestamp_attribute` (e.g. `logging.googleapis.com/timestamp` for a log sink) makes
+    the source's element timestamps and watermark event time too, instead of the publish time.
     """
 
-    def __init__(self, subscription: str, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, subscription: str, max_batch: int = MAX_BATCH, timestamp_attribute: str | None = None
+    ) -> None:
         super().__init__()
         subscription_uri(subscription)  # fail fast on a malformed name
         self.subscription = subscription
         self.max_batch = max_batch
+        self.timestamp_attribute = timestamp_attribute
 
     def expand(self, pbegin: pvalue.PBegin) -> pvalue.PCollection:
+        read = beam.io.ReadFromPubSub(
+            subscription=self.subscription, with_attributes=True, timestamp_attribute=self.timestamp_attribute
+        )
         return (
-            pbegin
-            | "ReadPubSub" >> beam.io.ReadFromPubSub(subscription=self.subscription, with_attributes=True)
-            | "Records" >> MessagesToRecords(self.subscription, self.max_batch)
+            pbegin | "ReadPubSub" >> read | "Records" >> MessagesToRecords(self.subscription, self.max_batch)
         )
