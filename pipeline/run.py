@@ -66,10 +66,18 @@ COUNTERS = (
 )
 
 
+# Streaming progress: event time reached by the source (tail) and the correlation stage, and the
+# processing lag (wall clock minus the newest event time of each decoded batch).
+GAUGES = ("source_watermark_ms", "max_event_time_ms", "correlation_watermark_ms", "tail_backlog_bytes")
+DISTRIBUTIONS = ("processing_lag_ms",)
+
+
 @dataclass
 class RunReport:
     counters: dict[str, int]
     rule_hits: dict[str, int] = field(default_factory=dict)
+    # Streaming only: the latest value of each gauge, and min/max/mean/count of each distribution.
+    progress: dict[str, Any] = field(default_factory=dict)
 
 
 def expand_inputs(patterns: Sequence[str]) -> list[str]:
@@ -226,7 +234,10 @@ def run(argv: Sequence[str], out: TextIO) -> RunReport:
     if ks.metrics_out:
         with FileSystems.create(ks.metrics_out) as handle:
             handle.write(
-                orjson.dumps({**report.counters, "rule_hits": report.rule_hits}, option=orjson.OPT_INDENT_2)
+                orjson.dumps(
+                    {**report.counters, "rule_hits": report.rule_hits, **report.progress},
+                    option=orjson.OPT_INDENT_2,
+                )
             )
     print_summary(report, rules, out)
     return report
@@ -243,7 +254,23 @@ def collect(result: Any) -> RunReport:
             counters[name] += value
         elif metric.key.metric.namespace == RULE_HITS:
             hits[name] = hits.get(name, 0) + value
-    return RunReport(counters, {k: v for k, v in hits.items() if v})
+    return RunReport(counters, {k: v for k, v in hits.items() if v}, _progress(result))
+
+
+def _progress(result: Any) -> dict[str, Any]:
+    queried = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
+    progress: dict[str, Any] = {}
+    for metric in queried.get("gauges", []):
+        name = metric.key.metric.name
+        value = metric.committed or metric.attempted
+        if name in GAUGES and value is not None and value.value is not None:
+            progress[name] = max(progress.get(name, value.value), value.value)
+    for metric in queried.get("distributions", []):
+        name = metric.key.metric.name
+        value = metric.committed or metric.attempted
+        if name in DISTRIBUTIONS and value is not None and value.count:
+            progress[name] = {"min": value.min, "max": value.max, "mean": value.mean, "count": value.count}
+    return progress
 
 
 def print_summary(report: RunReport, rules: RuleSet, out: TextIO) -> None:

@@ -39,6 +39,7 @@ class Apiserver:
         self.directory = directory
         self.n = 0
         self.lines = 0
+        self.last_time = 0.0
 
     @property
     def log(self) -> Path:
@@ -47,7 +48,8 @@ class Apiserver:
     def doc(self, **kw: Any) -> bytes:
         self.n += 1
         self.lines += 1
-        return orjson.dumps(audit_doc(time.time(), 1000 + self.n, **kw)) + b"\n"
+        self.last_time = time.time()
+        return orjson.dumps(audit_doc(self.last_time, 1000 + self.n, **kw)) + b"\n"
 
     def write(self, *lines: bytes) -> None:
         with self.log.open("ab") as handle:
@@ -137,6 +139,7 @@ class TailRun:
     alerts: list[dict[str, Any]]
     metrics: dict[str, Any]
     lines_written: int
+    last_event_ms: int
     audit_dir: Path
     log: str
 
@@ -168,7 +171,15 @@ def tail_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TailRun]:
         job.stop()
     metrics_file = tmp / "metrics.json"
     metrics = orjson.loads(metrics_file.read_bytes()) if metrics_file.exists() else {}
-    yield TailRun(returncode, alerts_in(tmp / "alerts"), metrics, api.lines, audit_dir, job.tail())
+    yield TailRun(
+        returncode,
+        alerts_in(tmp / "alerts"),
+        metrics,
+        api.lines,
+        int(api.last_time * 1000),
+        audit_dir,
+        job.tail(),
+    )
 
 
 def test_the_job_stops_by_itself_once_the_directory_is_idle(tail_run: TailRun) -> None:
@@ -192,6 +203,15 @@ def test_single_event_rules_alert_on_tailed_lines(tail_run: TailRun) -> None:
 def test_no_alert_is_written_twice(tail_run: TailRun) -> None:
     ids = [a["kubesigma"]["alert_id"] for a in tail_run.alerts]
     assert ids and len(ids) == len(set(ids))
+
+
+def test_the_source_watermark_and_processing_lag_are_reported(tail_run: TailRun) -> None:
+    metrics = tail_run.metrics
+    # The tail's watermark reached the last line written (it follows the wall clock once idle).
+    assert metrics["source_watermark_ms"] >= tail_run.last_event_ms, metrics
+    assert abs(metrics["max_event_time_ms"] - tail_run.last_event_ms) <= 1  # float ms rounding
+    lag = metrics["processing_lag_ms"]
+    assert lag["count"] >= 1 and lag["max"] >= lag["min"] >= 0
 
 
 def batch_alerts(audit_dir: Path, tmp_path: Path) -> list[dict[str, Any]]:
