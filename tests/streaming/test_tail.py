@@ -1,4 +1,5 @@
-"""Tailing a kube-apiserver audit log directory: appends, rotation, partial lines, no line read twice."""
+"""Tailing a kube-apiserver audit log directory: appends, rotation, partial lines, no line read twice, and
+the checkpoint (what was read) the splittable DoFn hands from one poll to the next."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ import os
 from pathlib import Path
 
 import orjson
+import pytest
 from streaming.audit_records import T0, audit_doc
 
-from kubesigma.connectors.sources.tail import TailState, poll
+from kubesigma.connectors.sources.tail import (
+    TailAuditDirectory,
+    TailRestriction,
+    TailState,
+    _TailTracker,
+    poll,
+    record_time,
+)
 
 
 def line(n: int) -> bytes:
@@ -86,3 +95,41 @@ def test_other_files_are_ignored(tmp_path: Path) -> None:
     append(tmp_path / "audit-2026-11-28T09-00-00.000.log.gz", 1)
     (tmp_path / "notes.txt").write_text("hello\n")
     assert ids(poll(tmp_path, TailState())) == [0]
+
+
+def test_event_time_is_read_from_the_raw_line_without_parsing_it() -> None:
+    assert record_time(line(7)) == pytest.approx(T0 + 7, abs=1e-6)
+    entry = b'{"insertId":"x","timestamp":"2026-11-28T10:00:03.5Z","protoPayload":{}}'
+    assert record_time(entry) == pytest.approx(T0 + 3.5)
+    assert record_time(b'{"kind":"Event"}') is None
+
+
+def test_a_checkpoint_hands_the_positions_read_to_the_next_poll(tmp_path: Path) -> None:
+    append(tmp_path / "audit.log", 0, 1)
+    tracker = _TailTracker(TailRestriction(TailState()))
+    state = TailState()
+    assert ids(poll(tmp_path, state)) == [0, 1]
+    assert tracker.try_claim(TailRestriction(state))
+    primary, residual = tracker.try_split(0)
+    tracker.check_done()  # the primary is finished: this poll's work is done
+    assert primary.done and not residual.done
+    append(tmp_path / "audit.log", 2)
+    assert ids(poll(tmp_path, residual.state)) == [2]
+    assert not tracker.try_claim(TailRestriction(state))  # nothing more to claim after a checkpoint
+
+
+def test_the_directory_is_never_split_only_checkpointed() -> None:
+    tracker = _TailTracker(TailRestriction(TailState()))
+    assert tracker.try_split(0.5) is None
+
+
+def test_a_stop_claim_finishes_the_tail() -> None:
+    tracker = _TailTracker(TailRestriction(TailState()))
+    assert tracker.try_claim(TailRestriction(TailState(), idle_since=1.0, done=True))
+    tracker.check_done()
+    assert tracker.try_split(0) is None
+
+
+def test_a_missing_directory_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no-such-dir"):
+        TailAuditDirectory(str(tmp_path / "no-such-dir"))

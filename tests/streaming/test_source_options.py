@@ -1,0 +1,44 @@
+"""Streaming source options fail fast with a message that names the input, before any runner starts."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from apache_beam.options.pipeline_options import StandardOptions
+
+from kubesigma.pipeline.options import OptionError
+from kubesigma.pipeline.run import pipeline_options, run
+
+
+def outputs(tmp_path: Path) -> list[str]:
+    return ["--alerts-out", str(tmp_path / "alerts"), "--dead-letter", str(tmp_path / "dead")]
+
+
+def test_tail_runs_on_prism_unless_a_runner_is_named(tmp_path: Path) -> None:
+    options = pipeline_options(["--streaming", "--tail", str(tmp_path)])
+    assert options.view_as(StandardOptions).runner == "PrismRunner"
+
+
+def test_tail_on_the_direct_runner_is_refused_with_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(OptionError, match="splittable DoFn in streaming mode"):
+        pipeline_options(["--streaming", "--tail", str(tmp_path), "--runner=BundleBasedDirectRunner"])
+
+
+def test_a_missing_tail_directory_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-audit-dir"
+    with pytest.raises(OptionError, match="no-such-audit-dir"):
+        run(["--streaming", "--tail", str(missing), *outputs(tmp_path)], io.StringIO())
+
+
+def test_a_subscription_beam_cannot_read_is_refused_by_name(tmp_path: Path) -> None:
+    bad = "projects/p/subscriptions/audit"  # project ids have at least 6 characters
+    with pytest.raises(OptionError, match="projects/p/subscriptions/audit"):
+        run(["--streaming", "--pubsub-subscription", bad, *outputs(tmp_path)], io.StringIO())
+
+
+def test_a_bad_max_idle_is_refused(tmp_path: Path) -> None:
+    argv = ["--streaming", "--tail", str(tmp_path), "--tail-max-idle", "soon", *outputs(tmp_path)]
+    with pytest.raises(OptionError, match="--tail-max-idle 'soon'"):
+        run(argv, io.StringIO())
