@@ -109,6 +109,12 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
         )
     if standard.streaming and tail:
         _tail_runner(options)
+    if options.view_as(KubesigmaOptions).pubsub_subscription and str(standard.runner).endswith("PrismRunner"):
+        raise OptionError(
+            "--pubsub-subscription does not run on PrismRunner (it does not implement Beam's Pub/Sub read, "
+            "beam:transform:pubsub_read:v1): run it on Dataflow, or locally on BundleBasedDirectRunner "
+            "(the default)."
+        )
     return options
 
 

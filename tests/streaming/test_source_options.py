@@ -42,3 +42,14 @@ def test_a_bad_max_idle_is_refused(tmp_path: Path) -> None:
     argv = ["--streaming", "--tail", str(tmp_path), "--tail-max-idle", "soon", *outputs(tmp_path)]
     with pytest.raises(OptionError, match="--tail-max-idle 'soon'"):
         run(argv, io.StringIO())
+
+
+def test_pubsub_on_prism_is_refused_with_the_reason() -> None:
+    argv = [
+        "--streaming",
+        "--pubsub-subscription",
+        "projects/kubesigma-test/subscriptions/a",
+        "--runner=PrismRunner",
+    ]
+    with pytest.raises(OptionError, match="pubsub_read"):
+        pipeline_options(argv)
