@@ -360,14 +360,13 @@ class _Codegen:
         chosen = [(path, i) for path, i in self.fields.items() if only is None or i in only]
         if not from_args and chosen:
             self._blocks += 1
-            resolve, tails = F.inline_source(
+            resolve, bindings = F.inline_source(
                 [F.split_path(p) for p, _ in chosen],
                 [f"x{i}" for _, i in chosen],
                 f"_b{self._blocks}",
                 indent,
             )
-            for name, rest in tails.items():
-                self.consts[name] = F.cached_resolver(rest)
+            self.consts.update(bindings)
             lines += resolve
         for _path, i in chosen:
             needs = self.needs.get(i, set())
@@ -803,10 +802,9 @@ def dispatcher(
 ) -> Callable[[dict[str, Any]], list[Any]]:
     """`match(doc)` of a logsource: the dispatch key read inline, then its bucket's function
     (`make_bucket(key)` on first sight; `buckets` remembers it). Same key as `key_function`."""
-    inline, tails = F.inline_source(
+    inline, bindings = F.inline_source(
         [F.split_path(p) for p in paths], [f"v{i}" for i in range(len(paths))], "K"
     )
-    lines = [f"{t} = _make_resolver({rest!r})" for t, rest in tails.items()]
     body = ["def match(doc):", *inline]
     for i in range(len(paths)):
         body.append(f"    if v{i}.__class__ is not str and v{i} is not MISSING: v{i} = UNKNOWN")
@@ -817,8 +815,9 @@ def dispatcher(
         f"        fn = MAKE_BUCKET({key})",
         "    return fn(doc)",
     ]
-    source = "\n".join(lines) + "\n" + "\n".join(body) + "\n"
+    source = "\n".join(body) + "\n"
     namespace = dict(_RUNTIME)
+    namespace.update(bindings)
     namespace.update({"UNKNOWN": UNKNOWN, "BUCKETS": buckets, "MAKE_BUCKET": make_bucket})
     exec(compile(source, "<kubesigma dispatch>", "exec"), namespace)
     return namespace["match"]  # type: ignore[no-any-return]
@@ -826,16 +825,16 @@ def dispatcher(
 
 def key_function(paths: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     """doc → tuple of the dispatch fields' values: the raw string, MISSING, or UNKNOWN (anything else)."""
-    inline, tails = F.inline_source(
+    inline, bindings = F.inline_source(
         [F.split_path(p) for p in paths], [f"v{i}" for i in range(len(paths))], "K"
     )
-    lines = [f"{t} = _make_resolver({rest!r})" for t, rest in tails.items()]
     body = ["def key(doc):", *inline]
     for i in range(len(paths)):
         body.append(f"    if v{i}.__class__ is not str and v{i} is not MISSING: v{i} = UNKNOWN")
     body.append("    return (" + "".join(f"v{i}, " for i in range(len(paths))) + ")")
-    source = "\n".join(lines) + "\n" + "\n".join(body) + "\n"
+    source = "\n".join(body) + "\n"
     namespace = dict(_RUNTIME)
+    namespace.update(bindings)
     namespace["UNKNOWN"] = UNKNOWN
     exec(compile(source, "<kubesigma dispatch key>", "exec"), namespace)
     return namespace["key"]
@@ -883,10 +882,10 @@ def specializer(
 ) -> Callable[[dict[str, Any]], list[Any]]:
     """`match(doc)` of a bucket that reads its low-cardinality fields, then calls the function made
     for exactly those values (`specialize(key, doc)` on first sight; the table remembers it)."""
-    lines, tails = F.inline_source(
+    inline, bindings = F.inline_source(
         [F.split_path(p) for p in paths], [f"v{i}" for i in range(len(paths))], "K"
     )
-    body = ["def match(doc):", *lines]
+    body = ["def match(doc):", *inline]
     for i in range(len(paths)):
         body.append(f"    if v{i}.__class__ is not str and v{i} is not MISSING:")
         # tuples of strings (groups, addresses) key themselves; the rest goes through _KV
@@ -901,9 +900,9 @@ def specializer(
         f"        fn = SPECIALIZE({key}, doc)",
         "    return fn(doc)",
     ]
-    lines = [f"{t} = _make_resolver({rest!r})" for t, rest in tails.items()]
-    source = "\n".join(lines) + "\n" + "\n".join(body) + "\n"
+    source = "\n".join(body) + "\n"
     namespace = dict(_RUNTIME)
+    namespace.update(bindings)
     namespace.update(
         {
             "_KV": _key_value,

@@ -63,11 +63,16 @@ def cached_resolver(parts: tuple[str, ...]) -> Any:
     return make_resolver(parts)
 
 
+@lru_cache(maxsize=4096)
+def cached_collectors(parts: tuple[str, ...]) -> list[Any]:
+    return _collectors(parts)
+
+
 def make_resolver(parts: tuple[str, ...]) -> Any:
     """`resolve` for one path, with every candidate dotted key joined in advance (no per-event joins)."""
     n = len(parts)
     table = tuple(tuple(candidates(parts, i)) for i in range(n))
-    collect = _collectors(parts)
+    collect = cached_collectors(parts)
 
     def resolver(doc: Any) -> Any:
         node = doc
@@ -156,68 +161,110 @@ def list_values(v: list[Any]) -> tuple[Any, ...]:
 
 def inline_source(
     paths: list[tuple[str, ...]], names: list[str], prefix: str, indent: str = "    "
-) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+) -> tuple[list[str], dict[str, Any]]:
     """Source lines resolving several paths from `doc` into the named variables, exactly as `resolve`.
 
     Paths sharing plain keys share the lookups (`user.username` and `user.groups` read `user`
-    once). Only plain keys are inlined: where a key is missing (a dotted key may stand in for it)
-    or holds a list or a scalar, the rest of the path goes to the general resolver of that level.
-    Returns the lines and those resolvers ({name: path tail}, to bind with `make_resolver`); the
-    lines also read MISSING, _LV (`list_values`) and _NODOTS (`no_dotted_keys`).
+    once), and paths under one list share one loop over it (every container's image, command and
+    securityContext in one pass). Only plain keys are inlined: where a key is missing (a dotted
+    key may stand in for it) the rest of the path goes to the general resolver of that level.
+    Returns the lines and the objects they call ({name: resolver or collectors}); the lines also
+    read MISSING, _LV (`list_values`) and _NODOTS (`no_dotted_keys`).
     """
     lines: list[str] = []
-    tails: dict[str, tuple[str, ...]] = {}
+    bindings: dict[str, Any] = {}
+    bound: dict[tuple[str, tuple[str, ...]], str] = {}
+    counter = [0]
 
-    def tail(rest: tuple[str, ...]) -> str:
-        for t, known in tails.items():
-            if known == rest:
-                return t
-        t = f"{prefix}_t{len(tails)}"
-        tails[t] = rest
-        return t
+    def bind(kind: str, parts: tuple[str, ...]) -> str:
+        name = bound.get((kind, parts))
+        if name is None:
+            name = bound[(kind, parts)] = f"{prefix}_{kind}{len(bound)}"
+            bindings[name] = cached_resolver(parts) if kind == "r" else cached_collectors(parts)
+        return name
+
+    def var(kind: str) -> str:
+        counter[0] += 1
+        return f"{prefix}_{kind}{counter[0]}"
+
+    def by_key(
+        group: list[tuple[tuple[str, ...], str]], i: int
+    ) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+        out: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for parts, name in group:
+            out.setdefault(parts[i], []).append((parts, name))
+        return out
 
     def emit(node: str, group: list[tuple[tuple[str, ...], str]], i: int, pad: str) -> None:
-        by_key: dict[str, list[tuple[tuple[str, ...], str]]] = {}
-        for parts, name in group:
-            by_key.setdefault(parts[i], []).append((parts, name))
-        for key, members in by_key.items():
-            c = f"{prefix}_c{len(lines)}"
+        """Single values: node is a dict, no list traversed yet."""
+        for key, members in by_key(group, i).items():
+            c = var("c")
             lines.append(f"{pad}{c} = {node}.get({key!r}, MISSING)")
             for parts, name in members:
                 if len(parts) == i + 1:  # last part: no dotted key can stand in for it
                     lines.append(f"{pad}{name} = _LV({c}) if {c}.__class__ is list else {c}")
             deeper = [(parts, name) for parts, name in members if len(parts) > i + 1]
+            if not deeper:
+                continue
+            lines.append(f"{pad}if {c}.__class__ is dict:")
+            emit(c, deeper, i + 1, pad + "    ")
+            # Plain key missing: the rest of the path as one dotted key is the usual stand-in
+            # (`authorization.k8s.io/decision`); shorter dotted keys go to the general resolver.
+            lines.append(f"{pad}elif {c} is MISSING:")
+            inner = pad + "    "
+            if len(deeper) > 2 or any(len(parts) - i > 2 for parts, _ in deeper):
+                # Without dotted keys in the object nothing can stand in: all of them are missing.
+                lines.append(f"{inner}if _NODOTS({node}):")
+                lines.append(f"{inner}    {' = '.join(name for _, name in deeper)} = MISSING")
+                lines.append(f"{inner}else:")
+                inner += "    "
+            for parts, name in deeper:
+                lines.append(f"{inner}{name} = {node}.get({'.'.join(parts[i:])!r}, MISSING)")
+                if len(parts) - i > 2:
+                    lines.append(f"{inner}if {name} is MISSING: {name} = {bind('r', parts[i:])}({node})")
+                lines.append(f"{inner}if {name}.__class__ is list: {name} = _LV({name})")
+            # A list: every path below collects from each element, in one loop.
+            lines.append(f"{pad}elif {c}.__class__ is list:")
+            accs = [(parts, name, var("a")) for parts, name in deeper]
+            lines.append(f"{pad}    {' = '.join(a for _, _, a in accs)} = None")
+            for _, _, a in accs:
+                lines.append(f"{pad}    {a} = []")
+            e = var("e")
+            lines.append(f"{pad}    for {e} in {c}:")
+            lines.append(f"{pad}        if {e}.__class__ is dict:")
+            collect(e, [(parts, a) for parts, _, a in accs], i + 1, pad + "            ")
+            lines.append(f"{pad}        else:")
+            for parts, _, a in accs:
+                lines.append(f"{pad}            {bind('k', parts)}[{i + 1}]({e}, {a})")
+            for _, name, a in accs:
+                lines.append(f"{pad}    {name} = tuple({a})")
+            lines.append(f"{pad}else:")
+            lines.append(f"{pad}    {' = '.join(name for _, name in deeper)} = MISSING")
+
+    def collect(node: str, group: list[tuple[tuple[str, ...], str]], i: int, pad: str) -> None:
+        """Several values: node is a dict inside a traversed list; append what each path reaches."""
+        for key, members in by_key(group, i).items():
+            c = var("c")
+            lines.append(f"{pad}{c} = {node}.get({key!r}, MISSING)")
+            ends = [(parts, a) for parts, a in members if len(parts) == i + 1]
+            deeper = [(parts, a) for parts, a in members if len(parts) > i + 1]
+            if ends:
+                lines.append(f"{pad}if {c} is not MISSING:")
+                for parts, a in ends:
+                    lines.append(f"{pad}    if {c}.__class__ is list: {bind('k', parts)}[{i + 1}]({c}, {a})")
+                    lines.append(f"{pad}    else: {a}.append({c})")
             if deeper:
                 lines.append(f"{pad}if {c}.__class__ is dict:")
-                emit(c, deeper, i + 1, pad + "    ")
-                # Plain key missing: the rest of the path as one dotted key is the usual stand-in
-                # (`authorization.k8s.io/decision`); shorter dotted keys go to the general resolver.
+                collect(c, deeper, i + 1, pad + "    ")
+                lines.append(f"{pad}elif {c}.__class__ is list:")
+                for parts, a in deeper:
+                    lines.append(f"{pad}    {bind('k', parts)}[{i + 1}]({c}, {a})")
                 lines.append(f"{pad}elif {c} is MISSING:")
-                inner = pad + "    "
-                if len(deeper) > 2 or any(len(parts) - i > 2 for parts, _ in deeper):
-                    # Without dotted keys in the object nothing can stand in: all of them are missing.
-                    lines.append(f"{inner}if _NODOTS({node}):")
-                    lines.append(f"{inner}    {' = '.join(name for _, name in deeper)} = MISSING")
-                    lines.append(f"{inner}else:")
-                    inner += "    "
-                for parts, name in deeper:
-                    lines.append(f"{inner}{name} = {node}.get({'.'.join(parts[i:])!r}, MISSING)")
-                    if len(parts) - i > 2:
-                        lines.append(f"{inner}if {name} is MISSING: {name} = {tail(parts[i:])}({node})")
-                    lines.append(f"{inner}if {name}.__class__ is list: {name} = _LV({name})")
-                lines.append(f"{pad}else:")
-                for parts, name in deeper:
-                    lines.append(f"{pad}    {name} = {tail(parts[i:])}({node})")
+                for parts, a in deeper:
+                    lines.append(f"{pad}    {bind('k', parts)}[{i}]({node}, {a})")
 
     emit("doc", list(zip(paths, names, strict=True)), 0, indent)
-    return lines, tails
-
-
-def resolver_source(name: str, parts: tuple[str, ...]) -> str:
-    """Python source of a resolver specialised for one path (plain keys inlined, the rest delegated)."""
-    lines, tails = inline_source([parts], ["v"], name)
-    defs = "".join(f"{t} = _make_resolver({p!r})\n" for t, p in tails.items())
-    return defs + f"def {name}(doc):\n" + "\n".join(lines) + "\n    return v\n"
+    return lines, bindings
 
 
 def all_strings(doc: Any) -> list[str]:

@@ -21,7 +21,15 @@ JSON = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=4)),
     max_leaves=12,
 )
-PATHS = [("a",), ("a", "b"), ("a", "b", "c"), ("b", "c"), ("a", "x", "b", "c")]
+PATHS = [
+    ("a",),
+    ("a", "b"),
+    ("a", "b", "c"),
+    ("b", "c"),
+    ("a", "x", "b", "c"),
+    ("a", "b", "x"),
+    ("x", "a", "b"),
+]
 
 
 def reference_resolve(doc: Any, parts: tuple[str, ...]) -> Any:
@@ -50,25 +58,20 @@ def reference_resolve(doc: Any, parts: tuple[str, ...]) -> Any:
     return found[0] if found else F.MISSING
 
 
+def _compiled(name: str, paths: list[tuple[str, ...]]) -> Any:
+    """A function resolving the paths through `inline_source`, returning their values."""
+    lines, bindings = F.inline_source(paths, [f"v{i}" for i in range(len(paths))], "K")
+    namespace: dict[str, Any] = {"MISSING": F.MISSING, "_LV": F.list_values, "_NODOTS": F.no_dotted_keys}
+    namespace.update(bindings)
+    values = ", ".join(f"v{i}" for i in range(len(paths)))
+    exec(f"def {name}(doc):\n" + "\n".join(lines) + f"\n    return ({values},)\n", namespace)
+    return namespace[name]
+
+
 def _compiled_resolvers() -> dict[str, Any]:
-    namespace: dict[str, Any] = {
-        "MISSING": F.MISSING,
-        "_LV": F.list_values,
-        "_NODOTS": F.no_dotted_keys,
-        "_make_resolver": F.make_resolver,
-    }
-    for i, parts in enumerate(PATHS):
-        exec(F.resolver_source(f"R{i}", parts), namespace)
-    lines, tails = F.inline_source(PATHS, [f"v{i}" for i in range(len(PATHS))], "K")
-    for name, rest in tails.items():
-        namespace[name] = F.make_resolver(rest)
-    source = (
-        "def together(doc):\n"
-        + "\n".join(lines)
-        + f"\n    return ({', '.join(f'v{i}' for i in range(len(PATHS)))},)\n"
-    )
-    exec(source, namespace)
-    return namespace
+    out = {f"R{i}": _compiled(f"R{i}", [parts]) for i, parts in enumerate(PATHS)}
+    out["together"] = _compiled("together", PATHS)
+    return out
 
 
 RESOLVERS = _compiled_resolvers()
@@ -86,7 +89,7 @@ def test_resolve_follows_the_documented_path_semantics(doc):
 @given(doc=st.dictionaries(KEYS, JSON, max_size=5))
 def test_inlined_resolvers_resolve_as_resolve(doc):
     expected = tuple(F.resolve(doc, parts) for parts in PATHS)
-    single = tuple(RESOLVERS[f"R{i}"](doc) for i in range(len(PATHS)))
+    single = tuple(RESOLVERS[f"R{i}"](doc)[0] for i in range(len(PATHS)))
     together = RESOLVERS["together"](doc)
     for got in (single, together):
         assert got == expected
