@@ -76,7 +76,10 @@ def decode_value(
 
     The format is sniffed now; the outcomes come from the returned iterator (not a generator of
     its own: one generator layer per record cost as much as building the event)."""
-    ctx = context or _NO_CONTEXT
+    return _decode(value, source, size, raw, context or _NO_CONTEXT)
+
+
+def _decode(value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContext) -> Iterator[Outcome]:
     for fmt in _ordered or formats():
         try:
             claimed = fmt.sniff(value)
@@ -90,12 +93,13 @@ def decode_value(
 def decode_record(record: RawRecord, context: DecodeContext | None = None) -> Iterator[Outcome]:
     """Parse and decode one raw record read from a source."""
     value = record.value
+    data = record.data
     if value is None:
         try:
-            value = orjson.loads(record.data)
+            value = orjson.loads(data)
         except orjson.JSONDecodeError as err:
-            return iter((DeadLetter("decode", f"not valid JSON: {err}", record.source, record.data),))
-    return decode_value(value, record.source, size=len(record.data), raw=record.data, context=context)
+            return iter((DeadLetter("decode", f"not valid JSON: {err}", record.source, data),))
+    return _decode(value, record.source, len(data), data, context or _NO_CONTEXT)
 
 
 def describe_unknown(value: Any) -> str:
