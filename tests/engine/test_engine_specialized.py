@@ -134,3 +134,13 @@ def test_specialized_bucket_past_its_limit_keeps_matching(tmp_path, monkeypatch)
         for i in range(60)
     ]
     assert hits == [str(i % 20).endswith("7") for i in range(60)]
+
+
+def test_keyword_wildcards_match_within_one_string_only(tmp_path):
+    # Keywords with inner wildcards are searched once over all strings joined by NUL: a wildcard
+    # must not bridge two strings.
+    rs = ruleset(tmp_path, rule_doc({"kw": ["*BEGIN*PRIVATE KEY*", "x?y"], "condition": "kw"}))
+    assert rs.match_document(KUBERNETES_AUDIT, {"a": {"b": ["-----begin rsa private key-----"]}})
+    assert rs.match_document(KUBERNETES_AUDIT, {"note": "x-y"})
+    assert not rs.match_document(KUBERNETES_AUDIT, {"a": "BEGIN", "b": "PRIVATE KEY"})
+    assert not rs.match_document(KUBERNETES_AUDIT, {"a": "x", "b": "y"})
