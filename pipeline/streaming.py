@@ -212,6 +212,12 @@ class _Route(beam.DoFn):
         for key, earliest, value in self._drain():
             yield WindowedValue((key, value), _ts(earliest), (GlobalWindow(),))
 
+    def _opens(self, key: str, items: list[Item]) -> bool:
+        """Whether these contributions can open a window: in a temporal_ordered rule only its first
+        step can (later steps count only after one); in the other types any event can."""
+        spec = self.plan.spec(key.split(KEY_SEP, 1)[0])
+        return spec.type != "temporal_ordered" or any(x[2] == 0 for x in items)
+
     def _routes(self, rule_id: str) -> list[tuple[Any, int]]:
         routes = self.routes.get(rule_id)
         if routes is None:
@@ -245,9 +251,9 @@ class _Route(beam.DoFn):
                 entry[1].append(item)
                 self.buffered += 1
 
-    def _drain(self) -> list[tuple[str, float, bytes]]:
+    def _drain(self) -> list[tuple[str, float, tuple[bool, bytes]]]:
         out = [
-            (key, min(x[0] for x in items), _dump((group, items)))
+            (key, min(x[0] for x in items), (self._opens(key, items), _dump((group, items))))
             for key, (group, items) in sorted(self.buffer.items())
         ]
         self.buffer, self.buffered = {}, 0
@@ -293,18 +299,21 @@ class _CorrelateGroups(beam.DoFn):
 
     def process(
         self,
-        element: tuple[str, bytes],
+        element: tuple[str, tuple[bool, bytes]],
         pending=beam.DoFn.StateParam(PENDING),
         window_state=beam.DoFn.StateParam(WINDOW),
         meta_state=beam.DoFn.StateParam(META),
         flush=beam.DoFn.TimerParam(FLUSH),
         expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> Iterator[Any]:
-        key, packed = element
+        key, (opens, packed) = element
         if self.bounded:
-            # Blind appends: nothing is read until the input is complete.
+            # Blind appends: nothing is read until the input is complete, and then only for groups where
+            # a window can open (a denied-then-allowed group without a denial needs nothing: the runner
+            # drops its state with the window).
             pending.add(packed)
-            flush.set(END)
+            if opens:
+                flush.set(END)
             return
         group, items = _load(packed)
         meta: _GroupMeta = _load(meta_state.read()) or _GroupMeta(group=group)
@@ -477,13 +486,13 @@ class Correlate(beam.PTransform):
         for level in range(self.plan.levels):
             # Matches are routed where Detect runs (fused, never encoded); only keyed bytes move on.
             keyed = matches | f"Route{level}" >> beam.ParDo(_Route(self.plan, level)).with_output_types(
-                tuple[str, bytes]
+                tuple[str, tuple[bool, bytes]]
             )
             if hits:
                 lower = hits[0] if len(hits) == 1 else tuple(hits) | f"Lower{level}" >> beam.Flatten()
                 from_hits = lower | f"RouteHits{level}" >> beam.ParDo(
                     _Route(self.plan, level)
-                ).with_output_types(tuple[str, bytes])
+                ).with_output_types(tuple[str, tuple[bool, bytes]])
                 keyed = (keyed, from_hits) | f"Chain{level}" >> beam.Flatten()
             hits.append(
                 keyed
