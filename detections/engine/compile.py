@@ -542,6 +542,18 @@ SPECIALIZE_ON = LOW_CARDINALITY | frozenset(
         "sourceIPs",
     }
 )
+# Fields a bucket keys on first: the identities most single-event rules are about.
+SPECIALIZE_FIRST = (
+    "user.username",
+    "userAgent",
+    "user.groups",
+    "impersonatedUser.username",
+    "impersonatedUser.groups",
+    "sourceIPs",
+    "protoPayload.authenticationInfo.principalEmail",
+    "userIdentity.arn",
+    "userIdentity.type",
+)
 # Fields whose value is the same for most events: poor guards.
 UNSELECTIVE = frozenset(
     {
@@ -881,12 +893,20 @@ def shape(ir: IR) -> Any:
     return (ir[0], tuple(shape(c) for c in ir[1]))
 
 
-def specialize_fields(irs: Sequence[IR]) -> list[str]:
-    """The low-cardinality fields these rules read: the second-level key of a dispatch bucket."""
+def specialize_fields(irs: Sequence[IR]) -> frozenset[str]:
+    """The low-cardinality fields these rules read: what a dispatch bucket specializes on."""
     names: set[str] = set()
     for ir in irs:
         names |= field_names(ir)
-    return sorted(names & SPECIALIZE_ON)
+    return frozenset(names & SPECIALIZE_ON)
+
+
+def specialize_rank(path: str) -> tuple[int, str]:
+    """Order in which a bucket keys on its fields: identities first (they decide most rules)."""
+    try:
+        return (SPECIALIZE_FIRST.index(path), path)
+    except ValueError:
+        return (len(SPECIALIZE_FIRST), path)
 
 
 def _key_value(v: Any) -> Any:
@@ -907,11 +927,12 @@ def _key_value(v: Any) -> Any:
     return UNKNOWN
 
 
-def specializer(
+def level_function(
     paths: Sequence[str], table: dict[Any, Any], specialize: Callable[[Any, dict[str, Any]], Any]
 ) -> Callable[[dict[str, Any]], list[Any]]:
-    """`match(doc)` of a bucket that reads its low-cardinality fields, then calls the function made
-    for exactly those values (`specialize(key, doc)` on first sight; the table remembers it)."""
+    """`match(doc)` of one specialization level: read its fields, call the function made for
+    their values (`specialize(key, doc)` on first sight; the table remembers it). The key is the
+    value for one field, the tuple of values for several."""
     inline, bindings = F.inline_source(
         [F.split_path(p) for p in paths], [f"v{i}" for i in range(len(paths))], "K"
     )
@@ -930,7 +951,6 @@ def specializer(
         f"        fn = SPECIALIZE({key}, doc)",
         "    return fn(doc)",
     ]
-    source = "\n".join(body) + "\n"
     namespace = dict(_RUNTIME)
     namespace.update(bindings)
     namespace.update(
@@ -942,7 +962,7 @@ def specializer(
             "SPECIALIZE": specialize,
         }
     )
-    exec(compile(source, f"<kubesigma specializer {tuple(paths)!r}>", "exec"), namespace)
+    exec(compile("\n".join(body) + "\n", f"<kubesigma level {', '.join(paths)}>", "exec"), namespace)
     return namespace["match"]  # type: ignore[no-any-return]
 
 

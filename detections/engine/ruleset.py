@@ -75,6 +75,7 @@ class _Route:
         self.buckets: dict[tuple[Any, ...], Any] = {}
         self._by_source: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._by_shape: dict[tuple[Any, ...], Any] = {}
+        self._levels: dict[tuple[Any, ...], Any] = {}
         self._generic: Any = None
         self.necessary = [[C.necessary_values(r.ir, f) for f in self.dispatch] for r in rules]
         if self.dispatch:
@@ -102,12 +103,29 @@ class _Route:
                 ir = C.fold(rule.ir, known)
                 if ir is not False:
                     selected.append((rule.info, ir))
-        fn = self._specialized(key, selected, C.specialize_fields([ir for _, ir in selected]))
+        fn = self._specialized(selected, frozenset(known))
         self.buckets[key] = fn
         return fn
 
-    def _specialized(self, key: Any, selected: list[tuple[RuleInfo, Any]], paths: list[str]) -> Any:
-        return _Specialized(self, key, selected, paths).match if paths else self._compiled_for(selected)
+    def _specialized(self, selected: list[tuple[RuleInfo, Any]], known: frozenset[str]) -> Any:
+        """The function for these (folded) rules: keyed next on the first low-cardinality field
+        they read whose value is not known yet (a `_Level`), else their generated code."""
+        if not selected:
+            return _no_match
+        names = C.specialize_fields([ir for _, ir in selected]) - known
+        if not names:
+            return self._compiled_for(selected)
+        # The first field by rank, with the others under the same object (user.username and
+        # user.groups): one lookup of the object, one table.
+        root = min(names, key=C.specialize_rank).split(".", 1)[0]
+        paths = tuple(sorted((n for n in names if n.split(".", 1)[0] == root), key=C.specialize_rank))
+        signature = (paths, known, tuple((id(info), C.shape(ir)) for info, ir in selected))
+        fn = self._levels.get(signature)
+        if fn is None:
+            if len(self._levels) >= MAX_FUNCTIONS:
+                self._levels.clear()
+            fn = self._levels[signature] = _Level(self, selected, paths, known).match
+        return fn
 
     def _compiled_for(self, selected: list[tuple[RuleInfo, Any]]) -> Any:
         """The generated function over these (folded) rules; one per distinct code."""
@@ -134,34 +152,45 @@ def _no_match(doc: dict[str, Any]) -> list[RuleInfo]:
     return []
 
 
-# Value combinations a bucket remembers; past it the bucket stops keying on its most varied field.
+# Values one level of a bucket remembers; past it the level stops keying on its field.
 SPECIALIZED_LIMIT = 4096
-# Generated functions a logsource keeps for reuse by code shape; past it the cache starts over.
+# Generated functions and levels a logsource keeps for reuse; past it the caches start over.
 MAX_FUNCTIONS = 4096
 
 
-class _Specialized:
-    """A dispatch bucket keyed a second time, on the low-cardinality fields its rules read (user,
-    groups, user agent, source address, decision ...): for each combination of values seen, the
-    rules are folded with those values and only what remains is evaluated. The rules keyed on
-    identities (anonymous users, attack tools, system users from public addresses), which the
-    first key cannot skip, reduce to nothing for nearly every event.
+class _Level:
+    """One step of a dispatch bucket's specialization on low-cardinality fields (user, user agent,
+    groups, source address, decision ...; fields under one object together): their values select
+    the function for the rules folded with them, the next level or the code of what remains. The
+    rules keyed on identities (anonymous users, attack tools, system users from public
+    addresses), which the dispatch key cannot skip, reduce to nothing after a level or three for
+    nearly every event, and only the fields on the way are read.
 
-    Folding costs a walk of the bucket's rules per new combination: when a bucket has seen
-    SPECIALIZED_LIMIT of them (a field varies more than expected, e.g. source addresses of a scan),
-    it is rebuilt without the field that took the most values, down to no second key at all."""
+    Folding costs a walk of the rules per new value: past SPECIALIZED_LIMIT values (a field that
+    varies more than expected, e.g. the source addresses of a scan) the level stops keying on its
+    fields and hands every event to the levels below it."""
 
-    def __init__(self, route: _Route, key: Any, selected: list[tuple[RuleInfo, Any]], paths: list[str]):
+    def __init__(
+        self,
+        route: _Route,
+        selected: list[tuple[RuleInfo, Any]],
+        paths: tuple[str, ...],
+        known: frozenset[str],
+    ):
         self.route = route
-        self.key = key
         self.selected = selected
         self.paths = paths
         self.parts = [split_path(p) for p in paths]
+        self.known = known | set(paths)
         self.table: dict[Any, Any] = {}
-        self.match = C.specializer(paths, self.table, self.specialize)
+        self.fallback: Any = None
+        self.match = C.level_function(paths, self.table, self.specialize)
 
     def specialize(self, key: Any, doc: dict[str, Any]) -> Any:
+        if self.fallback is not None:
+            return self.fallback
         values = (key,) if len(self.paths) == 1 else key
+        # A value that cannot key a table (an object) is UNKNOWN: its field is not folded.
         known = {
             path: resolve(doc, parts)
             for path, parts, v in zip(self.paths, self.parts, values, strict=True)
@@ -172,21 +201,12 @@ class _Specialized:
             folded = C.fold(ir, known)
             if folded is not False:
                 residual.append((info, folded))
-        fn = self.route._compiled_for(residual)
+        fn = self.route._specialized(residual, self.known)
         if len(self.table) >= SPECIALIZED_LIMIT:
-            return self._narrowed()
-        self.table[key] = fn
-        return fn
-
-    def _narrowed(self) -> Any:
-        """This bucket's function keyed on one field fewer: the one that took the most values."""
-        keys = [(k,) if len(self.paths) == 1 else k for k in self.table]
-        distinct = [len({k[i] for k in keys}) for i in range(len(self.paths))]
-        drop = distinct.index(max(distinct))
-        paths = [p for i, p in enumerate(self.paths) if i != drop]
-        fn = self.route._specialized(self.key, self.selected, paths)
-        self.route.buckets[self.key] = fn
-        self.table.clear()
+            self.table.clear()
+            self.fallback = self.route._specialized(self.selected, self.known)
+        else:
+            self.table[key] = fn
         return fn
 
 
