@@ -118,7 +118,12 @@ class _Route:
         # The first field by rank, with the others under the same object (user.username and
         # user.groups): one lookup of the object, one table.
         root = min(names, key=C.specialize_rank).split(".", 1)[0]
-        paths = tuple(sorted((n for n in names if n.split(".", 1)[0] == root), key=C.specialize_rank))
+        paths = tuple(
+            sorted(
+                (n for n in names if len(names) <= LEVEL_FIELDS or n.split(".", 1)[0] == root),
+                key=C.specialize_rank,
+            )
+        )
         signature = (paths, known, tuple((id(info), C.shape(ir)) for info, ir in selected))
         fn = self._levels.get(signature)
         if fn is None:
@@ -154,6 +159,8 @@ def _no_match(doc: dict[str, Any]) -> list[RuleInfo]:
 
 # Values one level of a bucket remembers; past it the level stops keying on its field.
 SPECIALIZED_LIMIT = 4096
+# A level keys on all fields left when they are this few (one call instead of one per object).
+LEVEL_FIELDS = 3
 # Generated functions and levels a logsource keeps for reuse; past it the caches start over.
 MAX_FUNCTIONS = 4096
 
