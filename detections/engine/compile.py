@@ -364,15 +364,17 @@ class _Codegen:
             parts = [self.expr(c) for c in ir[1]]
         return "(" + f" {op} ".join(parts) + ")"
 
-    def deferred_prologue(self, fields: set[int], indent: str) -> str:
-        self._deferred.append((set(fields), indent))
+    def deferred_prologue(
+        self, fields: set[int], indent: str, resolve: bool = True, derive: bool = True
+    ) -> str:
+        self._deferred.append((set(fields), indent, resolve, derive))
         return f"\x00prologue {len(self._deferred) - 1}"
 
     def fill_prologue(self, line: str) -> str:
         if not line.startswith("\x00prologue "):
             return line
-        fields, indent = self._deferred[int(line.split()[1])]
-        lines = self.prologue(only=fields, indent=indent, keywords=False)
+        fields, indent, resolve, derive = self._deferred[int(line.split()[1])]
+        lines = self.prologue(only=fields, indent=indent, keywords=False, resolve=resolve, derive=derive)
         return "\n".join(lines) or f"{indent}pass"
 
     def prologue(
@@ -381,6 +383,8 @@ class _Codegen:
         only: set[int] | None = None,
         indent: str = "    ",
         keywords: bool = True,
+        resolve: bool = True,
+        derive: bool = True,
     ) -> list[str]:
         """Lines computing the fields' values (x) and what the tests read of them (l, s, n, ...).
 
@@ -388,7 +392,7 @@ class _Codegen:
         (`fields.inline_source`), and a missing object ends every path below it at once."""
         lines: list[str] = []
         chosen = [(path, i) for path, i in self.fields.items() if only is None or i in only]
-        if not from_args and chosen:
+        if not from_args and chosen and resolve:
             self._blocks += 1
             resolve, bindings = F.inline_source(
                 [F.split_path(p) for p, _ in chosen],
@@ -398,7 +402,7 @@ class _Codegen:
             )
             self.consts.update(bindings)
             lines += resolve
-        for _path, i in chosen:
+        for _path, i in chosen if derive else ():
             needs = self.needs.get(i, set())
             if "l" in needs:
                 lines.append(
@@ -681,6 +685,33 @@ def required_root(ir: IR) -> str | None:
     return roots[0] if roots and all(r == roots[0] for r in roots) else None
 
 
+def needs_some(ir: IR) -> frozenset[str] | None:
+    """Fields of which at least one must be present (not MISSING) for the IR to be true, if known."""
+    if ir is True:
+        return None
+    if ir is False:
+        return frozenset()
+    if isinstance(ir, Leaf):
+        if (
+            ir.field is None
+            or ir.field == KEYWORD
+            or ir.kind == "null"
+            or (ir.kind == "exists" and not ir.value)
+        ):
+            return None  # true on absent fields, or not about one field
+        return frozenset((ir.field,))
+    op = ir[0]
+    if op == "not":
+        return None
+    found = [needs_some(c) for c in ir[1]]
+    if op == "and":
+        known = [f for f in found if f is not None]
+        return min(known, key=len) if known else None
+    if any(f is None for f in found):
+        return None
+    return frozenset().union(*found)  # type: ignore[arg-type]
+
+
 def _guard_groups(
     gen: _Codegen, rules: list[tuple[int, IR]]
 ) -> tuple[list[tuple[int, IR]], list[tuple[str, list[tuple[int, IR]]]]]:
@@ -809,7 +840,13 @@ def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str,
     for root, members in rooted.items():
         before = set(gen.fields.values())
         plain, guarded = _guard_groups(gen, members)
-        code = _cse_body(gen, plain, "        ", "r.append(P{n})")
+        # When every rule here is false unless one of a few fields is present (a pod spec's
+        # containers, volumes ...), those are resolved first and the rest waits for one of them:
+        # requestObjects of other shapes (bindings, status patches) skip the block after a lookup.
+        presence = [needs_some(ir) for _, ir in members]
+        present: set[str] | None = set().union(*presence) if all(p is not None for p in presence) else None  # type: ignore[arg-type]
+        inner = "            " if present else "        "
+        code = _cse_body(gen, plain, inner, "r.append(P{n})")
         block_fields = {gen.fields[f] for _, ir in plain for f in field_names(ir) if f in gen.fields}
         block_fields |= set(gen.fields.values()) - before  # guard test fields registered just now
         block_fields -= eager
@@ -817,9 +854,16 @@ def generate(rules: Sequence[tuple[Any, IR]], name: str = "match") -> tuple[str,
             f"    if {root!r} in doc or ((_dt := _DOTTED_TOP(doc) if _dt is None else _dt)"
             f" and _HAS_ROOT(_dt, {root + '.'!r})):"
         )
-        lines.append(gen.deferred_prologue(block_fields, "        "))
+        if present:
+            pidx = {gen.field(f) for f in present}
+            block_fields |= pidx - eager
+            lines.append(gen.deferred_prologue(block_fields, "        ", derive=False))
+            lines.append("        if " + " or ".join(f"x{i} is not MISSING" for i in sorted(pidx)) + ":")
+            lines.append(gen.deferred_prologue(block_fields, inner, resolve=False))
+        else:
+            lines.append(gen.deferred_prologue(block_fields, inner))
         lines += code
-        lines += _emit_guarded(gen, guarded, "        ", eager | block_fields)
+        lines += _emit_guarded(gen, guarded, inner, eager | block_fields)
 
     # Prologues are written last: later code may still add needs (lowered lists, numbers) to a field.
     main = gen.prologue(only=eager)

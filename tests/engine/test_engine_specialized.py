@@ -144,3 +144,35 @@ def test_keyword_wildcards_match_within_one_string_only(tmp_path):
     assert rs.match_document(KUBERNETES_AUDIT, {"note": "x-y"})
     assert not rs.match_document(KUBERNETES_AUDIT, {"a": "BEGIN", "b": "PRIVATE KEY"})
     assert not rs.match_document(KUBERNETES_AUDIT, {"a": "x", "b": "y"})
+
+
+def test_rules_needing_spec_fields_skip_objects_without_them(tmp_path):
+    image = {
+        "sel": {"verb": "create", "requestObject.spec.containers.image|contains": "evil"},
+        "condition": "sel",
+    }
+    filtered = {
+        "sel": {"verb": "create", "requestObject.spec.hostPID": True},
+        "filter": {"requestObject.metadata.name": "ok"},
+        "condition": "sel and not filter",
+    }
+    rs = ruleset(tmp_path, rule_doc(image, title="image"), rule_doc(filtered, title="pid"))
+
+    def titles(request_object: dict[str, Any]) -> set[str]:
+        doc = {"verb": "create", "requestObject": request_object}
+        return {r.title for r in rs.match_document(KUBERNETES_AUDIT, doc)}
+
+    assert titles({"kind": "Binding", "target": {"name": "n1"}}) == set()
+    assert titles({"spec": {"containers": [{"image": "evil:1"}]}}) == {"image"}
+    assert titles({"spec.containers": [{"image": "evil:2"}]}) == {"image"}  # a dotted key stands in
+    assert titles({"spec": {"hostPID": True}, "metadata": {"name": "other"}}) == {"pid"}
+    assert titles({"spec": {"hostPID": True}, "metadata": {"name": "ok"}}) == set()
+
+
+def test_null_tests_on_spec_fields_match_objects_without_them(tmp_path):
+    unset = {"sel": {"verb": "create", "requestObject.spec.hostNetwork": None}, "condition": "sel"}
+    rs = ruleset(tmp_path, rule_doc(unset))
+    assert rs.match_document(KUBERNETES_AUDIT, {"verb": "create", "requestObject": {"kind": "Binding"}})
+    assert not rs.match_document(
+        KUBERNETES_AUDIT, {"verb": "create", "requestObject": {"spec": {"hostNetwork": 0}}}
+    )
