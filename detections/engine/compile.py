@@ -421,7 +421,7 @@ class _Codegen:
             if "L" in needs or "J" in needs:
                 lines.append(f"{indent}L{i} = _LSEQ(x{i}) if m{i} else ()")
             if "J" in needs:
-                lines.append(f"{indent}J{i} = '\\x00'.join(L{i})")
+                lines.append(f"{indent}J{i} = '\\x00'.join(L{i}) if m{i} else ''")
             if "e" in needs:
                 lines.append(f"{indent}e{i} = _EXISTS(x{i})")
         if self.keyword_needs and keywords:
