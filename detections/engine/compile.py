@@ -978,7 +978,7 @@ def level_function(
     their values (`specialize(key, doc)` on first sight; the table remembers it). The key is the
     value for one field, the tuple of values for several."""
     inline, bindings = F.inline_source(
-        [F.split_path(p) for p in paths], [f"v{i}" for i in range(len(paths))], "K"
+        [F.split_path(p) for p in paths], [f"v{i}" for i in range(len(paths))], "K", raw_lists=True
     )
     body = ["def match(doc):", *inline]
     for i in range(len(paths)):

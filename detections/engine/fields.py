@@ -160,7 +160,7 @@ def list_values(v: list[Any]) -> tuple[Any, ...]:
 
 
 def inline_source(
-    paths: list[tuple[str, ...]], names: list[str], prefix: str, indent: str = "    "
+    paths: list[tuple[str, ...]], names: list[str], prefix: str, indent: str = "    ", raw_lists: bool = False
 ) -> tuple[list[str], dict[str, Any]]:
     """Source lines resolving several paths from `doc` into the named variables, exactly as `resolve`.
 
@@ -169,8 +169,11 @@ def inline_source(
     securityContext in one pass). Only plain keys are inlined: where a key is missing (a dotted
     key may stand in for it) the rest of the path goes to the general resolver of that level.
     Returns the lines and the objects they call ({name: resolver or collectors}); the lines also
-    read MISSING, _LV (`list_values`) and _NODOTS (`no_dotted_keys`).
+    read MISSING, _LV (`list_values`) and _NODOTS (`no_dotted_keys`). With `raw_lists`, a list at
+    the end of a path becomes a tuple of its elements as they are (nested lists not flattened):
+    enough for keys, which take only tuples of strings.
     """
+    as_tuple = "tuple" if raw_lists else "_LV"
     lines: list[str] = []
     bindings: dict[str, Any] = {}
     bound: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -202,7 +205,7 @@ def inline_source(
             lines.append(f"{pad}{c} = {node}.get({key!r}, MISSING)")
             for parts, name in members:
                 if len(parts) == i + 1:  # last part: no dotted key can stand in for it
-                    lines.append(f"{pad}{name} = _LV({c}) if {c}.__class__ is list else {c}")
+                    lines.append(f"{pad}{name} = {as_tuple}({c}) if {c}.__class__ is list else {c}")
             deeper = [(parts, name) for parts, name in members if len(parts) > i + 1]
             if not deeper:
                 continue
@@ -222,7 +225,7 @@ def inline_source(
                 lines.append(f"{inner}{name} = {node}.get({'.'.join(parts[i:])!r}, MISSING)")
                 if len(parts) - i > 2:
                     lines.append(f"{inner}if {name} is MISSING: {name} = {bind('r', parts[i:])}({node})")
-                lines.append(f"{inner}if {name}.__class__ is list: {name} = _LV({name})")
+                lines.append(f"{inner}if {name}.__class__ is list: {name} = {as_tuple}({name})")
             # A list: every path below collects from each element, in one loop.
             lines.append(f"{pad}elif {c}.__class__ is list:")
             accs = [(parts, name, var("a")) for parts, name in deeper]
