@@ -72,13 +72,14 @@ def _normalize(
     truncated: bool,
 ) -> AuditEvent | DeadLetter:
     # The hot path of decoding: class tests first (JSON gives exact types), isinstance for the rest.
-    audit_id = doc.get("auditID")
+    get = doc.get
+    audit_id = get("auditID")
     if (audit_id.__class__ is not str and not isinstance(audit_id, str)) or not audit_id:
         return DeadLetter("decode", "Kubernetes audit event without a string auditID", source, raw)
-    when = parse_rfc3339(doc.get("requestReceivedTimestamp"))
+    when = parse_rfc3339(get("requestReceivedTimestamp"))
     if when is None:
         for name in TIME_FIELDS[1:]:
-            when = parse_rfc3339(doc.get(name))
+            when = parse_rfc3339(get(name))
             if when is not None:
                 break
         else:
@@ -88,18 +89,18 @@ def _normalize(
                 source,
                 raw,
             )
-    user = doc.get("user")
+    user = get("user")
     user_name = user.get("username") if user.__class__ is dict or isinstance(user, dict) else None
     if user_name is not None and user_name.__class__ is not str and not isinstance(user_name, str):
         user_name = None
-    ips = doc.get("sourceIPs")
+    ips = get("sourceIPs")
     source_ip = ips[0] if (ips.__class__ is list or isinstance(ips, list)) and ips else None
     if source_ip is not None and source_ip.__class__ is not str and not isinstance(source_ip, str):
         source_ip = None
-    agent = doc.get("userAgent")
+    agent = get("userAgent")
     if agent is not None and agent.__class__ is not str and not isinstance(agent, str):
         agent = None
-    stage = doc.get("stage")
+    stage = get("stage")
     # Positional: keyword arguments cost more than the rest of this function.
     return AuditEvent(
         ((KUBERNETES_AUDIT, doc),),
