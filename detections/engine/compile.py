@@ -404,26 +404,41 @@ class _Codegen:
             lines += resolve
         for _path, i in chosen if derive else ():
             needs = self.needs.get(i, set())
+            pad = indent + "    "
+            derived: list[str] = []
+            absent: dict[str, list[str]] = {"None": [], "False": [], "()": [], "''": []}
             if "l" in needs:
-                lines.append(
-                    f"{indent}l{i} = x{i}.lower() if x{i}.__class__ is str else (None if x{i} is MISSING else _LS(x{i}))"
-                )
+                derived.append(f"{pad}l{i} = x{i}.lower() if x{i}.__class__ is str else _LS(x{i})")
+                absent["None"].append(f"l{i}")
             if "s" in needs:
-                lines.append(
-                    f"{indent}s{i} = x{i} if x{i}.__class__ is str else (None if x{i} is MISSING else _SS(x{i}))"
-                )
+                derived.append(f"{pad}s{i} = x{i} if x{i}.__class__ is str else _SS(x{i})")
+                absent["None"].append(f"s{i}")
             if "n" in needs:
-                lines.append(f"{indent}n{i} = _NUM(x{i})")
+                derived.append(f"{pad}n{i} = _NUM(x{i})")
+                absent["None"].append(f"n{i}")
             if "t" in needs:
-                lines.append(f"{indent}t{i} = _TS(x{i})")
+                derived.append(f"{pad}t{i} = _TS(x{i})")
+                absent["None"].append(f"t{i}")
             if "m" in needs:
-                lines.append(f"{indent}m{i} = x{i}.__class__ is tuple")
+                derived.append(f"{pad}m{i} = x{i}.__class__ is tuple")
+                absent["False"].append(f"m{i}")
             if "L" in needs or "J" in needs:
-                lines.append(f"{indent}L{i} = _LSEQ(x{i}) if m{i} else ()")
+                derived.append(f"{pad}L{i} = _LSEQ(x{i}) if m{i} else ()")
+                absent["()"].append(f"L{i}")
             if "J" in needs:
-                lines.append(f"{indent}J{i} = '\\x00'.join(L{i}) if m{i} else ''")
+                derived.append(f"{pad}J{i} = '\\x00'.join(L{i}) if m{i} else ''")
+                absent["''"].append(f"J{i}")
             if "e" in needs:
-                lines.append(f"{indent}e{i} = _EXISTS(x{i})")
+                derived.append(f"{pad}e{i} = _EXISTS(x{i})")
+                absent["False"].append(f"e{i}")
+            if not derived:
+                continue
+            # Most fields a rule group reads are absent from a given event: one test sets all
+            # that is read of them (what each conversion gives for MISSING).
+            lines.append(f"{indent}if x{i} is MISSING:")
+            lines += [f"{pad}{' = '.join(names)} = {value}" for value, names in absent.items() if names]
+            lines.append(f"{indent}else:")
+            lines += derived
         if self.keyword_needs and keywords:
             lines.append("    _KL = _ALLSTR(doc)")
             if "K" in self.keyword_needs:
