@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import pickle
 import time as wallclock
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -126,8 +126,6 @@ def _seconds(ts: Any) -> float:
 # once where it was routed: the correlation stage only needs the event of a contribution that completes
 # a correlation (the alert shows it), so the rest cross the shuffle and state as bytes, never unpickled.
 Item = tuple[float, str, int, Any, str, bytes]
-# The global window's end: a timer here fires once the bounded input is complete.
-END = GlobalWindow().max_timestamp()
 
 
 # The event's fields as plain tuples pickle in C, about twice as fast as through the types' reducers
@@ -270,14 +268,65 @@ class _GroupMeta:
     gc: bool = False  # the expire timer is a final garbage collection
 
 
-class _CorrelateGroups(beam.DoFn):
-    """Per (correlation rule, group): buffer, then evaluate in event-time order as the watermark passes.
+class _Hits:
+    """Firings as correlation hits, each with its trigger's event (unpickled here, for the alert)."""
 
-    Unbounded input: a flush timer at the earliest pending event, an expire timer when the window can
-    next change. Bounded input (a batch run, where the watermark jumps to the end at once): one timer
-    at the end of the input evaluates everything in order, the same as a stream on time would, with one
-    state read per group (the SDK's state cache sizes every value it holds, at a cost per access that
-    exceeds a group's evaluation)."""
+    def _emit(
+        self, firings: list[Firing], last: bytes | None, c: Contribution | None, blob: bytes | None
+    ) -> Iterator[Any]:
+        """The contribution just counted is the trigger if it completed the correlation, else the
+        latest event counted (a closing window's last)."""
+        for firing in firings:
+            trigger = blob if c is not None and firing.trigger == c else last
+            if trigger is None:  # cannot happen: a window is never closed before an event was counted
+                continue
+            self.fired.inc()  # type: ignore[attr-defined]
+            yield TimestampedValue(CorrelationHit(firing, _thaw(trigger)), firing.trigger.time)
+
+
+class _CorrelateComplete(_Hits, beam.DoFn):
+    """Bounded input (a batch run), grouped by key: a group's contributions, complete, in event-time
+    order, then the end of time. What a stream on time gives once its watermark has passed them all,
+    without state: Beam's SDK harness sizes every value its state cache holds (objsize walks the
+    globals of every loaded module, ~0.5 ms a read here) and keeps timers per key, which cost a batch
+    run more than the evaluation itself."""
+
+    def __init__(self, plan: CorrelationPlan) -> None:
+        self.plan = plan
+
+    def setup(self) -> None:
+        self.fired = Metrics.counter(NAMESPACE, "correlation_fired")
+        self.state_events = Metrics.distribution(NAMESPACE, "correlation_state_events")
+
+    def process(self, element: tuple[str, Iterable[tuple[bool, bytes]]]) -> Iterator[Any]:
+        key, values = element
+        values = list(values)
+        if not any(opens for opens, _ in values):
+            return  # a denied-then-allowed group without a denial: later steps alone never count
+        spec = self.plan.spec(key.split(KEY_SEP, 1)[0])
+        group: tuple[str, ...] = ()
+        items: list[Item] = []
+        for _, packed in values:
+            group, part = _load(packed)
+            items.extend(part)
+        self.state_events.update(len(items))
+        items.sort(key=lambda x: (x[0], x[1], x[2]))  # the contributions' order: time, identity, rule
+        window = GroupWindow()
+        last: bytes | None = None
+        for x in items:
+            c = _contribution(x)
+            firings = window.add(spec, group, c)
+            if firings:
+                yield from self._emit(firings, last, c, x[5])
+            last = x[5]
+        if last is not None:
+            yield from self._emit(window.advance(spec, group, math.inf), last, None, None)
+
+
+class _CorrelateGroups(_Hits, beam.DoFn):
+    """Unbounded input, per (correlation rule, group) in Beam state: buffer, then evaluate in event-time
+    order as the watermark passes (a flush timer at the earliest pending event, an expire timer when
+    the window can next change, then one to forget the group)."""
 
     PENDING = BagStateSpec("pending", BytesCoder())
     WINDOW = ReadModifyWriteStateSpec("window", BytesCoder())
@@ -285,10 +334,9 @@ class _CorrelateGroups(beam.DoFn):
     FLUSH = TimerSpec("flush", TimeDomain.WATERMARK)
     EXPIRE = TimerSpec("expire", TimeDomain.WATERMARK)
 
-    def __init__(self, plan: CorrelationPlan, allowed_lateness: float, bounded: bool = False) -> None:
+    def __init__(self, plan: CorrelationPlan, allowed_lateness: float) -> None:
         self.plan = plan
         self.lateness = allowed_lateness
-        self.bounded = bounded
 
     def setup(self) -> None:
         self.fired = Metrics.counter(NAMESPACE, "correlation_fired")
@@ -306,15 +354,7 @@ class _CorrelateGroups(beam.DoFn):
         flush=beam.DoFn.TimerParam(FLUSH),
         expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> Iterator[Any]:
-        key, (opens, packed) = element
-        if self.bounded:
-            # Blind appends: nothing is read until the input is complete, and then only for groups where
-            # a window can open (a denied-then-allowed group without a denial needs nothing: the runner
-            # drops its state with the window).
-            pending.add(packed)
-            if opens:
-                flush.set(END)
-            return
+        key, (_, packed) = element
         group, items = _load(packed)
         meta: _GroupMeta = _load(meta_state.read()) or _GroupMeta(group=group)
         horizon = meta.horizon
@@ -354,9 +394,6 @@ class _CorrelateGroups(beam.DoFn):
         flush=beam.DoFn.TimerParam(FLUSH),
         expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> Iterator[Any]:
-        if self.bounded:
-            yield from self._evaluate_all(key, pending)
-            return
         yield from self._advance(key, _seconds(ts), pending, window_state, meta_state, flush, expire)
 
     @on_timer(EXPIRE)
@@ -373,30 +410,6 @@ class _CorrelateGroups(beam.DoFn):
         yield from self._advance(
             key, _seconds(ts), pending, window_state, meta_state, flush, expire, expiring=True
         )
-
-    def _evaluate_all(self, key: str, pending) -> Iterator[Any]:
-        """Bounded input, complete: every contribution of the group in order, then the end of time.
-        The state is not cleared: the runner drops it with the window, which ends here."""
-        spec = self.plan.spec(key.split(KEY_SEP, 1)[0])
-        group: tuple[str, ...] = ()
-        items: list[Item] = []
-        for packed in pending.read():
-            group, part = _load(packed)
-            items.extend(part)
-        self.state_events.update(len(items))
-        if spec.type == "temporal_ordered" and not any(x[2] == 0 for x in items):
-            return  # no first step: later steps are never kept, nothing can fire
-        items.sort(key=lambda x: (x[0], x[1], x[2]))  # the contributions' order: time, identity, rule
-        window = GroupWindow()
-        last: bytes | None = None
-        for x in items:
-            c = _contribution(x)
-            firings = window.add(spec, group, c)
-            if firings:
-                yield from self._emit(firings, last, c, x[5])
-            last = x[5]
-        if last is not None:
-            yield from self._emit(window.advance(spec, group, math.inf), last, None, None)
 
     def _advance(self, key, now, pending, window_state, meta_state, flush, expire, expiring=False):
         """Event time reached `now`: process what is pending up to it in order, close and prune."""
@@ -451,23 +464,12 @@ class _CorrelateGroups(beam.DoFn):
             meta.last_time = c.time
             meta.last_event = blob
 
-    def _emit(
-        self, firings: list[Firing], last: bytes | None, c: Contribution | None, blob: bytes | None
-    ) -> Iterator[Any]:
-        """Firings as hits, each with its trigger's event: the contribution just counted if it
-        completed the correlation, else the latest event counted (a closing window's last)."""
-        for firing in firings:
-            trigger = blob if c is not None and firing.trigger == c else last
-            if trigger is None:  # cannot happen: a window is never closed before an event was counted
-                continue
-            self.fired.inc()
-            yield TimestampedValue(CorrelationHit(firing, _thaw(trigger)), firing.trigger.time)
-
 
 class Correlate(beam.PTransform):
     """Batches of (rule, event) matches → correlation hits, chained correlations included (one stage
-    per level). `bounded` (default: whether the input is bounded and the pipeline not streaming)
-    evaluates each group once its input is complete."""
+    per level). Unbounded input: Beam state and event-time timers per rule and group. Bounded input
+    (`bounded`, by default: the input is bounded and the pipeline not streaming): each group grouped
+    by key and evaluated once, complete; the same alerts, as the tests check against streaming."""
 
     def __init__(
         self, plan: CorrelationPlan, allowed_lateness: float = 0.0, bounded: bool | None = None
@@ -494,11 +496,17 @@ class Correlate(beam.PTransform):
                     _Route(self.plan, level)
                 ).with_output_types(tuple[str, tuple[bool, bytes]])
                 keyed = (keyed, from_hits) | f"Chain{level}" >> beam.Flatten()
-            hits.append(
-                keyed
-                | f"Correlate{level}"
-                >> beam.ParDo(_CorrelateGroups(self.plan, self.allowed_lateness, bounded))
-            )
+            if bounded:
+                level_hits = (
+                    keyed
+                    | f"Group{level}" >> beam.GroupByKey()
+                    | f"Correlate{level}" >> beam.ParDo(_CorrelateComplete(self.plan))
+                )
+            else:
+                level_hits = keyed | f"Correlate{level}" >> beam.ParDo(
+                    _CorrelateGroups(self.plan, self.allowed_lateness)
+                )
+            hits.append(level_hits)
         if not hits:
             return matches.pipeline | "NoCorrelations" >> beam.Create([])
         return hits[0] if len(hits) == 1 else tuple(hits) | "AllHits" >> beam.Flatten()
