@@ -301,12 +301,15 @@ class _CorrelateComplete(_Hits, beam.DoFn):
     def process(self, element: tuple[str, Iterable[tuple[bool, bytes]]]) -> Iterator[Any]:
         key, values = element
         values = list(values)
-        if not any(opens for opens, _ in values):
-            return  # a denied-then-allowed group without a denial: later steps alone never count
+        # A denied-then-allowed group without a denial needs nothing: later steps alone never count.
+        if any(opens for opens, _ in values):
+            yield from self._evaluate(key, [packed for _, packed in values])
+
+    def _evaluate(self, key: str, packs: list[bytes]) -> Iterator[Any]:
         spec = self.plan.spec(key.split(KEY_SEP, 1)[0])
         group: tuple[str, ...] = ()
         items: list[Item] = []
-        for _, packed in values:
+        for packed in packs:
             group, part = _load(packed)
             items.extend(part)
         self.state_events.update(len(items))
@@ -372,7 +375,7 @@ class _CorrelateGroups(_Hits, beam.DoFn):
                 for x in kept:
                     c = _contribution(x)
                     yield from self._emit(window.add(spec, meta.group, c), meta.last_event, c, x[5])
-                    self._remember(meta, c, x[5])
+                    self._remember(spec, meta, c, x[5])
                 self._schedule(spec, window, meta, window_state, expire)
         if fresh:
             pending.add(packed if fresh is items else _dump((group, fresh)))
@@ -427,7 +430,7 @@ class _CorrelateGroups(_Hits, beam.DoFn):
         for x in ready:
             c = _contribution(x)
             yield from self._emit(window.add(spec, meta.group, c), meta.last_event, c, x[5])
-            self._remember(meta, c, x[5])
+            self._remember(spec, meta, c, x[5])
         yield from self._emit(window.advance(spec, meta.group, now), meta.last_event, None, None)
         meta.horizon = max(meta.horizon, now)
         if rest:
@@ -459,8 +462,10 @@ class _CorrelateGroups(_Hits, beam.DoFn):
             expire.set(_timer_at(deadline))
 
     @staticmethod
-    def _remember(meta: _GroupMeta, c: Contribution, blob: bytes) -> None:
-        if c.time >= meta.last_time:
+    def _remember(spec: Any, meta: _GroupMeta, c: Contribution, blob: bytes) -> None:
+        # Only a window that closes (lt, lte, eq, neq) fires on an event other than the one just
+        # counted: other rules keep no event in state (about a kilobyte per group).
+        if not spec.on_arrival and c.time >= meta.last_time:
             meta.last_time = c.time
             meta.last_event = blob
 

@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from streaming.audit_records import T0, audit_doc, secret_reads, to_event
-from streaming.harness import ENUMERATION, Collected, load_rules, run_batch, run_stream, script
+from streaming.harness import ENUMERATION, RULES, Collected, load_rules, run_batch, run_stream, script
 
 from kubesigma.connectors.event import AuditEvent, RawRecord, Source
 from kubesigma.connectors.formats import decode_record
@@ -168,3 +168,37 @@ def test_grouped_batch_and_state_and_timers_agree_on_chained_correlations(tmp_pa
     fired = {rule for rule, _, _ in grouped.items}
     assert {DENIED_THEN_ALLOWED_BY_USER, DENIED_THEN_ALLOWED_BY_IP} <= fired
     assert stateful.items == grouped.items
+
+
+CLOSING = (
+    RULES.split("---")[0]
+    + """---
+title: Few Secret Reads (test, window closes)
+id: 5a0f3c1e-7d2b-4c6a-9e41-1f8b2d3c4e03
+status: test
+correlation:
+    type: event_count
+    rules: test_secret_read
+    group-by: [user.username]
+    timespan: 5m
+    condition:
+        lte: 2
+level: low
+"""
+)
+
+
+def test_a_window_that_closes_fires_the_same_grouped_stateful_and_streaming(tmp_path: Path) -> None:
+    """lte fires when the window closes, on the window's last event: the same in all three paths."""
+    ruleset, plan = load_rules(tmp_path, CLOSING)
+    events = secret_reads(T0, 2, step=20, user="quiet") + secret_reads(
+        T0, 5, step=20, user="busy", first_n=50
+    )
+    outs = [Collected(tmp_path / f"{name}.json") for name in ("grouped", "stateful", "stream")]
+    run_batch(events, ruleset, plan, outs[0])
+    run_batch(events, ruleset, plan, outs[1], bounded=False)
+    run_stream(script(("watermark", T0), ("add", events), ("watermark", T0 + 900)), ruleset, plan, outs[2])
+    few = [x for x in outs[0].items if x[0] == "5a0f3c1e-7d2b-4c6a-9e41-1f8b2d3c4e03"]
+    assert len(few) == 1  # the quiet user only
+    assert outs[1].items == outs[0].items
+    assert outs[2].items == outs[0].items
