@@ -188,7 +188,7 @@ class _Route(beam.DoFn):
         self.routes: dict[str, list[tuple[Any, int]]] = {}
 
     def start_bundle(self) -> None:
-        self.buffer: dict[str, tuple[tuple[str, ...], list[Item]]] = {}
+        self.buffer: dict[tuple[str, tuple[str, ...]], list[Item]] = {}  # (rule, group) -> contributions
         self.buffered = 0
 
     def process(self, item: Any) -> Iterator[Any]:
@@ -210,10 +210,10 @@ class _Route(beam.DoFn):
         for key, earliest, value in self._drain():
             yield WindowedValue((key, value), _ts(earliest), (GlobalWindow(),))
 
-    def _opens(self, key: str, items: list[Item]) -> bool:
+    def _opens(self, spec_id: str, items: list[Item]) -> bool:
         """Whether these contributions can open a window: in a temporal_ordered rule only its first
         step can (later steps count only after one); in the other types any event can."""
-        spec = self.plan.spec(key.split(KEY_SEP, 1)[0])
+        spec = self.plan.spec(spec_id)
         return spec.type != "temporal_ordered" or any(x[2] == 0 for x in items)
 
     def _routes(self, rule_id: str) -> list[tuple[Any, int]]:
@@ -241,21 +241,21 @@ class _Route(beam.DoFn):
             if blob is None:
                 blob = frozen[id(event)] = _freeze(event)
             item = (when, identity, index, spec.value(rid, doc), event_id, blob)
+            buffer, sid = self.buffer, spec.id
             for group in groups:
-                key = f"{spec.id}{KEY_SEP}{group_text(group)}"
-                entry = self.buffer.get(key)
-                if entry is None:
-                    entry = self.buffer[key] = (group, [])
-                entry[1].append(item)
-                self.buffered += 1
+                items = buffer.get((sid, group))
+                if items is None:
+                    items = buffer[sid, group] = []
+                items.append(item)
+            self.buffered += len(groups)
 
     def _drain(self) -> list[tuple[str, float, tuple[bool, bytes]]]:
-        out = [
-            (key, min(x[0] for x in items), (self._opens(key, items), _dump((group, items))))
-            for key, (group, items) in sorted(self.buffer.items())
-        ]
+        out = []
+        for (sid, group), items in self.buffer.items():
+            key = f"{sid}{KEY_SEP}{group_text(group)}"
+            out.append((key, min(x[0] for x in items), (self._opens(sid, items), _dump((group, items)))))
         self.buffer, self.buffered = {}, 0
-        return out
+        return sorted(out, key=lambda x: x[0])
 
 
 @dataclass

@@ -140,6 +140,8 @@ class CorrelationSpec:
         paths = self.group_paths[rule_id]
         if not paths:
             return [()]
+        if len(paths) == 1:  # the common case: one group-by field
+            return [(v,) for v in _strings(resolve(doc, paths[0]))[:MAX_GROUP_FANOUT]]
         choices: list[list[str]] = []
         for parts in paths:
             values = _strings(resolve(doc, parts))
