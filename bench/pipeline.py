@@ -1,12 +1,15 @@
 """Pipeline throughput next to engine-only throughput, and correlation state size per active group.
 
-    python bench/pipeline.py --json [--events 20000]
+    python bench/pipeline.py --json [--events 20000] [--rounds 3]
 
-Engine-only: the rule set's `match` over decoded events plus the plain-Python correlation replay.
-Batch: the Beam pipeline (Detect → Correlate → candidates → alert documents) on FnApiRunner.
+Engine-only: a freshly loaded rule set's `match` over decoded events plus the plain-Python correlation
+replay. Batch: the Beam pipeline (Detect → Correlate → candidates → alert documents) on FnApiRunner.
 Streaming path: the same transforms plus suppression with streaming semantics on BundleBasedDirectRunner.
 Batch without correlation: the same batch pipeline with no correlation rules (where the time goes).
 Events are generated inside the pipeline (beam.Create of a big list would measure pickling).
+Each pipeline also runs over no events: "started" rates leave that start-up out, "started_cpu" counts CPU
+seconds of this process instead of wall clock. Every figure is the best of --rounds. Results and what
+limits them: docs/performance.md, "Pipeline (issue 6)".
 """
 
 from __future__ import annotations
