@@ -254,8 +254,12 @@ def inline_source(
             if ends:
                 lines.append(f"{pad}if {c} is not MISSING:")
                 for parts, a in ends:
-                    lines.append(f"{pad}    if {c}.__class__ is list: {bind('k', parts)}[{i + 1}]({c}, {a})")
-                    lines.append(f"{pad}    else: {a}.append({c})")
+                    lines.append(f"{pad}    if {c}.__class__ is not list: {a}.append({c})")
+                    # a flat list (the usual command, args): extend in C; nested lists flatten
+                    lines.append(
+                        f"{pad}    elif list in map(type, {c}): {bind('k', parts)}[{i + 1}]({c}, {a})"
+                    )
+                    lines.append(f"{pad}    else: {a}.extend({c})")
             if deeper:
                 lines.append(f"{pad}if {c}.__class__ is dict:")
                 collect(c, deeper, i + 1, pad + "    ")
