@@ -8,6 +8,8 @@ Each stateful stage buffers what arrives and processes it in event-time order (t
 when the watermark passes it, so the result does not depend on arrival order: a batch run (watermark
 jumps to the end) and a streaming run give the same alerts. Event-time timers forget a group's state
 once its window can no longer change, so state stays bounded by the groups active within a timespan.
+On bounded input correlation groups each (rule, group) instead and evaluates it once, complete: the
+same order and alerts without the cost of state per key (tests hold the two to the same alerts).
 Elements older than what a group already processed are late: correlation counts them up to the
 allowed lateness (in arrival order) and drops older ones (metric `late_dropped`); suppression never
 drops an alert.
@@ -176,7 +178,7 @@ def _contribution(item: Item) -> Contribution:
 
 class _Route(beam.DoFn):
     """Batches of matches, or a lower correlation's hits → for the correlation rules of one level, one
-    element per key (rule and group) and bundle: (key, pickled (group, items)). The stateful step then
+    element per key (rule and group) and bundle: (key, (opens, pickled (group, items))). The next step
     pays per key, not per event, and the shuffle moves bytes."""
 
     def __init__(self, plan: CorrelationPlan, level: int) -> None:
