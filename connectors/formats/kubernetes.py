@@ -24,7 +24,7 @@ def _api_version_ok(value: dict[str, Any]) -> bool:
 
 
 def is_audit_event(value: Any) -> bool:
-    if type(value) is not dict or value.get("kind") != "Event" or "auditID" not in value:
+    if value.__class__ is not dict or value.get("kind") != "Event" or "auditID" not in value:
         return False
     api_version = value.get("apiVersion")  # _api_version_ok, inline: this sniff runs on every record
     return api_version is None or api_version in AUDIT_API_VERSIONS
