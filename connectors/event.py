@@ -42,7 +42,8 @@ def fast_init(cls: type[T]) -> type[T]:
     fs = fields(cls)  # type: ignore[arg-type]
     if any(f.default is MISSING and f.default_factory is not MISSING for f in fs):
         raise TypeError(f"{cls.__name__}: fast_init does not support default_factory")
-    twin = type(f"_{cls.__name__}Slots", (), {"__slots__": cls.__slots__})
+    slots = cls.__slots__  # type: ignore[attr-defined]
+    twin = type(f"_{cls.__name__}Slots", (), {"__slots__": slots})
     params = ", ".join(f.name if f.default is MISSING else f"{f.name}=_d_{f.name}" for f in fs)
     sets = "".join(f"    self.{f.name} = {f.name}\n" for f in fs)
     source = f"def __new__(cls, {params}):\n    self = _new(_twin)\n{sets}    self.__class__ = cls\n    return self\n"
@@ -51,8 +52,8 @@ def fast_init(cls: type[T]) -> type[T]:
     exec(compile(source, f"<{cls.__name__}.__new__>", "exec"), namespace)
     new = namespace["__new__"]
     new.__qualname__ = f"{cls.__qualname__}.__new__"
-    cls.__new__ = new  # type: ignore[assignment]
-    cls.__init__ = object.__init__  # type: ignore[misc]  # everything was set in __new__
+    cls.__new__ = new  # type: ignore[method-assign]
+    cls.__init__ = object.__init__  # type: ignore[method-assign]  # everything was set in __new__
     return cls
 
 

@@ -203,7 +203,7 @@ class _Codegen:
         self.fields: dict[str, int] = {}
         self.needs: dict[int, set[str]] = {}
         self.keyword_needs: set[str] = set()
-        self._deferred: list[tuple[set[int], str]] = []
+        self._deferred: list[tuple[set[int], str, bool, bool]] = []
         self._blocks = 0  # prologues written: names their lookup variables apart
 
     def const(self, value: Any) -> str:
@@ -394,14 +394,14 @@ class _Codegen:
         chosen = [(path, i) for path, i in self.fields.items() if only is None or i in only]
         if not from_args and chosen and resolve:
             self._blocks += 1
-            resolve, bindings = F.inline_source(
+            lookups, bindings = F.inline_source(
                 [F.split_path(p) for p, _ in chosen],
                 [f"x{i}" for _, i in chosen],
                 f"_b{self._blocks}",
                 indent,
             )
             self.consts.update(bindings)
-            lines += resolve
+            lines += lookups
         for _path, i in chosen if derive else ():
             needs = self.needs.get(i, set())
             pad = indent + "    "
@@ -921,7 +921,7 @@ def dispatcher(
     namespace.update(bindings)
     namespace.update({"UNKNOWN": UNKNOWN, "BUCKETS": buckets, "MAKE_BUCKET": make_bucket})
     exec(compile(source, "<kubesigma dispatch>", "exec"), namespace)
-    return namespace["match"]  # type: ignore[no-any-return]
+    return namespace["match"]
 
 
 def key_function(paths: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -1022,7 +1022,7 @@ def level_function(
         }
     )
     exec(compile("\n".join(body) + "\n", f"<kubesigma level {', '.join(paths)}>", "exec"), namespace)
-    return namespace["match"]  # type: ignore[no-any-return]
+    return namespace["match"]
 
 
 class _Unknown:

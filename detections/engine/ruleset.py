@@ -79,7 +79,7 @@ class _Route:
         self._generic: Any = None
         self.necessary = [[C.necessary_values(r.ir, f) for f in self.dispatch] for r in rules]
         if self.dispatch:
-            self.match = C.dispatcher(self.dispatch, self.buckets, self._bucket)  # type: ignore[method-assign]
+            self.match = C.dispatcher(self.dispatch, self.buckets, self._bucket)  # type: ignore[method-assign,assignment]
 
     def match(self, doc: dict[str, Any]) -> list[RuleInfo]:
         """Replaced per instance by the generated dispatcher when the logsource has dispatch fields."""
