@@ -171,7 +171,15 @@ def build(
         if window is not None:
             candidates = candidates | "Suppress" >> Suppress(window)
         alerts = candidates | "Alerts" >> CandidateAlerts(limits.soft, plan)
-    write = WriteJsonLinesWindowed if streaming else WriteJsonLines
+    if streaming:
+        # A document may trail the watermark by the allowed lateness (late events still correlate) plus a
+        # suppression window (follow-ups are known when it closes).
+        lateness = duration_option(options, "allowed_lateness") + (window or 0.0)
+
+        def write(path: str) -> beam.PTransform:
+            return WriteJsonLinesWindowed(path, lateness=lateness)
+    else:
+        write = WriteJsonLines
     alerts | "WriteAlerts" >> write(options.alerts_out)
     dead_letters = [events.dead_letter]
     if es is not None:

@@ -634,7 +634,7 @@ class _SuppressGroups(beam.DoFn):
         for candidate in ready:
             yield from self._offer(meta, candidate, close)
         if meta.run is not None and now >= meta.run.end:
-            yield from self._close_run(meta)
+            yield from self._close_run(meta, now)
         meta.horizon = max(meta.horizon, now)
         if rest:
             meta.flush_at = max(c.time for c in rest)
@@ -654,12 +654,12 @@ class _SuppressGroups(beam.DoFn):
             self.folded.inc()
             return
         if run is not None:
-            yield from self._close_run(meta)
+            yield from self._close_run(meta, candidate.time)
         meta.run = FoldedRun.open(candidate.time, self.window, candidate.alert_id)
         close.set(_timer_at(meta.run.end))
         yield TimestampedValue(candidate, candidate.time)
 
-    def _close_run(self, meta: _RunMeta) -> Iterator[Any]:
+    def _close_run(self, meta: _RunMeta, now: float) -> Iterator[Any]:
         run, rep = meta.run, meta.representative
         meta.run, meta.representative = None, None
         if run is None or rep is None or not run.count:
@@ -679,7 +679,9 @@ class _SuppressGroups(beam.DoFn):
                 alert_ids_total=run.count,
             ),
         )
-        yield TimestampedValue(follow_up, follow_up.time)
+        # The follow-up is known only now (the run closed): stamped at its last fold it would be behind
+        # the watermark, late for every event-time window downstream. Its document keeps last_seen.
+        yield TimestampedValue(follow_up, max(follow_up.time, now))
 
 
 class Suppress(beam.PTransform):
@@ -792,19 +794,39 @@ class MeasureLag(beam.PTransform):
 
 class WriteJsonLinesWindowed(beam.PTransform):
     """Streaming file output: one JSON document per line, a file per minute of event time under `directory`
-    (batch runs write one file with `WriteJsonLines`)."""
+    (batch runs write one file with `WriteJsonLines`).
 
-    def __init__(self, directory: str, window: float = 60.0) -> None:
+    Documents may arrive behind the watermark (an allowed-late event's correlation, a suppression
+    follow-up): up to `lateness` seconds they still get written, each late firing into a file of its own
+    (`...-pane-N`), so nothing already written is overwritten."""
+
+    def __init__(self, directory: str, window: float = 60.0, lateness: float = 0.0) -> None:
         super().__init__()
         self.directory = directory
         self.window = window
+        self.lateness = lateness
 
     def expand(self, docs: pvalue.PCollection) -> pvalue.PDone:
         from apache_beam.io import fileio
+        from apache_beam.utils.timestamp import Duration
 
         return (
             docs
             | "Json" >> beam.Map(lambda doc: orjson.dumps(doc).decode("utf-8"))
-            | "Minutes" >> beam.WindowInto(FixedWindows(self.window))
-            | "Write" >> fileio.WriteToFiles(path=self.directory, shards=1, max_writers_per_bundle=0)
+            | "Minutes"
+            >> beam.WindowInto(FixedWindows(self.window), allowed_lateness=Duration(seconds=self.lateness))
+            | "Write"
+            >> fileio.WriteToFiles(
+                path=self.directory, shards=1, max_writers_per_bundle=0, file_naming=_minute_file_naming
+            )
         )
+
+
+def _minute_file_naming(window, pane, shard_index, total_shards, compression, destination) -> str:
+    """`output-<start>-<end>[-pane-N]-<shard>-of-<shards>`: Beam's default naming leaves the pane out, so a
+    late firing of a minute would replace that minute's on-time file."""
+    start = window.start.to_utc_datetime().isoformat()
+    end = window.end.to_utc_datetime().isoformat()
+    late = f"-pane-{pane.index}" if pane is not None and pane.index else ""
+    suffix = f".{compression}" if compression else ""
+    return f"output-{start}-{end}{late}-{int(shard_index or 0):05d}-of-{int(total_shards or 1):05d}{suffix}"

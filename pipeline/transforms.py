@@ -129,12 +129,11 @@ class _Decode(beam.DoFn):
             outcomes = (item,) if isinstance(item, DeadLetter) else decode_record(item, self.context)
             for outcome in outcomes:
                 read += 1
-                kind = type(outcome)
-                if kind is AuditEvent:
+                if type(outcome) is AuditEvent:  # `type() is`: cheaper than isinstance, and mypy narrows it
                     normalized += 1
                     truncated += outcome.truncated
                     events.append(outcome)
-                elif kind is DeadLetter:
+                elif type(outcome) is DeadLetter:
                     dead += 1
                     yield pvalue.TaggedOutput(DEAD_LETTER, outcome)
                 else:

@@ -241,12 +241,6 @@ def test_tailed_alerts_are_the_batch_run_first_alerts_over_the_same_files(
     assert {a["kubesigma"]["alert_id"] for a in tail_run.alerts if not is_follow_up(a)} == batch
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (pipeline/streaming.py, not the source): a suppression follow-up is stamped with "
-    "its last folded alert's event time but emitted when the suppression window closes, so the "
-    "event-time windowed file sink (WriteJsonLinesWindowed, no allowed lateness) drops it as late",
-)
 def test_every_alert_the_job_built_reaches_the_alert_files(tail_run: TailRun) -> None:
     assert tail_run.metrics["alerts_folded"] > 0
     assert len(tail_run.alerts) == tail_run.metrics["alerts"]
