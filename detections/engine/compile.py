@@ -573,6 +573,17 @@ SPECIALIZE_FIRST = (
     "userIdentity.arn",
     "userIdentity.type",
 )
+# Who is acting: a bucket's first level keys on all of these its rules read.
+IDENTITY_FIELDS = frozenset(
+    {
+        "user.username",
+        "user.groups",
+        "impersonatedUser.username",
+        "impersonatedUser.groups",
+        "sourceIPs",
+        "userAgent",
+    }
+)
 # Fields whose value is the same for most events: poor guards.
 UNSELECTIVE = frozenset(
     {

@@ -115,15 +115,18 @@ class _Route:
         names = C.specialize_fields([ir for _, ir in selected]) - known
         if not names:
             return self._compiled_for(selected)
-        # The first field by rank, with the others under the same object (user.username and
-        # user.groups): one lookup of the object, one table.
-        root = min(names, key=C.specialize_rank).split(".", 1)[0]
-        paths = tuple(
-            sorted(
-                (n for n in names if len(names) <= LEVEL_FIELDS or n.split(".", 1)[0] == root),
-                key=C.specialize_rank,
-            )
-        )
+        # Who is acting (user, groups, impersonation, address, agent) in one level: these fields
+        # vary together (a node, a controller), so their combinations stay few. Then the first
+        # field by rank with the others under the same object; all at once when few are left.
+        identity = names & C.IDENTITY_FIELDS
+        if identity:
+            chosen: frozenset[str] | set[str] = identity
+        elif len(names) <= LEVEL_FIELDS:
+            chosen = names
+        else:
+            root = min(names, key=C.specialize_rank).split(".", 1)[0]
+            chosen = {n for n in names if n.split(".", 1)[0] == root}
+        paths = tuple(sorted(chosen, key=C.specialize_rank))
         signature = (paths, known, tuple((id(info), C.shape(ir)) for info, ir in selected))
         fn = self._levels.get(signature)
         if fn is None:
