@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from kubesigma.connectors.formats._time import parse_rfc3339
 AUDIT_API_VERSIONS = frozenset({"audit.k8s.io/v1", "audit.k8s.io/v1beta1", "audit.k8s.io/v1alpha1"})
 # Event time: when the API server received the request; later stages keep that time.
 TIME_FIELDS = ("requestReceivedTimestamp", "stageTimestamp", "timestamp")
+_fromisoformat = datetime.fromisoformat
 
 
 def _api_version_ok(value: dict[str, Any]) -> bool:
@@ -76,7 +78,17 @@ def _normalize(
     audit_id = get("auditID")
     if (audit_id.__class__ is not str and not isinstance(audit_id, str)) or not audit_id:
         return DeadLetter("decode", "Kubernetes audit event without a string auditID", source, raw)
-    when = parse_rfc3339(get("requestReceivedTimestamp"))
+    when = None
+    ts = get("requestReceivedTimestamp")
+    if ts.__class__ is str and len(ts) >= 19:
+        try:  # parse_rfc3339's common case, inline: an aware timestamp from the C parser
+            parsed = _fromisoformat(ts)
+        except ValueError:
+            when = parse_rfc3339(ts)
+        else:
+            when = parsed.timestamp() if parsed.tzinfo is not None else parse_rfc3339(ts)
+    else:
+        when = parse_rfc3339(ts)
     if when is None:
         for name in TIME_FIELDS[1:]:
             when = parse_rfc3339(get(name))

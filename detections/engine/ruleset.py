@@ -508,11 +508,11 @@ class RuleSet:
                 return []
             # Events share their LogSource object: an identity test spares the dataclass hash
             # (one tuple, replaced whole, so threads sharing the rule set never see half of it).
-            last_logsource, route = self._last
+            last_logsource, route_match = self._last
             if logsource is not last_logsource:
-                route = self._routes.get(logsource) or self._route(logsource)
-                self._last = (logsource, route)
-            return route.match(doc)
+                route_match = (self._routes.get(logsource) or self._route(logsource)).match
+                self._last = (logsource, route_match)
+            return route_match(doc)  # type: ignore[no-any-return]
         out: list[RuleInfo] = []
         seen: set[int] = set()
         for logsource, doc in views:
