@@ -38,7 +38,8 @@ def fast_init(cls: type[T]) -> type[T]:
     AuditEvent, as much as the rest of normalizing). Instead `__new__` fills an instance of a twin
     class with the same slots and no frozen `__setattr__`, then gives it the real class (same
     layout, so CPython allows the switch): 0.35 µs. The result is the frozen class's own instance,
-    immutable, equal, hashed and printed as before."""
+    immutable, equal, hashed and printed as before. `cls.build(...)` takes the same arguments and
+    skips `type.__call__` as well (0.25 µs): for decoders' hot paths."""
     fs = fields(cls)  # type: ignore[arg-type]
     if any(f.default is MISSING and f.default_factory is not MISSING for f in fs):
         raise TypeError(f"{cls.__name__}: fast_init does not support default_factory")
@@ -47,12 +48,17 @@ def fast_init(cls: type[T]) -> type[T]:
     params = ", ".join(f.name if f.default is MISSING else f"{f.name}=_d_{f.name}" for f in fs)
     sets = "".join(f"    self.{f.name} = {f.name}\n" for f in fs)
     source = f"def __new__(cls, {params}):\n    self = _new(_twin)\n{sets}    self.__class__ = cls\n    return self\n"
-    namespace: dict[str, Any] = {"_new": object.__new__, "_twin": twin}
+    # `build`: the same without going through type.__call__ (0.15 µs less), for hot paths.
+    source += (
+        f"def build({params}):\n    self = _new(_twin)\n{sets}    self.__class__ = _cls\n    return self\n"
+    )
+    namespace: dict[str, Any] = {"_new": object.__new__, "_twin": twin, "_cls": cls}
     namespace.update({f"_d_{f.name}": f.default for f in fs if f.default is not MISSING})
     exec(compile(source, f"<{cls.__name__}.__new__>", "exec"), namespace)
     new = namespace["__new__"]
     new.__qualname__ = f"{cls.__qualname__}.__new__"
     cls.__new__ = new  # type: ignore[method-assign]
+    cls.build = staticmethod(namespace["build"])  # type: ignore[attr-defined]
     cls.__init__ = object.__init__  # type: ignore[method-assign]  # everything was set in __new__
     return cls
 
