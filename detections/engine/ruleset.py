@@ -512,7 +512,7 @@ class RuleSet:
             if logsource is not last_logsource:
                 route_match = (self._routes.get(logsource) or self._route(logsource)).match
                 self._last = (logsource, route_match)
-            return route_match(doc)  # type: ignore[no-any-return]
+            return route_match(doc)
         out: list[RuleInfo] = []
         seen: set[int] = set()
         for logsource, doc in views:
