@@ -126,14 +126,29 @@ def leaves(ir: IR) -> list[Leaf]:
     return [leaf for child in ir[1] for leaf in leaves(child)]
 
 
-def field_names(ir: IR) -> set[str]:
-    out: set[str] = set()
-    for leaf in leaves(ir):
-        if leaf.field is not None:
-            out.add(leaf.field)
-        if leaf.other_field is not None:
-            out.add(leaf.other_field)
-    return out
+def field_names(ir: IR) -> frozenset[str]:
+    """The fields the IR reads (cached per IR object: rules are folded again and again)."""
+    return _facts(ir)[1]
+
+
+# IR objects (kept alive here, so their ids stay theirs) → (fields, shape)
+_IR_FACTS: dict[int, tuple[Any, frozenset[str], Any]] = {}
+_IR_FACTS_LIMIT = 65536
+
+
+def _facts(ir: IR) -> tuple[Any, frozenset[str], Any]:
+    facts = _IR_FACTS.get(id(ir))
+    if facts is None or facts[0] is not ir:
+        names: set[str] = set()
+        for leaf in leaves(ir):
+            if leaf.field is not None:
+                names.add(leaf.field)
+            if leaf.other_field is not None:
+                names.add(leaf.other_field)
+        if len(_IR_FACTS) >= _IR_FACTS_LIMIT:
+            _IR_FACTS.clear()
+        facts = _IR_FACTS[id(ir)] = (ir, frozenset(names), _shape(ir))
+    return facts
 
 
 def necessary_values(ir: IR, fld: str) -> frozenset[str] | None:
@@ -162,7 +177,16 @@ def necessary_values(ir: IR, fld: str) -> frozenset[str] | None:
 
 
 def fold(ir: IR, known: dict[str, Any]) -> IR:
-    """Replace leaves over fields of known value by constants and simplify."""
+    """Replace leaves over fields of known value by constants and simplify.
+
+    The IR comes back as the same object when it reads none of the known fields, and unchanged
+    subtrees stay the same objects, so facts cached per IR (fields, shape) keep serving."""
+    if ir is True or ir is False or known.keys().isdisjoint(field_names(ir)):
+        return ir
+    return _fold(ir, known)
+
+
+def _fold(ir: IR, known: dict[str, Any]) -> IR:
     if isinstance(ir, bool):
         return ir
     if isinstance(ir, Leaf):
@@ -173,17 +197,24 @@ def fold(ir: IR, known: dict[str, Any]) -> IR:
         return ir
     op = ir[0]
     if op == "not":
-        child = fold(ir[1], known)
+        child = _fold(ir[1], known)
+        if child is ir[1]:
+            return ir
         return (not child) if isinstance(child, bool) else ("not", child)
     children = []
+    changed = False
     absorbing = op == "or"  # True absorbs an OR, False absorbs an AND
     for c in ir[1]:
-        fc = fold(c, known)
+        fc = _fold(c, known)
+        if fc is not c:
+            changed = True
         if isinstance(fc, bool):
             if fc is absorbing:
                 return absorbing
             continue
         children.append(fc)
+    if not changed:
+        return ir
     if not children:
         return not absorbing
     if len(children) == 1:
@@ -956,11 +987,17 @@ def shape(ir: IR) -> Any:
     """A hashable fingerprint of a (folded) IR: equal fingerprints, equal code (leaves by identity)."""
     if ir is True or ir is False:
         return ir
+    return _facts(ir)[2]
+
+
+def _shape(ir: IR) -> Any:
+    if ir is True or ir is False:
+        return ir
     if isinstance(ir, Leaf):
         return id(ir)
     if ir[0] == "not":
-        return ("not", shape(ir[1]))
-    return (ir[0], tuple(shape(c) for c in ir[1]))
+        return ("not", _shape(ir[1]))
+    return (ir[0], tuple(_shape(c) for c in ir[1]))
 
 
 def specialize_fields(irs: Sequence[IR]) -> frozenset[str]:
