@@ -261,16 +261,16 @@ class _Codegen:
         """The test when the field holds several values (lists were traversed)."""
         self.needs[i].add("m")
         if kind in ("eq", "prefix", "suffix", "contains", "any") and values is not None:
+            if kind == "contains" and not any("\x00" in v for v in values):
+                # one `in` per needle over the lowered values joined by NUL, which no needle holds
+                self.needs[i].add("J")
+                return f"m{i} and ({' or '.join(f'{v!r} in J{i}' for v in values)})"
             # on the lowered strings of the values, computed once per field
             self.needs[i].add("L")
             if kind == "eq":
                 return f"m{i} and not {self.const(frozenset(values))}.isdisjoint(L{i})"
             if kind == "any":
                 return f"m{i} and bool(L{i})"
-            if kind == "contains" and not any("\x00" in v for v in values):
-                # one `in` per needle over the values joined by NUL, which no needle holds
-                self.needs[i].add("J")
-                return f"m{i} and ({' or '.join(f'{v!r} in J{i}' for v in values)})"
             helper = {"prefix": "_ANYSW", "suffix": "_ANYEW", "contains": "_ANYIN"}[kind]
             return f"m{i} and {helper}(L{i}, {tuple(values)!r})"
         return f"m{i} and _A({self.const(pred)}, x{i})"
@@ -453,11 +453,14 @@ class _Codegen:
             if "m" in needs:
                 derived.append(f"{pad}m{i} = x{i}.__class__ is tuple")
                 absent["False"].append(f"m{i}")
-            if "L" in needs or "J" in needs:
+            if "L" in needs:
                 derived.append(f"{pad}L{i} = _LSEQ(x{i}) if m{i} else ()")
                 absent["()"].append(f"L{i}")
             if "J" in needs:
-                derived.append(f"{pad}J{i} = '\\x00'.join(L{i}) if m{i} else ''")
+                if "L" in needs:
+                    derived.append(f"{pad}J{i} = '\\x00'.join(L{i}) if m{i} else ''")
+                else:
+                    derived.append(f"{pad}J{i} = _JLOW(x{i}) if m{i} else ''")
                 absent["''"].append(f"J{i}")
             if "e" in needs:
                 derived.append(f"{pad}e{i} = _EXISTS(x{i})")
@@ -497,6 +500,19 @@ def _lowered_values(x: tuple[Any, ...]) -> list[str]:
     return out
 
 
+_ONLY_STRINGS = frozenset({str}).issuperset
+
+
+def _joined_lower(x: tuple[Any, ...]) -> str:
+    """The lowered text of a field's values joined by NUL (what `contains` searches on a list).
+
+    Lowering the joined text equals joining the lowered values: NUL is neither cased nor
+    case-ignorable, so no casing context crosses it."""
+    if _ONLY_STRINGS(map(type, x)):
+        return "\x00".join(x).lower()
+    return "\x00".join(_lowered_values(x))
+
+
 def _any_startswith(values: list[str], prefixes: tuple[str, ...]) -> bool:
     return any(v.startswith(prefixes) for v in values)
 
@@ -524,6 +540,7 @@ _RUNTIME = {
     "_MK": _memo_key,
     "_NODOTS": F.no_dotted_keys,
     "_LSEQ": _lowered_values,
+    "_JLOW": _joined_lower,
     "_ANYSW": _any_startswith,
     "_ANYEW": _any_endswith,
     "_ANYIN": _any_contains,

@@ -176,3 +176,12 @@ def test_null_tests_on_spec_fields_match_objects_without_them(tmp_path):
     assert not rs.match_document(
         KUBERNETES_AUDIT, {"verb": "create", "requestObject": {"spec": {"hostNetwork": 0}}}
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(st.text(), st.integers(), st.booleans()), max_size=5))
+def test_list_values_lowered_together_equal_lowered_one_by_one(values):
+    # `contains` on a list field searches its values lowered and joined by NUL in one string
+    from kubesigma.detections.engine.compile import _joined_lower, _lowered_values
+
+    assert _joined_lower(tuple(values)) == "\x00".join(_lowered_values(tuple(values)))
