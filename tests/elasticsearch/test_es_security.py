@@ -115,7 +115,9 @@ def test_password_file_without_a_user_is_refused(tmp_path, monkeypatch):
     secret = tmp_path / "pw"
     secret.write_text("x")
     options = PipelineOptions(["--es-url", "https://es.example:9200", "--es-password-file", str(secret)])
-    with pytest.raises(ElasticsearchConfigError, match="--es-password-file/--es-password-secret need --es-username"):
+    with pytest.raises(
+        ElasticsearchConfigError, match="--es-password-file/--es-password-secret need --es-username"
+    ):
         config_from_options(options)
 
 
