@@ -162,3 +162,17 @@ class Collected:
     @property
     def items(self) -> list[tuple[Any, ...]]:
         return [tuple(x) for x in orjson.loads(self.path.read_bytes())]
+
+
+def finished_documents(directory: Path) -> list[dict[str, Any]]:
+    """The JSON documents of the files a streaming job has finished in `directory` (Beam's WriteToFiles
+    keeps files it is still writing hidden, as dot files)."""
+    if not directory.is_dir():
+        return []
+    return [
+        orjson.loads(line)
+        for path in sorted(directory.iterdir())
+        if path.is_file() and not path.name.startswith(".")
+        for line in path.read_bytes().splitlines()
+        if line.strip()
+    ]

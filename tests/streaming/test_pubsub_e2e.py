@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import pytest
 from streaming.audit_records import audit_doc
+from streaming.harness import finished_documents
 
 pytestmark = pytest.mark.slow
 
@@ -89,18 +90,6 @@ def gke_sink_messages() -> list[tuple[bytes, dict[str, str]]]:
     return out
 
 
-def files_in(directory: Path) -> list[dict[str, Any]]:
-    if not directory.is_dir():
-        return []
-    return [
-        orjson.loads(line)
-        for path in sorted(directory.iterdir())
-        if path.is_file() and not path.name.startswith(".")
-        for line in path.read_bytes().splitlines()
-        if line.strip()
-    ]
-
-
 @dataclass
 class PubSubRun:
     alerts: list[dict[str, Any]]
@@ -140,7 +129,7 @@ def pubsub_run(pubsub_host: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
         deadline = time.monotonic() + WAIT_LIMIT_S
         while time.monotonic() < deadline and proc.poll() is None:
-            alerts, dead = files_in(tmp / "alerts"), files_in(tmp / "dead")
+            alerts, dead = finished_documents(tmp / "alerts"), finished_documents(tmp / "dead")
             titles = {a["rule"]["name"] for a in alerts}
             if {ENUMERATION, ANONYMOUS_DENIED} <= titles and dead:
                 break
@@ -152,7 +141,11 @@ def pubsub_run(pubsub_host: str, tmp_path_factory: pytest.TempPathFactory) -> It
         proc.wait()
         del os.environ["PUBSUB_EMULATOR_HOST"]
     yield PubSubRun(
-        files_in(tmp / "alerts"), files_in(tmp / "dead"), bad_message_id, running, log.read_text()[-3000:]
+        finished_documents(tmp / "alerts"),
+        finished_documents(tmp / "dead"),
+        bad_message_id,
+        running,
+        log.read_text()[-3000:],
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import pytest
 from streaming.audit_records import audit_doc
+from streaming.harness import finished_documents
 from streaming.portable import prism_binary
 
 pytestmark = pytest.mark.slow
@@ -120,19 +121,6 @@ def start_job(tmp: Path, audit_dir: Path, *extra: str) -> Job:
     return Job(proc, log)
 
 
-def alerts_in(directory: Path) -> list[dict[str, Any]]:
-    """Alert documents of the files the job has finished (WriteToFiles keeps unfinished ones hidden)."""
-    if not directory.is_dir():
-        return []
-    return [
-        orjson.loads(line)
-        for path in sorted(directory.iterdir())
-        if path.is_file() and not path.name.startswith(".")
-        for line in path.read_bytes().splitlines()
-        if line.strip()
-    ]
-
-
 @dataclass
 class TailRun:
     returncode: int
@@ -173,7 +161,7 @@ def tail_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TailRun]:
     metrics = orjson.loads(metrics_file.read_bytes()) if metrics_file.exists() else {}
     yield TailRun(
         returncode,
-        alerts_in(tmp / "alerts"),
+        finished_documents(tmp / "alerts"),
         metrics,
         api.lines,
         int(api.last_time * 1000),
@@ -258,11 +246,11 @@ def test_alerts_are_written_while_the_tail_is_still_running(tmp_path: Path) -> N
         api.write(*api.secret_reads(0, 12))
         deadline = time.monotonic() + RUN_LIMIT_S
         while time.monotonic() < deadline and job.proc.poll() is None:
-            titles = [a["rule"]["name"] for a in alerts_in(tmp_path / "alerts")]
+            titles = [a["rule"]["name"] for a in finished_documents(tmp_path / "alerts")]
             if ENUMERATION in titles:
                 break
             time.sleep(1)
         assert job.proc.poll() is None, f"the job ended on its own:\n{job.tail()}"
-        assert ENUMERATION in [a["rule"]["name"] for a in alerts_in(tmp_path / "alerts")], job.tail()
+        assert ENUMERATION in [a["rule"]["name"] for a in finished_documents(tmp_path / "alerts")], job.tail()
     finally:
         job.stop()
