@@ -78,6 +78,16 @@ def _rbac_reason(kind: str, binding: str, role: str, subject_kind: str, subject:
     return f'RBAC: allowed by {kind} "{binding}" of ClusterRole "{role}" to {subject_kind} "{subject}"'
 
 
+# What kube-apiserver's default ClusterRoleBinding lets every unauthenticated caller do (/version, /healthz).
+_PUBLIC_INFO_VIEWER = _rbac_reason(
+    "ClusterRoleBinding",
+    "system:public-info-viewer",
+    "system:public-info-viewer",
+    "Group",
+    "system:unauthenticated",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     """Who makes a request, as the audit Event's `user` block, source IPs and user agent record it."""
@@ -103,6 +113,11 @@ class Identity:
                 "authentication.kubernetes.io/pod-uid": [uid],
             }
         return out
+
+
+def _anonymous(source_ip: str, user_agent: str, reason: str = "") -> Identity:
+    """An unauthenticated caller, as kube-apiserver records one (`reason`: why it was allowed, if it was)."""
+    return Identity("system:anonymous", ("system:unauthenticated",), "", source_ip, user_agent, reason)
 
 
 def _agent(component: str, suffix: str = "") -> str:
@@ -742,20 +757,7 @@ class _Traffic:
         """kube-probe and the load balancer ask /healthz, /livez, /readyz unauthenticated: allowed, harmless."""
         path = self.rng.choice(("/healthz", "/livez", "/readyz", "/readyz?verbose", "/livez?exclude=etcd"))
         ip, ua = self.rng.choice((("127.0.0.1", "kube-probe/1.29"), ("10.0.0.4", "ELB-HealthChecker/2.0")))
-        who = Identity(
-            "system:anonymous",
-            ("system:unauthenticated",),
-            "",
-            ip,
-            ua,
-            _rbac_reason(
-                "ClusterRoleBinding",
-                "system:public-info-viewer",
-                "system:public-info-viewer",
-                "Group",
-                "system:unauthenticated",
-            ),
-        )
+        who = _anonymous(ip, ua, _PUBLIC_INFO_VIEWER)
         return self.ev.request(t, who, "get", path, None)
 
     def own_secret(self, t: float) -> Episode:
@@ -876,14 +878,7 @@ class _Traffic:
 
     def anonymous_denied(self, t: float) -> Episode:
         """Internet scanners probing the API: refused, as they should be."""
-        who = Identity(
-            "system:anonymous",
-            ("system:unauthenticated",),
-            "",
-            self.rng.choice(ATTACKER_IPS),
-            "Go-http-client/1.1",
-            "",
-        )
+        who = _anonymous(self.rng.choice(ATTACKER_IPS), "Go-http-client/1.1")
         path = self.rng.choice(
             ("/api/v1/namespaces/kube-system/secrets", "/apis/apps/v1/deployments", "/api/v1/nodes")
         )
@@ -902,24 +897,8 @@ class _Traffic:
         """
         ip = ip or self.rng.choice(ATTACKER_IPS)
         agent = self.rng.choice(("curl/7.88.1", "python-requests/2.31.0"))
-        public = Identity(
-            "system:anonymous",
-            ("system:unauthenticated",),
-            "",
-            ip,
-            agent,
-            _rbac_reason(
-                "ClusterRoleBinding",
-                "system:public-info-viewer",
-                "system:public-info-viewer",
-                "Group",
-                "system:unauthenticated",
-            ),
-        )
-        who = Identity(
-            "system:anonymous",
-            ("system:unauthenticated",),
-            "",
+        public = _anonymous(ip, agent, _PUBLIC_INFO_VIEWER)
+        who = _anonymous(
             ip,
             agent,
             _rbac_reason("ClusterRoleBinding", "anonymous-view", "cluster-admin", "User", "system:anonymous"),
