@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import apache_beam as beam
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from traces import FALCO_TRACES, falco_events
 
 from kubesigma.connectors.event import DeadLetter
 from kubesigma.connectors.sinks.elasticsearch import ElasticsearchConfig, WriteToElasticsearch
@@ -44,22 +45,14 @@ from kubesigma.detections.alert import (
 )
 
 ES_URL = os.environ.get("KUBESIGMA_ES_URL", "http://127.0.0.1:9200")
-TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "falco-k8s-audit" / "traces"
 
 
 def audit_events() -> list[dict[str, Any]]:
     """The real Kubernetes audit Events of Falco's regression traces (dotted annotation keys,
     request and response objects of every kind)."""
-    if not TRACES.is_dir():
-        pytest.fail(f"third-party datasets not found at {TRACES}")
-    events = []
-    for path in sorted(TRACES.glob("*.json")):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                if isinstance(record, dict) and record.get("kind") == "Event":
-                    events.append(record)
-    return events
+    if not FALCO_TRACES.is_dir():
+        pytest.fail(f"third-party datasets not found at {FALCO_TRACES}")
+    return falco_events()
 
 
 def make_alert(event: dict[str, Any], rule: str = "kst-rule", *, day_offset: int = 0) -> dict[str, Any]:
