@@ -29,6 +29,7 @@ from apache_beam.transforms.window import TimestampedValue
 
 from kubesigma.connectors.event import AuditEvent, RawRecord, Source
 from kubesigma.connectors.formats import decode_record
+from kubesigma.connectors.sources import RECORD_BATCH
 from kubesigma.detections.correlation import Contribution, CorrelationPlan, Correlator, compile_correlations
 from kubesigma.detections.correlation.replay import replay
 from kubesigma.detections.engine import RuleSet
@@ -39,7 +40,6 @@ from kubesigma.pipeline.transforms import Detect
 ROOT = Path(__file__).resolve().parent.parent
 RULES = [ROOT / "detections" / "rules", ROOT / "detections" / "correlation" / "rules"]
 T0 = 1_795_860_000.0
-BATCH = 500
 
 
 def make_events(n: int, seed: int = 1) -> list[AuditEvent]:
@@ -125,8 +125,8 @@ def pipeline_run(ruleset: RuleSet, plan: Any, n: int, *, streaming: bool) -> Clo
 
     def generate(seed: int):
         events = make_events(n, seed)
-        for i in range(0, len(events), BATCH):
-            batch = events[i : i + BATCH]
+        for i in range(0, len(events), RECORD_BATCH):
+            batch = events[i : i + RECORD_BATCH]
             yield TimestampedValue(batch, batch[0].time)
 
     # Every run compiles the rules as a fresh worker process would (the compiled set is kept per process).

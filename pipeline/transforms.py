@@ -23,6 +23,7 @@ from apache_beam.transforms.window import TimestampedValue
 
 from kubesigma.connectors.event import AuditEvent, DeadLetter, RawRecord, Skipped
 from kubesigma.connectors.formats import DecodeContext, decode_record
+from kubesigma.connectors.sources import RECORD_BATCH
 from kubesigma.connectors.sources.files import ReadLimits, read_file
 from kubesigma.detections.rule import RuleInfo
 from kubesigma.pipeline.alerts import build_alert
@@ -30,7 +31,6 @@ from kubesigma.pipeline.alerts import build_alert
 NAMESPACE = "kubesigma"
 RULE_HITS = "kubesigma.rule_hits"
 DEAD_LETTER = "dead_letter"
-BATCH = 500
 # What Detect emits, in batches: a rule and an event it matched.
 Match = tuple[RuleInfo, AuditEvent]
 
@@ -89,7 +89,7 @@ class _ReadFile(beam.DoFn):
         batch: list[RawRecord | DeadLetter] = []
         for item in read_file(path, self.limits):
             batch.append(item)
-            if len(batch) >= BATCH:
+            if len(batch) >= RECORD_BATCH:
                 yield batch
                 batch = []
         if batch:

@@ -1,0 +1,5 @@
+"""Where raw records come from: files, a tailed audit log directory, Pub/Sub, Kinesis, backfills."""
+
+# Records per batch a source hands the decoder: large enough that Beam's per-element cost is paid per
+# batch, small enough that one batch is a few hundred kilobytes.
+RECORD_BATCH = 500

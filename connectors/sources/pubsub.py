@@ -14,8 +14,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from kubesigma.connectors.event import RawRecord, Source
-
-MAX_BATCH = 500
+from kubesigma.connectors.sources import RECORD_BATCH
 
 
 def subscription_uri(subscription: str) -> str:
@@ -69,7 +68,7 @@ class _BatchRecords(beam.DoFn):
 class MessagesToRecords(beam.PTransform):
     """Pub/Sub messages → batches of RawRecords, the shape `DecodeAudit` takes."""
 
-    def __init__(self, subscription: str, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, subscription: str, max_batch: int = RECORD_BATCH) -> None:
         super().__init__()
         self.uri = subscription_uri(subscription)
         self.max_batch = max_batch
@@ -98,7 +97,7 @@ class ReadPubSubRecords(beam.PTransform):
     """
 
     def __init__(
-        self, subscription: str, max_batch: int = MAX_BATCH, timestamp_attribute: str | None = None
+        self, subscription: str, max_batch: int = RECORD_BATCH, timestamp_attribute: str | None = None
     ) -> None:
         super().__init__()
         subscription_uri(subscription)  # fail fast on a malformed name

@@ -32,13 +32,13 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from kubesigma.connectors.event import RawRecord, Source
 from kubesigma.connectors.formats._time import parse_rfc3339
+from kubesigma.connectors.sources import RECORD_BATCH
 
 log = logging.getLogger("kubesigma")
 
 DEFAULT_PATTERN = "audit*.log"
 FINGERPRINT_BYTES = 256
 MAX_READ_PER_POLL = 64 * 1024 * 1024  # bytes per file per poll: a backlog is caught up over several polls
-BATCH = 500
 
 
 @dataclass
@@ -253,8 +253,8 @@ class _TailDirectory(beam.DoFn):
         if not tracker.try_claim(TailRestriction(state, idle_since, done=stop)):
             return
         newest = None
-        for start in range(0, len(records), BATCH):
-            batch = records[start : start + BATCH]
+        for start in range(0, len(records), RECORD_BATCH):
+            batch = records[start : start + RECORD_BATCH]
             times = [t for t in map(record_time, (r.data for r in batch)) if t is not None]
             stamp = min(times) if times else now
             if times:
