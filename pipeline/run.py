@@ -163,10 +163,11 @@ def build(
     matches = decoded | "Detect" >> Detect(rules)
     plan = compile_correlations(rules)
     window = effective_suppress_window(options, streaming)
+    allowed_lateness = duration_option(options, "allowed_lateness")
     if not plan and window is None:
         alerts = matches | "ToAlerts" >> ToAlerts(limits.soft)  # one alert per match
     else:
-        hits = matches | "Correlate" >> Correlate(plan, duration_option(options, "allowed_lateness"))
+        hits = matches | "Correlate" >> Correlate(plan, allowed_lateness)
         candidates = (matches, hits) | "Candidates" >> ToCandidates(plan)
         if window is not None:
             candidates = candidates | "Suppress" >> Suppress(window)
@@ -174,7 +175,7 @@ def build(
     if streaming:
         # A document may trail the watermark by the allowed lateness (late events still correlate) plus a
         # suppression window (follow-ups are known when it closes).
-        lateness = duration_option(options, "allowed_lateness") + (window or 0.0)
+        lateness = allowed_lateness + (window or 0.0)
 
         def write(path: str) -> beam.PTransform:
             return WriteJsonLinesWindowed(path, lateness=lateness)
