@@ -2,11 +2,12 @@
 
     python bench/pipeline.py --json [--events 20000] [--rounds 3]
 
-Engine-only: a freshly loaded rule set's `match` over decoded events plus the plain-Python correlation
-replay. Batch: the Beam pipeline (Detect → Correlate → candidates → alert documents) on FnApiRunner.
-Streaming path: the same transforms plus suppression with streaming semantics on BundleBasedDirectRunner.
-Batch without correlation: the same batch pipeline with no correlation rules (where the time goes).
-Events are generated inside the pipeline (beam.Create of a big list would measure pickling).
+Both sides read the same generated audit log (a temporary file, one JSON Event a line) and decode it
+the way `kubesigma run` does. Engine-only: read, decode, a freshly loaded rule set's `match`, and the
+plain-Python correlation replay. Batch: the Beam pipeline (ReadAuditFiles → DecodeAudit → Detect →
+Correlate → candidates → alert documents) on FnApiRunner. Streaming path: the same transforms plus
+suppression with streaming semantics on BundleBasedDirectRunner. Batch without correlation: the same
+batch pipeline with no correlation rules (where the time goes).
 Each pipeline also runs over no events: "started" rates leave that start-up out, "started_cpu" counts CPU
 seconds of this process instead of wall clock. Every figure is the best of --rounds. Results and what
 limits them: docs/performance.md, "Pipeline (issue 6)".
@@ -18,7 +19,9 @@ import argparse
 import pickle
 import random
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +30,35 @@ import orjson
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms.window import TimestampedValue
 
-from kubesigma.connectors.event import AuditEvent, RawRecord, Source
-from kubesigma.connectors.formats import decode_record
-from kubesigma.connectors.sources import RECORD_BATCH
+from kubesigma.connectors.event import AuditEvent, RawRecord
+from kubesigma.connectors.formats import DecodeContext, decode_record
+from kubesigma.connectors.sources.files import ReadLimits, read_file
 from kubesigma.detections.correlation import Contribution, CorrelationPlan, Correlator, compile_correlations
 from kubesigma.detections.correlation.replay import replay
 from kubesigma.detections.engine import RuleSet
 from kubesigma.pipeline import transforms
 from kubesigma.pipeline.streaming import CandidateAlerts, Correlate, Suppress, ToCandidates
-from kubesigma.pipeline.transforms import Detect
+from kubesigma.pipeline.transforms import DecodeAudit, Detect, ReadAuditFiles, settle_heap
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = [ROOT / "detections" / "rules", ROOT / "detections" / "correlation" / "rules"]
 T0 = 1_795_860_000.0
 
 
-def make_events(n: int, seed: int = 1) -> list[AuditEvent]:
+def write_log(path: Path, n: int, seed: int = 1) -> Path:
+    """An audit log of `n` events, as kube-apiserver writes it (one JSON Event a line)."""
+    with path.open("wb") as out:
+        for doc in iter_docs(n, seed):
+            out.write(orjson.dumps(doc) + b"\n")
+    return path
+
+
+def iter_docs(n: int, seed: int = 1) -> Iterator[dict[str, Any]]:
     """A cluster's mix: mostly reads by service accounts, some secret reads, denials, execs, bindings."""
     rng = random.Random(seed)
     users = [f"system:serviceaccount:ns{i}:app" for i in range(40)] + [
         f"user{i}@example.com" for i in range(20)
     ]
-    out = []
     for i in range(n):
         r = rng.random()
         user = rng.choice(users)
@@ -84,9 +94,7 @@ def make_events(n: int, seed: int = 1) -> list[AuditEvent]:
         }
         if sub:
             doc["objectRef"]["subresource"] = sub
-        (event,) = decode_record(RawRecord(orjson.dumps(doc), Source("bench://audit.log", line=i + 1)))
-        out.append(event)
-    return out
+        yield doc
 
 
 def _iso(t: float) -> str:
@@ -108,42 +116,47 @@ class Clock:
         self.cpu = time.process_time() - self.cpu
 
 
-def engine_only(plan_of: Any, events: list[AuditEvent]) -> tuple[Clock, int]:
-    """The rules (freshly loaded, so compiled on first sight as in a pipeline's worker) and the replay."""
+def read_events(log: Path) -> Iterator[AuditEvent]:
+    """The log's lines read and decoded the way `kubesigma run` does it, without Beam, one at a time."""
+    context = DecodeContext()
+    return (
+        event
+        for record in read_file(str(log))
+        if isinstance(record, RawRecord)
+        for event in decode_record(record, context)
+        if type(event) is AuditEvent
+    )
+
+
+def engine_only(plan_of: Any, log: Path) -> tuple[Clock, int]:
+    """The log read and decoded, the rules (freshly loaded, so compiled on first sight as in a
+    pipeline's worker), and the correlation replay: the same work as the pipeline, without Beam."""
     ruleset = RuleSet.load(RULES)
     plan = plan_of(ruleset)
+    settle_heap()  # as a pipeline worker does once its rules are loaded
     with Clock() as clock:
-        firings = replay(ruleset, plan, events)
+        firings = replay(ruleset, plan, read_events(log))
     return clock, len(firings)
 
 
-def pipeline_run(ruleset: RuleSet, plan: Any, n: int, *, streaming: bool) -> Clock:
-    """One pipeline run over `n` events generated inside it, the generator's own cost subtracted."""
+def pipeline_run(ruleset: RuleSet, plan: Any, log: Path, *, streaming: bool) -> Clock:
+    """One pipeline run over the log: read, decode, detect, correlate, alert documents."""
     options = PipelineOptions([])
     options.view_as(StandardOptions).runner = "BundleBasedDirectRunner" if streaming else "FnApiRunner"
     options.view_as(StandardOptions).streaming = streaming
-
-    def generate(seed: int):
-        events = make_events(n, seed)
-        for i in range(0, len(events), RECORD_BATCH):
-            batch = events[i : i + RECORD_BATCH]
-            yield TimestampedValue(batch, batch[0].time)
-
     # Every run compiles the rules as a fresh worker process would (the compiled set is kept per process).
     transforms._compiled_rules.cache_clear()
     with Clock() as clock, beam.Pipeline(options=options) as p:
-        # Typed like DecodeAudit's output, so Beam sizes the batches the same way.
-        batches = p | beam.Create([1]) | beam.FlatMap(generate).with_output_types(list[AuditEvent])
-        matches = batches | Detect(ruleset)
+        decoded = p | ReadAuditFiles([str(log)], ReadLimits()) | DecodeAudit()
+        events = decoded.events
+        if streaming:  # event time, as a streaming source stamps it
+            events = events | beam.Map(lambda batch: TimestampedValue(batch, batch[0].time))
+        matches = events | Detect(ruleset)
         hits = matches | Correlate(plan, 120.0)
         candidates = (matches, hits) | ToCandidates(plan)
         if streaming:
             candidates = candidates | Suppress(600.0)
         _ = candidates | CandidateAlerts(1 << 20, plan) | beam.Map(len)
-    with Clock() as gen:  # decoding included: paid in the pipeline, subtracted like for like
-        make_events(n, 1)
-    clock.wall = max(clock.wall - gen.wall, 1e-9)
-    clock.cpu = max(clock.cpu - gen.cpu, 1e-9)
     return clock
 
 
@@ -151,9 +164,12 @@ class Rates:
     """A path's best of `rounds` runs over n events and over none (start-up: runner start, the rules
     compiled on the worker, teardown; a fixed cost per job)."""
 
-    def __init__(self, ruleset: RuleSet, plan: Any, n: int, rounds: int, *, streaming: bool) -> None:
-        runs = [pipeline_run(ruleset, plan, n, streaming=streaming) for _ in range(rounds)]
-        empty = [pipeline_run(ruleset, plan, 0, streaming=streaming) for _ in range(rounds)]
+    def __init__(
+        self, ruleset: RuleSet, plan: Any, logs: tuple[Path, Path], n: int, rounds: int, *, streaming: bool
+    ) -> None:
+        log, empty_log = logs
+        runs = [pipeline_run(ruleset, plan, log, streaming=streaming) for _ in range(rounds)]
+        empty = [pipeline_run(ruleset, plan, empty_log, streaming=streaming) for _ in range(rounds)]
         self.n = n
         self.wall = min(r.wall for r in runs)
         self.cpu = min(r.cpu for r in runs)
@@ -198,17 +214,18 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     ruleset = RuleSet.load(RULES)
     plan = compile_correlations(ruleset)
-    events = make_events(args.events)
-    engines = [engine_only(compile_correlations, events) for _ in range(args.rounds)]
+    with tempfile.TemporaryDirectory(prefix="kubesigma-bench-") as tmp:
+        logs = write_log(Path(tmp, "audit.log"), args.events), write_log(Path(tmp, "empty.log"), 0)
+        engines = [engine_only(compile_correlations, logs[0]) for _ in range(args.rounds)]
+        n, rounds = args.events, args.rounds
+        batch = Rates(ruleset, plan, logs, n, rounds, streaming=False)
+        # Same rules and silencing, no correlation stage: what the correlation stage costs.
+        no_correlation = CorrelationPlan(infos=plan.infos, silenced=plan.silenced)
+        detect_only = Rates(ruleset, no_correlation, logs, n, rounds, streaming=False)
+        stream = Rates(ruleset, plan, logs, n, rounds, streaming=True)
     firings = engines[0][1]
-    engine_wall = args.events / min(c.wall for c, _ in engines)
-    engine_cpu = args.events / min(c.cpu for c, _ in engines)
-    n, rounds = args.events, args.rounds
-    batch = Rates(ruleset, plan, n, rounds, streaming=False)
-    # Same rules and silencing, no correlation stage: what the correlation stage costs.
-    no_correlation = CorrelationPlan(infos=plan.infos, silenced=plan.silenced)
-    detect_only = Rates(ruleset, no_correlation, n, rounds, streaming=False)
-    stream = Rates(ruleset, plan, n, rounds, streaming=True)
+    engine_wall = n / min(c.wall for c, _ in engines)
+    engine_cpu = n / min(c.cpu for c, _ in engines)
     paths = {"batch_fnapi": batch, "streaming_bundlebased": stream, "batch_without_correlation": detect_only}
     result: dict[str, Any] = {
         "events": n,

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import orjson
+import re2
 
 from kubesigma.connectors.event import AWS_CLOUDTRAIL, GCP_AUDIT, LogSource
 
@@ -48,10 +49,35 @@ _RAW_MEMBERS = re.compile(
 )
 
 
+# Whatever `redact_document` would replace leaves a trace in the value's compact JSON: a credential key,
+# a Secret or TokenRequest kind, a bearer, basic or JWT marker. Non-ASCII text (Unicode case folding)
+# takes the full walk too. Most events carry none, and one search (RE2: a DFA, ~2 µs for an event,
+# where `re` tries each alternative at every offset) spares a walk of every member.
+_TRACE = re2.compile(
+    rb'(?i)"(?:'
+    + b"|".join(re.escape(key.encode()) for key in sorted(CREDENTIAL_KEYS))
+    + rb')":|"kind":"(?:Secret|TokenRequest)"|bearer|basic|eyJ|[\x80-\xff]'
+)
+
+
 def redact_document(value: Any) -> Any:
-    """A copy of a decoded JSON value with credentials replaced; untouched parts are shared."""
+    """A decoded JSON value with credentials replaced: a copy where anything is, else the value itself
+    (callers do not change what they get)."""
+    if isinstance(value, dict | list):
+        try:
+            clean = _TRACE.search(orjson.dumps(value)) is None
+        except orjson.JSONEncodeError:  # not JSON after all (a key that is no string): walk it
+            clean = False
+        if clean:
+            return value
+    return _redact(value)
+
+
+def _redact(value: Any) -> Any:
     if isinstance(value, dict):
         kind = value.get("kind")
+        if not isinstance(kind, str):  # a list or object here is odd, not a reason to fail the alert
+            kind = None
         out: dict[str, Any] = {}
         for key, item in value.items():
             lowered = key.lower() if isinstance(key, str) else key
@@ -62,10 +88,10 @@ def redact_document(value: Any) -> Any:
             elif kind == "TokenRequest" and key == "status" and isinstance(item, dict):
                 out[key] = {k: (REDACTED if k == "token" else v) for k, v in item.items()}
             else:
-                out[key] = redact_document(item)
+                out[key] = _redact(item)
         return out
     if isinstance(value, list):
-        return [redact_document(item) for item in value]
+        return [_redact(item) for item in value]
     if isinstance(value, str) and _QUICK.search(value):
         return _JWT.sub(REDACTED, _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value))
     return value

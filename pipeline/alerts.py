@@ -64,6 +64,31 @@ def threat_of(rule: RuleInfo) -> list[ThreatFields]:
     return [ThreatFields(technique=techniques, tactic={"name": list(rule.tactics)} if rule.tactics else {})]
 
 
+# A rule's part of its alerts, built once per rule: parsing its tags for ATT&CK on every alert cost more
+# than the rest of the alert. Keyed by every field it is built from, so a changed rule is rebuilt.
+_RULE_PARTS: dict[tuple[Any, ...], tuple[RuleFields, list[ThreatFields]]] = {}
+
+
+def _rule_parts(rule: RuleInfo) -> tuple[RuleFields, list[ThreatFields]]:
+    category = str(rule.logsource)
+    key = (rule.id, rule.title, rule.description, rule.level, rule.references, category, rule.tags)
+    parts = _RULE_PARTS.get(key)
+    if parts is None:
+        if len(_RULE_PARTS) >= 4096:
+            _RULE_PARTS.clear()
+        fields = RuleFields(
+            id=rule.id,
+            name=rule.title,
+            description=rule.description,
+            level=rule.level,
+            reference=rule.references[0] if rule.references else None,
+            category=category,
+            tags=list(rule.tags),
+        )
+        parts = _RULE_PARTS[key] = (fields, threat_of(rule))
+    return parts
+
+
 def build_alert(rule: RuleInfo, event: AuditEvent, *, soft_limit: int, **kubesigma: Any) -> Alert:
     """The alert for one rule firing on one event. Extra `kubesigma` fields (correlation, suppression)
     pass through; their callers supply the matching `alert_id` identity."""
@@ -80,6 +105,7 @@ def build_alert(rule: RuleInfo, event: AuditEvent, *, soft_limit: int, **kubesig
                 resource[ecs] = object_ref[key]
     identity = kubesigma.pop("identity", (event.identity,))
     cloud = event.cloud
+    rule_fields, threat = _rule_parts(rule)
     return Alert(
         timestamp=iso_time(event.time),
         event=EventFields(
@@ -90,16 +116,8 @@ def build_alert(rule: RuleInfo, event: AuditEvent, *, soft_limit: int, **kubesig
             provider=logsource.product,
             original_size=event.size,
         ),
-        rule=RuleFields(
-            id=rule.id,
-            name=rule.title,
-            description=rule.description,
-            level=rule.level,
-            reference=rule.references[0] if rule.references else None,
-            category=str(rule.logsource),
-            tags=list(rule.tags),
-        ),
-        threat=threat_of(rule),
+        rule=rule_fields,
+        threat=threat,
         user=UserFields(name=event.user_name),
         source=SourceFields(ip=event.source_ip),
         user_agent=UserAgentFields(original=event.user_agent),

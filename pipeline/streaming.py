@@ -472,6 +472,54 @@ class _CorrelateGroups(_Hits, beam.DoFn):
             meta.last_event = blob
 
 
+class _DropUnopened(beam.PTransform):
+    """Bounded input, a chained level: leave out what matches contribute to a temporal_ordered group
+    that nothing opens (its first step, often a lower correlation, never happened for that group).
+    Such a group is skipped after the shuffle anyway; dropping it before spares moving every event of
+    it (a denied-then-allowed rule sees nearly every request as its second step, for every identity).
+    The groups that open are known only once the lower level has fired, so this runs where the routed
+    matches wait for that level (a stage boundary there already: the chain's flatten)."""
+
+    def __init__(self, plan: CorrelationPlan) -> None:
+        super().__init__()
+        self.plan = plan
+
+    def expand(self, pcolls: tuple[pvalue.PCollection, pvalue.PCollection]) -> pvalue.PCollection:
+        from_matches, from_hits = pcolls
+        ordered = {spec.id for spec in self.plan.specs if spec.type == "temporal_ordered"}
+        openers = (
+            (
+                from_matches | "MatchOpeners" >> beam.FlatMap(_opener_key, ordered),
+                from_hits | "HitOpeners" >> beam.FlatMap(_opener_key, ordered),
+            )
+            | "Openers" >> beam.Flatten()
+        )
+        return from_matches | "Drop" >> beam.ParDo(_KeepOpenable(ordered), pvalue.AsDict(openers))
+
+
+def _opener_key(element: tuple[str, tuple[bool, bytes]], ordered: set[str]) -> Iterator[tuple[str, bool]]:
+    key, (opens, _) = element
+    if opens and key.split(KEY_SEP, 1)[0] in ordered:
+        yield key, True
+
+
+class _KeepOpenable(beam.DoFn):
+    def __init__(self, ordered: set[str]) -> None:
+        self.ordered = ordered
+
+    def setup(self) -> None:
+        self.dropped = Metrics.counter(NAMESPACE, "correlation_unopened_dropped")
+
+    def process(
+        self, element: tuple[str, tuple[bool, bytes]], openers: dict[str, bool]
+    ) -> Iterator[tuple[str, tuple[bool, bytes]]]:
+        key, (opens, _) = element
+        if opens or key in openers or key.split(KEY_SEP, 1)[0] not in self.ordered:
+            yield element
+        else:
+            self.dropped.inc()
+
+
 class Correlate(beam.PTransform):
     """Batches of (rule, event) matches → correlation hits, chained correlations included (one stage
     per level). Unbounded input: Beam state and event-time timers per rule and group. Bounded input
@@ -502,6 +550,8 @@ class Correlate(beam.PTransform):
                 from_hits = lower | f"RouteHits{level}" >> beam.ParDo(
                     _Route(self.plan, level)
                 ).with_output_types(tuple[str, tuple[bool, bytes]])
+                if bounded:
+                    keyed = (keyed, from_hits) | f"Unopened{level}" >> _DropUnopened(self.plan)
                 keyed = (keyed, from_hits) | f"Chain{level}" >> beam.Flatten()
             if bounded:
                 level_hits = (

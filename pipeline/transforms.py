@@ -10,6 +10,7 @@ output next to the main one, never as exceptions.
 from __future__ import annotations
 
 import functools
+import gc
 import pickle
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,7 +24,7 @@ from apache_beam.transforms.window import TimestampedValue
 
 from kubesigma.connectors.event import AuditEvent, DeadLetter, RawRecord, Skipped
 from kubesigma.connectors.formats import DecodeContext, decode_record
-from kubesigma.connectors.sources import RECORD_BATCH
+from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch
 from kubesigma.connectors.sources.files import ReadLimits, read_file
 from kubesigma.detections.rule import RuleInfo
 from kubesigma.pipeline.alerts import build_alert
@@ -58,6 +59,14 @@ class AuditEventCoder(_PickleSized):
         return AuditEvent
 
 
+class RecordBatchCoder(_PickleSized):
+    def estimate_size(self, value: RecordBatch) -> int:
+        return value.byte_size()
+
+    def to_type_hint(self) -> type:
+        return RecordBatch
+
+
 class RuleInfoCoder(_PickleSized):
     def estimate_size(self, value: RuleInfo) -> int:
         return 64  # a rule travels with every match; its size is not the data's
@@ -68,6 +77,7 @@ class RuleInfoCoder(_PickleSized):
 
 beam.coders.registry.register_coder(AuditEvent, AuditEventCoder)
 beam.coders.registry.register_coder(RuleInfo, RuleInfoCoder)
+beam.coders.registry.register_coder(RecordBatch, RecordBatchCoder)
 
 
 class Counters:
@@ -85,13 +95,13 @@ class _ReadFile(beam.DoFn):
     def __init__(self, limits: ReadLimits) -> None:
         self.limits = limits
 
-    def process(self, path: str) -> Iterator[list[RawRecord | DeadLetter]]:
-        batch: list[RawRecord | DeadLetter] = []
+    def process(self, path: str) -> Iterator[RecordBatch]:
+        batch = RecordBatch()
         for item in read_file(path, self.limits):
             batch.append(item)
             if len(batch) >= RECORD_BATCH:
                 yield batch
-                batch = []
+                batch = RecordBatch()
         if batch:
             yield batch
 
@@ -109,7 +119,7 @@ class ReadAuditFiles(beam.PTransform):
             pbegin
             | "Files" >> beam.Create(self.paths)
             | "Spread" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(_ReadFile(self.limits))
+            | "Read" >> beam.ParDo(_ReadFile(self.limits)).with_output_types(RecordBatch)
         )
 
 
@@ -166,7 +176,18 @@ def _compiled_rules(packed: bytes, thread: int) -> Any:
     # Unpickling a RuleSet compiles it (~0.4 s for the shipped pack). Beam deserializes a DoFn once at
     # construction and again for every bundle processor of its stage; one compiled copy per worker
     # thread (rule sets compile lazily and are not shared across threads) serves them all.
-    return pickle.loads(packed)
+    rules = pickle.loads(packed)
+    settle_heap()
+    return rules
+
+
+def settle_heap() -> None:
+    """Leave what a worker has loaded so far (modules, the compiled rules) out of garbage collection
+    from now on: it lives as long as the worker, and every full collection walked all of it again
+    (in `bench/pipeline.py`, full collections took about a fifth of a batch run's time). Garbage is
+    collected first, so none of it is kept."""
+    gc.collect()
+    gc.freeze()
 
 
 class _Detect(beam.DoFn):

@@ -14,7 +14,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from kubesigma.connectors.event import RawRecord, Source
-from kubesigma.connectors.sources import RECORD_BATCH
+from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch
 
 
 def subscription_uri(subscription: str) -> str:
@@ -48,7 +48,7 @@ class _BatchRecords(beam.DoFn):
         self.max_batch = max_batch
 
     def start_bundle(self) -> None:
-        self.batch: list[RawRecord] = []
+        self.batch = RecordBatch()
         self.earliest: Timestamp | None = None
 
     def process(self, record: RawRecord, ts=beam.DoFn.TimestampParam) -> Iterator[TimestampedValue]:
@@ -78,7 +78,7 @@ class MessagesToRecords(beam.PTransform):
         return (
             messages
             | "ToRecord" >> beam.Map(message_to_record, uri)
-            | "Batch" >> beam.ParDo(_BatchRecords(self.max_batch))
+            | "Batch" >> beam.ParDo(_BatchRecords(self.max_batch)).with_output_types(RecordBatch)
         )
 
 

@@ -32,7 +32,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from kubesigma.connectors.event import RawRecord, Source
 from kubesigma.connectors.formats._time import parse_rfc3339
-from kubesigma.connectors.sources import RECORD_BATCH
+from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch
 
 log = logging.getLogger("kubesigma")
 
@@ -254,7 +254,7 @@ class _TailDirectory(beam.DoFn):
             return
         newest = None
         for start in range(0, len(records), RECORD_BATCH):
-            batch = records[start : start + RECORD_BATCH]
+            batch = RecordBatch(records[start : start + RECORD_BATCH])
             times = [t for t in map(record_time, (r.data for r in batch)) if t is not None]
             stamp = min(times) if times else now
             if times:
@@ -315,5 +315,8 @@ class TailAuditDirectory(beam.PTransform):
         return (
             pbegin
             | "Directory" >> beam.Create([self.directory])
-            | "Tail" >> beam.ParDo(_TailDirectory(self.pattern, self.interval, self.max_delay, self.max_idle))
+            | "Tail"
+            >> beam.ParDo(
+                _TailDirectory(self.pattern, self.interval, self.max_delay, self.max_idle)
+            ).with_output_types(RecordBatch)
         )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubesigma.connectors.event import DeadLetter, Source
-from kubesigma.connectors.redact import REDACTED, redact_document, redact_raw
+from kubesigma.connectors.redact import REDACTED, _redact, redact_document, redact_raw
 
 JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJpc3MiOiJrdWJlcm5ldGVzIn0.c2lnbmF0dXJlLXZhbHVl"
 
@@ -81,3 +83,40 @@ def test_dead_letters_carry_redacted_raw_records() -> None:
     doc = dead.as_dict()
     assert "aHVudGVyMg==" not in doc["raw"]
     assert doc["source"] == {"uri": "f", "line": 3}
+
+
+# Values the full walk changes, and look-alikes it leaves: the quick check must send every one of the
+# former to the walk, and may pass the latter through unchanged.
+_KEYS = st.sampled_from(
+    ["token", "Token", "TOKEN", "password", "client-key-data", "privateKey", "data", "stringData", "kind",
+     "status", "name", "tokens", "xtoken", "to\u212aen", "passwörd", "metadata", "items"]
+)  # fmt: skip
+_STRINGS = st.sampled_from(
+    ["", "Secret", "TokenRequest", "secret", "Bearer abcdefghijkl", "basic QWxhZGRpbjpvcGVu", "eyJhbGciOi.eyJzdWIiOi.sig",
+     "hello", "ns1", "bearer", "ünïcode", "system:serviceaccount:kube-system:x"]
+)  # fmt: skip
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | _STRINGS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_KEYS, _JSON, max_size=6))
+def test_quick_check_redacts_exactly_what_the_full_walk_does(doc: dict) -> None:
+    original = copy.deepcopy(doc)
+    assert redact_document(doc) == _redact(doc)
+    assert doc == original
+
+
+def test_a_clean_document_is_returned_as_it_is_and_a_dirty_one_copied() -> None:
+    clean = {"verb": "get", "objectRef": {"resource": "configmaps", "name": "token-cfg"}}
+    assert redact_document(clean) is clean
+    dirty = {"verb": "create", "requestObject": {"kind": "Secret", "data": {"k": "djE="}}}
+    assert redact_document(dirty) is not dirty
+    assert redact_document(dirty)["requestObject"]["data"] == {"k": REDACTED}
+    odd_kind = {"kind": ["Secret"], "data": {"k": "v"}}  # once raised TypeError (unhashable kind)
+    assert redact_document(odd_kind) == odd_kind
+    huge = {"n": 2**70, "token": "abc"}  # not JSON-serializable by orjson: the walk still redacts
+    assert redact_document(huge)["token"] == REDACTED

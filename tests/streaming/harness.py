@@ -12,6 +12,7 @@ from typing import Any
 
 import apache_beam as beam
 import orjson
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that
@@ -98,7 +99,8 @@ def run_batch(
     plan: CorrelationPlan,
     check: Callable[[list[Any]], None],
     **kw: Any,
-) -> None:
+) -> dict[str, int]:
+    """The batch pipeline on FnApiRunner; returns the run's kubesigma counters."""
     with beam.Pipeline(options=_options("FnApiRunner", False)) as p:
         batches = (
             p
@@ -106,6 +108,11 @@ def run_batch(
             | "Stamp" >> beam.Map(lambda b: beam.window.TimestampedValue(b, b[0].time))
         )
         assert_that(alerts_stage(batches, ruleset, plan, **kw), check)
+    counters = p.result.metrics().query(MetricsFilter().with_namespace("kubesigma"))["counters"]
+    totals: dict[str, int] = {}
+    for counter in counters:
+        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + counter.committed
+    return totals
 
 
 def run_portable(
