@@ -149,12 +149,25 @@ def _freeze(event: AuditEvent) -> bytes:
         return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
     e, s = event, event.source
     flat = (
-        tuple((ls.product, ls.service, ls.category, doc) for ls, doc in e.views),
+        tuple((ls.product, ls.service, ls.category, _doc_bytes(doc)) for ls, doc in e.views),
         e.time, e.event_id, e.identity,
         (s.uri, s.line, s.offset, s.message_id, s.item),
         e.size, e.cluster, e.cloud, e.truncated, e.user_name, e.source_ip, e.user_agent,
     )  # fmt: skip
     return pickle.dumps(flat, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _doc_bytes(doc: Any) -> Any:
+    """A view's document as its JSON (which it came from): orjson writes a document in a fifth of the
+    time pickle takes. What JSON cannot hold as it is (an integer beyond 64 bits) stays an object."""
+    try:
+        return orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        return doc
+
+
+def _doc_of(stored: Any) -> Any:
+    return orjson.loads(stored) if stored.__class__ is bytes else stored
 
 
 def _thaw(blob: bytes) -> AuditEvent:
@@ -163,7 +176,7 @@ def _thaw(blob: bytes) -> AuditEvent:
         return value
     views, time, event_id, identity, source, *rest = value
     return AuditEvent(
-        tuple((LogSource(p, s, c), doc) for p, s, c, doc in views),
+        tuple((LogSource(p, s, c), _doc_of(doc)) for p, s, c, doc in views),
         time,
         event_id,
         identity,
@@ -488,12 +501,9 @@ class _DropUnopened(beam.PTransform):
         from_matches, from_hits = pcolls
         ordered = {spec.id for spec in self.plan.specs if spec.type == "temporal_ordered"}
         openers = (
-            (
-                from_matches | "MatchOpeners" >> beam.FlatMap(_opener_key, ordered),
-                from_hits | "HitOpeners" >> beam.FlatMap(_opener_key, ordered),
-            )
-            | "Openers" >> beam.Flatten()
-        )
+            from_matches | "MatchOpeners" >> beam.FlatMap(_opener_key, ordered),
+            from_hits | "HitOpeners" >> beam.FlatMap(_opener_key, ordered),
+        ) | "Openers" >> beam.Flatten()
         return from_matches | "Drop" >> beam.ParDo(_KeepOpenable(ordered), pvalue.AsDict(openers))
 
 

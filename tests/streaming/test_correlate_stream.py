@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
+import orjson
 from streaming.audit_records import T0, audit_doc, secret_reads, to_event
 from streaming.harness import ENUMERATION, RULES, Collected, load_rules, run_batch, run_stream, script
+from traces import falco_events
 
 from kubesigma.connectors.event import AuditEvent, RawRecord, Source
 from kubesigma.connectors.formats import decode_record
@@ -135,17 +138,28 @@ def test_batch_and_streaming_give_the_same_alerts(tmp_path: Path) -> None:
 
 
 def test_events_cross_the_correlation_stage_unchanged(datasets: Path) -> None:
-    """Correlation moves events as bytes (unpickled only for the alert): GKE LogEntries (two views,
-    cloud context) and plain audit Events come back equal."""
+    """Correlation moves events as bytes (documents as their JSON, decoded again only for the alert):
+    every sample format (GKE LogEntries with two views and cloud context, AKS, plain audit Events) and
+    the Falco traces come back equal, containers of the same types included."""
     events = []
-    for name in ("gke-cloud-audit-logentries.jsonl", "kubernetes-audit-mixed.jsonl"):
-        lines = (datasets / "format-samples" / name).read_bytes().splitlines()
-        for n, line in enumerate(lines[:20], 1):
-            events += [
-                e for e in decode_record(RawRecord(line, Source(name, line=n))) if isinstance(e, AuditEvent)
-            ]
+    for path in sorted((datasets / "format-samples").glob("*.jsonl")):
+        for n, line in enumerate(path.read_bytes().splitlines(), 1):
+            decoded = decode_record(RawRecord(line, Source(path.name, line=n)))
+            events += [e for e in decoded if isinstance(e, AuditEvent)]
+    for n, doc in enumerate(falco_events(), 1):
+        events += [e for e in decode_record(RawRecord(orjson.dumps(doc), Source("falco", line=n)))]
+    assert len(events) >= 60  # 12 sample records and the 51 Falco events
     assert any(len(e.views) > 1 and e.cloud is not None for e in events)
     assert [_thaw(_freeze(e)) for e in events] == events
+
+
+def test_an_event_json_cannot_hold_crosses_as_an_object() -> None:
+    """orjson refuses integers beyond 64 bits: that document is pickled instead, and still comes back."""
+    doc = audit_doc(T0, 1, resource="pods", user="eve")
+    doc["requestObject"] = {"spec": {"replicas": 2**70}}
+    (event,) = decode_record(RawRecord(orjson.dumps({**doc, "requestObject": None}), Source("x", line=1)))
+    event = dataclasses.replace(event, views=((event.views[0][0], doc),))
+    assert _thaw(_freeze(event)) == event
 
 
 def test_grouped_batch_and_state_and_timers_agree_on_chained_correlations(tmp_path: Path) -> None:
