@@ -23,7 +23,7 @@ from sigma.correlations import (
 )
 
 from kubesigma.connectors.event import AuditEvent
-from kubesigma.detections.engine.fields import MISSING, resolve, split_path
+from kubesigma.detections.engine.fields import MISSING, cached_resolver, resolve, split_path
 from kubesigma.detections.rule import RuleInfo
 
 # Conditions that can only become true as events arrive: evaluated on each event over the trailing
@@ -140,8 +140,13 @@ class CorrelationSpec:
         paths = self.group_paths[rule_id]
         if not paths:
             return [()]
-        if len(paths) == 1:  # the common case: one group-by field
-            return [(v,) for v in _strings(resolve(doc, paths[0]))[:MAX_GROUP_FANOUT]]
+        if len(paths) == 1:  # the common case: one group-by field, most often one string
+            value = cached_resolver(paths[0])(doc)
+            if value.__class__ is tuple and len(value) == 1:  # a list of one, such as sourceIPs
+                value = value[0]
+            if value.__class__ is str:
+                return [(value,)] if value else []
+            return [(v,) for v in _strings(value)[:MAX_GROUP_FANOUT]]
         choices: list[list[str]] = []
         for parts in paths:
             values = _strings(resolve(doc, parts))
