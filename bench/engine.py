@@ -277,8 +277,9 @@ class Kubesigma:
         match = self.rules.match
         hits: Counter[str] = Counter()
         uri = "bench.jsonl"
+        source, record = Source.build, RawRecord.build  # as the file reader makes them
         for i, line in enumerate(lines, 1):
-            for outcome in decode_record(RawRecord(line, Source(uri, line=i))):
+            for outcome in decode_record(record(line, source(uri, i, None, None, None), None)):
                 if type(outcome) is AuditEvent:
                     for m in match(outcome):
                         hits[_rule_id(m)] += 1
@@ -291,8 +292,9 @@ def run_kubesigma_decode(lines: Sequence[bytes]) -> int:
     from kubesigma.connectors.formats import decode_record
 
     n = 0
+    source, record = Source.build, RawRecord.build  # as the file reader makes them
     for i, line in enumerate(lines, 1):
-        for _outcome in decode_record(RawRecord(line, Source("bench.jsonl", line=i))):
+        for _outcome in decode_record(record(line, source("bench.jsonl", i, None, None, None), None)):
             n += 1
     return n
 
