@@ -1,6 +1,6 @@
 """Pipeline throughput next to engine-only throughput, and correlation state size per active group.
 
-    python bench/pipeline.py --json [--events 20000] [--rounds 3]
+    python bench/pipeline.py --json [--events 20000] [--rounds 5]
 
 Both sides read the same generated audit log (a temporary file, one JSON Event a line) and decode it
 the way `kubesigma run` does. Engine-only: read, decode, a freshly loaded rule set's `match`, and the
@@ -210,7 +210,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3, help="best of this many runs per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="best of this many runs per measurement")
     args = parser.parse_args(argv)
     ruleset = RuleSet.load(RULES)
     plan = compile_correlations(ruleset)
