@@ -13,4 +13,4 @@ class RecordBatch(list[RawRecord | DeadLetter]):
     its records' bytes: Beam's fallback sizes sampled batches by pickling every record in them."""
 
     def byte_size(self) -> int:
-        return sum(len(r.data) if type(r) is RawRecord else len(r.raw) for r in self)
+        return sum(len(r.data) if isinstance(r, RawRecord) else len(r.raw) for r in self)

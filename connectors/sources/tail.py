@@ -254,12 +254,12 @@ class _TailDirectory(beam.DoFn):
             return
         newest = None
         for start in range(0, len(records), RECORD_BATCH):
-            batch = RecordBatch(records[start : start + RECORD_BATCH])
+            batch = records[start : start + RECORD_BATCH]
             times = [t for t in map(record_time, (r.data for r in batch)) if t is not None]
             stamp = min(times) if times else now
             if times:
                 newest = max(times) if newest is None else max(newest, *times)
-            yield TimestampedValue(batch, stamp)
+            yield TimestampedValue(RecordBatch(batch), stamp)
         if records:
             self.lines.inc(len(records))
         self._advance(watermark, (newest if newest is not None else now) - self.max_delay)

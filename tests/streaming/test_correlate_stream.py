@@ -154,7 +154,7 @@ def test_events_cross_the_correlation_stage_unchanged(datasets: Path) -> None:
 
 
 def test_an_event_json_cannot_hold_crosses_as_an_object() -> None:
-    """orjson refuses integers beyond 64 bits: that document is pickled instead, and still comes back."""
+    """orjson refuses integers beyond 64 bits: such an event is pickled instead, and still comes back."""
     doc = audit_doc(T0, 1, resource="pods", user="eve")
     doc["requestObject"] = {"spec": {"replicas": 2**70}}
     (event,) = decode_record(RawRecord(orjson.dumps({**doc, "requestObject": None}), Source("x", line=1)))
