@@ -158,26 +158,44 @@ def _freeze(event: AuditEvent) -> bytes:
             e.truncated, e.user_name, e.source_ip, e.user_agent,
         )  # fmt: skip
         try:
-            return _JSON + orjson.dumps(flat)
+            return _JSON + orjson.dumps(flat, option=_STRICT)
         except orjson.JSONEncodeError:  # what JSON cannot hold as it is (an integer beyond 64 bits)
             pass
     return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+# Objects orjson would write as strings or objects (and read back as such) go to pickle instead.
+# Documents decoded by orjson hold no tuples and no NaN; those from Python's json module (concatenated
+# documents on one line) may hold NaN, which comes back null, as every output of kubesigma writes it.
+_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
 def _thaw(blob: bytes) -> AuditEvent:
     if blob[:1] != _JSON:
-        event: AuditEvent = pickle.loads(blob)
+        value = pickle.loads(blob)
+        if type(value) is tuple:  # a pickled tuple of fields: written by an earlier kubesigma, and still
+            return _event(*value)  # in a running job's state when it is updated in place
+        event: AuditEvent = value
         return event
-    views, time, event_id, identity, source, size, cluster, cloud, *rest = orjson.loads(blob[1:])
+    return _event(*orjson.loads(blob[1:]))
+
+
+def _event(
+    views: Any, time: float, event_id: str, identity: str, source: Any, size: int, cluster: Any,
+    cloud: Any, *rest: Any,
+) -> AuditEvent:  # fmt: skip
     return AuditEvent(
-        tuple((LogSource(p, s, c), doc) for p, s, c, doc in views),
+        tuple(
+            (LogSource(p, s, c), orjson.loads(doc) if doc.__class__ is bytes else doc)
+            for p, s, c, doc in views
+        ),
         time,
         event_id,
         identity,
         Source(*source),
         size,
         cluster,
-        None if cloud is None else Cloud(*cloud),
+        cloud if cloud is None or isinstance(cloud, Cloud) else Cloud(*cloud),
         *rest,
     )
 
@@ -494,8 +512,9 @@ class _DropUnopened(beam.PTransform):
     that nothing opens (its first step, often a lower correlation, never happened for that group).
     Such a group is skipped after the shuffle anyway; dropping it before spares moving every event of
     it (a denied-then-allowed rule sees nearly every request as its second step, for every identity).
-    The groups that open are known only once the lower level has fired, so this runs where the routed
-    matches wait for that level (a stage boundary there already: the chain's flatten)."""
+    The groups that open are known only once the lower level has fired, so the routed matches of such
+    rules wait for it (FnApiRunner has a stage boundary there anyway, at the chain's flatten); those of
+    other rules go on as they are."""
 
     def __init__(self, plan: CorrelationPlan) -> None:
         super().__init__()
@@ -505,10 +524,20 @@ class _DropUnopened(beam.PTransform):
         from_matches, from_hits = pcolls
         ordered = {spec.id for spec in self.plan.specs if spec.type == "temporal_ordered"}
         openers = (
-            from_matches | "MatchOpeners" >> beam.FlatMap(_opener_key, ordered),
-            from_hits | "HitOpeners" >> beam.FlatMap(_opener_key, ordered),
-        ) | "Openers" >> beam.Flatten()
-        return from_matches | "Drop" >> beam.ParDo(_KeepOpenable(ordered), pvalue.AsDict(openers))
+            (
+                from_matches | "MatchOpeners" >> beam.FlatMap(_opener_key, ordered),
+                from_hits | "HitOpeners" >> beam.FlatMap(_opener_key, ordered),
+            )
+            | "Openers" >> beam.Flatten()
+            | "Once" >> beam.Distinct().with_output_types(tuple[str, bool])
+        )
+        ordered_part, other_part = from_matches | "Ordered" >> beam.Partition(_ordered_first, 2, ordered)
+        kept = ordered_part | "Drop" >> beam.ParDo(_KeepOpenable(), pvalue.AsDict(openers))
+        return (kept, other_part) | "Kept" >> beam.Flatten()
+
+
+def _ordered_first(element: tuple[str, tuple[bool, bytes]], partitions: int, ordered: set[str]) -> int:
+    return 0 if element[0].split(KEY_SEP, 1)[0] in ordered else 1
 
 
 def _opener_key(element: tuple[str, tuple[bool, bytes]], ordered: set[str]) -> Iterator[tuple[str, bool]]:
@@ -518,9 +547,6 @@ def _opener_key(element: tuple[str, tuple[bool, bytes]], ordered: set[str]) -> I
 
 
 class _KeepOpenable(beam.DoFn):
-    def __init__(self, ordered: set[str]) -> None:
-        self.ordered = ordered
-
     def setup(self) -> None:
         self.dropped = Metrics.counter(NAMESPACE, "correlation_unopened_dropped")
 
@@ -528,7 +554,7 @@ class _KeepOpenable(beam.DoFn):
         self, element: tuple[str, tuple[bool, bytes]], openers: dict[str, bool]
     ) -> Iterator[tuple[str, tuple[bool, bytes]]]:
         key, (opens, _) = element
-        if opens or key in openers or key.split(KEY_SEP, 1)[0] not in self.ordered:
+        if opens or key in openers:
             yield element
         else:
             self.dropped.inc()

@@ -181,13 +181,24 @@ def _compiled_rules(packed: bytes, thread: int) -> Any:
     return rules
 
 
+_settle_lock = threading.Lock()
+_settled = False
+
+
 def settle_heap() -> None:
-    """Leave what a worker has loaded so far (modules, the compiled rules) out of garbage collection
-    from now on: it lives as long as the worker, and every full collection walked all of it again
-    (in `bench/pipeline.py`, full collections took about a fifth of a batch run's time). Garbage is
-    collected first, so none of it is kept."""
-    gc.collect()
-    gc.freeze()
+    """Leave what a worker has loaded by now (modules, the first compiled rule set) out of garbage
+    collection: it lives as long as the worker, and every full collection walked all of it again (in
+    `bench/pipeline.py`, full collections took about a fifth of a batch run's time). Once per process:
+    a frozen object is never collected, so freezing again later would keep whatever became garbage
+    since (rule sets compiled for other threads, finished bundles) for good. Garbage is collected first,
+    so only what is alive at that moment is kept."""
+    global _settled
+    with _settle_lock:
+        if _settled:
+            return
+        _settled = True
+        gc.collect()
+        gc.freeze()
 
 
 class _Detect(beam.DoFn):

@@ -18,6 +18,7 @@ from apache_beam import pvalue
 
 from kubesigma.connectors.event import DeadLetter, RawRecord, Source
 from kubesigma.connectors.formats.cloudwatch import kinesis_record
+from kubesigma.connectors.sources import RecordBatch
 
 GET_RECORDS_LIMIT = 10_000  # the API's maximum per call
 MAX_EMPTY_POLLS = 3  # reading a shard stops at its tip: this many empty answers with nothing behind
@@ -152,13 +153,13 @@ class _ReadShard(beam.DoFn):
     def setup(self) -> None:
         self.client = kinesis_client(self.region)
 
-    def process(self, shard: str) -> Iterator[list[RawRecord | DeadLetter]]:
-        batch: list[RawRecord | DeadLetter] = []
+    def process(self, shard: str) -> Iterator[RecordBatch]:
+        batch = RecordBatch()
         for _, record in read_shard(self.stream, shard, region=self.region, client=self.client):
             batch.append(record)
             if len(batch) >= self.max_batch:
                 yield batch
-                batch = []
+                batch = RecordBatch()
         if batch:
             yield batch
 
@@ -179,5 +180,5 @@ class ReadKinesisRecords(beam.PTransform):
             pbegin
             | "Shards" >> beam.Create(shards)
             | "Spread" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(_ReadShard(self.stream, self.region, self.max_batch))
+            | "Read" >> beam.ParDo(_ReadShard(self.stream, self.region, self.max_batch)).with_output_types(RecordBatch)
         )

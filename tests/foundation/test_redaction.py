@@ -93,7 +93,8 @@ _KEYS = st.sampled_from(
 )  # fmt: skip
 _STRINGS = st.sampled_from(
     ["", "Secret", "TokenRequest", "secret", "Bearer abcdefghijkl", "basic QWxhZGRpbjpvcGVu", "eyJhbGciOi.eyJzdWIiOi.sig",
-     "hello", "ns1", "bearer", "ünïcode", "system:serviceaccount:kube-system:x"]
+     "hello", "ns1", "bearer", "ünïcode", "system:serviceaccount:kube-system:x",
+     "bas\u0131c QWxhZGRpbjpvcGVu", "BAS\u0130C QWxhZGRpbjpvcGVu", "ba\u017fic QWxhZGRpbjpvcGVu", "bearer\u00a0abcdefghijkl"]
 )  # fmt: skip
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | _STRINGS,

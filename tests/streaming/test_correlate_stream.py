@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import random
 from pathlib import Path
 
@@ -151,6 +152,24 @@ def test_events_cross_the_correlation_stage_unchanged(datasets: Path) -> None:
     assert len(events) >= 60  # 12 sample records and the 51 Falco events
     assert any(len(e.views) > 1 and e.cloud is not None for e in events)
     assert [_thaw(_freeze(e)) for e in events] == events
+
+
+def test_events_frozen_by_an_earlier_version_still_thaw(datasets: Path) -> None:
+    """A job updated in place (Dataflow --update) keeps the events its state holds: those were written as
+    a pickled tuple of the event's fields, and must come back as the same events."""
+    lines = (datasets / "format-samples" / "gke-cloud-audit-logentries.jsonl").read_bytes().splitlines()
+    events = [
+        e for e in decode_record(RawRecord(lines[0], Source("gke", line=1))) if isinstance(e, AuditEvent)
+    ]
+    for e in events:
+        s = e.source
+        earlier = (
+            tuple((ls.product, ls.service, ls.category, doc) for ls, doc in e.views),
+            e.time, e.event_id, e.identity, (s.uri, s.line, s.offset, s.message_id, s.item),
+            e.size, e.cluster, e.cloud, e.truncated, e.user_name, e.source_ip, e.user_agent,
+        )  # fmt: skip
+        assert _thaw(pickle.dumps(earlier, protocol=pickle.HIGHEST_PROTOCOL)) == e
+    assert events and events[0].cloud is not None
 
 
 def test_an_event_json_cannot_hold_crosses_as_an_object() -> None:
