@@ -457,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--seed", type=int, default=20261128)
-    parser.add_argument("--repeat", type=int, default=3, help="best of N for each measurement")
+    parser.add_argument("--repeat", type=int, default=5, help="best of N for each measurement")
     parser.add_argument("--scaling", default="50,200,1000", help="rule counts for the scaling run")
     args = parser.parse_args(argv)
     if args.quick:

@@ -125,6 +125,13 @@ class Clock:
         self.cpu = time.process_time() - self.cpu
 
 
+def as_fresh_worker() -> None:
+    """Each run starts as a new worker process would: rules compiled anew (the compiled set is kept per
+    process) and the heap settled once they are (which a worker does once per process)."""
+    transforms._compiled_rules.cache_clear()
+    transforms._settled = False
+
+
 def read_events(log: Path) -> Iterator[AuditEvent]:
     """The log's lines read and decoded the way `kubesigma run` does it, without Beam, one at a time."""
     context = DecodeContext()
@@ -161,6 +168,7 @@ def engine_only(plan_of: Any, log: Path, *, alerts: bool = True) -> tuple[Clock,
     ruleset = RuleSet.load(RULES)
     plan = plan_of(ruleset)
     rules: Any = AlertingRules(ruleset, plan) if alerts else ruleset
+    as_fresh_worker()
     settle_heap()  # as a pipeline worker does once its rules are loaded
     with Clock() as clock:
         firings = replay(rules, plan, read_events(log))
@@ -172,8 +180,7 @@ def pipeline_run(ruleset: RuleSet, plan: Any, log: Path, *, streaming: bool) -> 
     options = PipelineOptions([])
     options.view_as(StandardOptions).runner = "BundleBasedDirectRunner" if streaming else "FnApiRunner"
     options.view_as(StandardOptions).streaming = streaming
-    # Every run compiles the rules as a fresh worker process would (the compiled set is kept per process).
-    transforms._compiled_rules.cache_clear()
+    as_fresh_worker()
     with Clock() as clock, beam.Pipeline(options=options) as p:
         decoded = p | ReadAuditFiles([str(log)], ReadLimits()) | DecodeAudit()
         events = decoded.events
