@@ -39,7 +39,7 @@ CREDENTIAL_KEYS = frozenset(
     }
 )
 _SECRET_KINDS = frozenset({"Secret"})
-# HTTP authentication schemes are ASCII: `(?a)` keeps Unicode case folding (a dotless ı for i) out.
+# HTTP authentication schemes are ASCII: `(?a)` keeps Unicode case folding (U+0131, a dotless i) out.
 _BEARER = re.compile(r"(?i)\b((?a:bearer|basic))\s+[A-Za-z0-9._~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _QUICK = re.compile(r"(?ai)bearer|basic|eyJ")

@@ -180,5 +180,6 @@ class ReadKinesisRecords(beam.PTransform):
             pbegin
             | "Shards" >> beam.Create(shards)
             | "Spread" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(_ReadShard(self.stream, self.region, self.max_batch)).with_output_types(RecordBatch)
+            | "Read"
+            >> beam.ParDo(_ReadShard(self.stream, self.region, self.max_batch)).with_output_types(RecordBatch)
         )
