@@ -531,13 +531,19 @@ class _DropUnopened(beam.PTransform):
             | "Openers" >> beam.Flatten()
             | "Once" >> beam.Distinct().with_output_types(tuple[str, bool])
         )
-        ordered_part, other_part = from_matches | "Ordered" >> beam.Partition(_ordered_first, 2, ordered)
+        ordered_part, other_part = from_matches | "Ordered" >> beam.Partition(_OrderedFirst(ordered), 2)
         kept = ordered_part | "Drop" >> beam.ParDo(_KeepOpenable(), pvalue.AsDict(openers))
         return (kept, other_part) | "Kept" >> beam.Flatten()
 
 
-def _ordered_first(element: tuple[str, tuple[bool, bytes]], partitions: int, ordered: set[str]) -> int:
-    return 0 if element[0].split(KEY_SEP, 1)[0] in ordered else 1
+class _OrderedFirst(beam.PartitionFn):
+    """Contributions to temporal_ordered rules first (they wait for the openers), the rest second."""
+
+    def __init__(self, ordered: set[str]) -> None:
+        self.ordered = ordered
+
+    def partition_for(self, element: Any, num_partitions: int, *args: Any, **kwargs: Any) -> int:
+        return 0 if element[0].split(KEY_SEP, 1)[0] in self.ordered else 1
 
 
 def _opener_key(element: tuple[str, tuple[bool, bytes]], ordered: set[str]) -> Iterator[tuple[str, bool]]:
