@@ -4,11 +4,12 @@
 
 Both sides read the same generated audit log (a temporary file, one JSON Event a line) and decode it
 the way `kubesigma run` does. Engine-only: read, decode, a freshly loaded rule set's `match`, the
-plain-Python correlation replay, and the ECS documents of the single-event alerts (the pipeline's work,
-without Beam; `engine_only_without_alerts` leaves the documents out). Batch: the Beam pipeline (ReadAuditFiles → DecodeAudit → Detect →
-Correlate → candidates → alert documents) on FnApiRunner. Streaming path: the same transforms plus
-suppression with streaming semantics on BundleBasedDirectRunner. Batch without correlation: the same
-batch pipeline with no correlation rules (where the time goes).
+plain-Python correlation replay, and the ECS documents of the single-event alerts (the pipeline's
+work, without Beam; `engine_only_without_alerts` leaves the documents out). Batch: the Beam pipeline
+(ReadAuditFiles → DecodeAudit → Detect → Correlate → candidates → alert documents) on FnApiRunner.
+Streaming path: the same transforms plus suppression with streaming semantics on
+BundleBasedDirectRunner. Batch without correlation: the same batch pipeline with no correlation rules
+(where the time goes). Every run starts as a fresh worker (`as_fresh_worker`).
 Each pipeline also runs over no events: "started" rates leave that start-up out, "started_cpu" counts CPU
 seconds of this process instead of wall clock. Every figure is the best of --rounds. Results and what
 limits them: docs/performance.md, "Pipeline (issue 6)".
