@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import pickle
 import time as wallclock
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
@@ -508,13 +509,15 @@ class _CorrelateGroups(_Hits, beam.DoFn):
 
 
 class _DropUnopened(beam.PTransform):
-    """Bounded input, a chained level: leave out what matches contribute to a temporal_ordered group
-    that nothing opens (its first step, often a lower correlation, never happened for that group).
-    Such a group is skipped after the shuffle anyway; dropping it before spares moving every event of
-    it (a denied-then-allowed rule sees nearly every request as its second step, for every identity).
-    The groups that open are known only once the lower level has fired, so the routed matches of such
-    rules wait for it (FnApiRunner has a stage boundary there anyway, at the chain's flatten); those of
-    other rules go on as they are."""
+    """Bounded input, a chained level: leave out what matches contribute to a temporal_ordered rule
+    where nothing opens a sequence near it. A later step counts only after a first step (often a
+    lower correlation: a denied burst) of the same group, and is part of a firing's window only when
+    that first step lies within a timespan of it, before or after; everything else the evaluation
+    after the shuffle skips or never includes, so dropping it before gives the same alerts and spares
+    moving it (a denied-then-allowed rule sees nearly every request as its second step, for every
+    identity and all day). The first steps are known only once the lower level has fired, so the
+    routed matches of such rules wait for it (FnApiRunner has a stage boundary there anyway, at the
+    chain's flatten); those of other rules go on as they are."""
 
     def __init__(self, plan: CorrelationPlan) -> None:
         super().__init__()
@@ -522,22 +525,24 @@ class _DropUnopened(beam.PTransform):
 
     def expand(self, pcolls: tuple[pvalue.PCollection, pvalue.PCollection]) -> pvalue.PCollection:
         from_matches, from_hits = pcolls
-        ordered = {spec.id for spec in self.plan.specs if spec.type == "temporal_ordered"}
-        openers = (
+        ordered = {spec.id: spec.timespan for spec in self.plan.specs if spec.type == "temporal_ordered"}
+        first_steps = (
             (
-                from_matches | "MatchOpeners" >> beam.FlatMap(_opener_key, ordered),
-                from_hits | "HitOpeners" >> beam.FlatMap(_opener_key, ordered),
+                from_matches | "MatchFirstSteps" >> beam.FlatMap(_first_steps, ordered),
+                from_hits | "HitFirstSteps" >> beam.FlatMap(_first_steps, ordered),
             )
-            | "Openers" >> beam.Flatten()
-            | "Once" >> beam.Distinct().with_output_types(tuple[str, bool])
+            | "FirstSteps" >> beam.Flatten()
+            | "Once" >> beam.Distinct().with_output_types(tuple[str, float])
         )
-        ordered_part, other_part = from_matches | "Ordered" >> beam.Partition(_OrderedFirst(ordered), 2)
-        kept = ordered_part | "Drop" >> beam.ParDo(_KeepOpenable(), pvalue.AsDict(openers))
+        ordered_part, other_part = from_matches | "Ordered" >> beam.Partition(_OrderedFirst(set(ordered)), 2)
+        kept = ordered_part | "Drop" >> beam.ParDo(
+            _KeepNearFirstSteps(ordered), pvalue.AsMultiMap(first_steps)
+        )
         return (kept, other_part) | "Kept" >> beam.Flatten()
 
 
 class _OrderedFirst(beam.PartitionFn):
-    """Contributions to temporal_ordered rules first (they wait for the openers), the rest second."""
+    """Contributions to temporal_ordered rules first (they wait for the first steps), the rest second."""
 
     def __init__(self, ordered: set[str]) -> None:
         self.ordered = ordered
@@ -546,24 +551,47 @@ class _OrderedFirst(beam.PartitionFn):
         return 0 if element[0].split(KEY_SEP, 1)[0] in self.ordered else 1
 
 
-def _opener_key(element: tuple[str, tuple[bool, bytes]], ordered: set[str]) -> Iterator[tuple[str, bool]]:
-    key, (opens, _) = element
+def _first_steps(
+    element: tuple[str, tuple[bool, bytes]], ordered: dict[str, float]
+) -> Iterator[tuple[str, float]]:
+    """(key, time) of each first step among these contributions (only those that open carry any)."""
+    key, (opens, packed) = element
     if opens and key.split(KEY_SEP, 1)[0] in ordered:
-        yield key, True
+        _, items = _load(packed)
+        for when in {x[0] for x in items if x[2] == 0}:
+            yield key, when
 
 
-class _KeepOpenable(beam.DoFn):
+class _KeepNearFirstSteps(beam.DoFn):
+    def __init__(self, ordered: dict[str, float]) -> None:
+        self.ordered = ordered  # temporal_ordered rule id -> timespan
+
     def setup(self) -> None:
         self.dropped = Metrics.counter(NAMESPACE, "correlation_unopened_dropped")
 
     def process(
-        self, element: tuple[str, tuple[bool, bytes]], openers: dict[str, bool]
+        self, element: tuple[str, tuple[bool, bytes]], first_steps: Any
     ) -> Iterator[tuple[str, tuple[bool, bytes]]]:
-        key, (opens, _) = element
-        if opens or key in openers:
+        key, (opens, packed) = element
+        if opens:  # first steps are here: kept whole
             yield element
-        else:
-            self.dropped.inc()
+            return
+        times = sorted(first_steps[key])
+        group, items = _load(packed)
+        span = self.ordered[key.split(KEY_SEP, 1)[0]] + 1e-3  # event times carry microseconds
+        kept = [x for x in items if _near(times, x[0], span)]
+        if len(kept) < len(items):
+            self.dropped.inc(len(items) - len(kept))
+        if len(kept) == len(items):
+            yield element
+        elif kept:
+            yield key, (False, _dump((group, kept)))
+
+
+def _near(times: list[float], when: float, span: float) -> bool:
+    """Whether a time in the sorted `times` lies within `span` of `when`, before or after."""
+    i = bisect_left(times, when - span)
+    return i < len(times) and times[i] <= when + span
 
 
 class Correlate(beam.PTransform):

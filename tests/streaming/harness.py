@@ -77,13 +77,14 @@ def alerts_stage(
     suppress: float | None = None,
     lateness: float = 0.0,
     bounded: bool | None = None,
+    projection: Callable[[dict[str, Any]], Any] = project,
 ) -> beam.PCollection:
     matches = events | "Detect" >> Detect(ruleset)
     hits = matches | "Correlate" >> Correlate(plan, lateness, bounded)
     candidates = (matches, hits) | "Candidates" >> ToCandidates(plan)
     if suppress:
         candidates = candidates | "Suppress" >> Suppress(suppress)
-    return candidates | "Alerts" >> CandidateAlerts(1 << 20, plan) | "Project" >> beam.Map(project)
+    return candidates | "Alerts" >> CandidateAlerts(1 << 20, plan) | "Project" >> beam.Map(projection)
 
 
 def _options(runner: str, streaming: bool) -> PipelineOptions:

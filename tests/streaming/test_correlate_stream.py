@@ -207,6 +207,62 @@ def test_grouped_batch_and_state_and_timers_agree_on_chained_correlations(tmp_pa
     assert "correlation_unopened_dropped" not in stateful_counters
 
 
+def _with_correlation(doc: dict) -> tuple:
+    """Rule, alert id and everything a correlation alert says of its window (events, members, rules)."""
+    return (
+        doc["rule"]["id"],
+        doc["kubesigma"]["alert_id"],
+        orjson.dumps(doc["kubesigma"].get("correlation")).decode(),
+    )
+
+
+def test_dropping_what_no_first_step_is_near_keeps_every_window_whole(tmp_path: Path) -> None:
+    """A bounded run drops, before the shuffle, second steps with no first step within a timespan of
+    them (allowed requests far from any denied burst). Over an hour of traffic with bursts here and
+    there, the alerts, down to each window's members, equal the state and timer path's, which keeps
+    everything."""
+    ruleset = RuleSet.load(SHIPPED_RULES)
+    plan = compile_correlations(ruleset)
+    rng = random.Random(11)
+    users = [(f"dev{i}@example.com", f"198.51.100.{10 + i}") for i in range(3)]
+    docs = []
+    for step in range(360):  # every 10 s for an hour, each user: allowed reads
+        for user, ip in users:
+            t = T0 + step * 10 + rng.random()
+            docs.append(audit_doc(t, len(docs), resource="configmaps", user=user, ip=ip))
+    for start in (300.0, 1500.0, 1620.0, 3000.0):  # bursts of denials, one user each
+        user, ip = rng.choice(users)
+        for k in range(11):
+            t = T0 + start + k * 3 + rng.random()
+            docs.append(
+                audit_doc(t, len(docs), resource="pods", user=user, ip=ip, decision="forbid", code=403)
+            )
+    # A quiet identity: an allowed request 650 s after a burst's hit (admitted, the hit not yet pruned,
+    # then pruned), a second burst whose hit comes 450 s later, an allowed request 50 s after that: the
+    # firing's window holds all three, so the first request, 450 s before the second hit, must be kept.
+    quiet, quiet_ip = "quiet@example.com", "198.51.100.99"
+    hit1 = T0 + 327.0
+    second_burst = hit1 + 650 + 423
+    for t in [T0 + 300 + k * 3 for k in range(11)] + [second_burst + k * 3 for k in range(11)]:
+        docs.append(
+            audit_doc(t, len(docs), resource="pods", user=quiet, ip=quiet_ip, decision="forbid", code=403)
+        )
+    for t in (hit1 + 650, second_burst + 27 + 50):
+        docs.append(audit_doc(t, len(docs), resource="configmaps", user=quiet, ip=quiet_ip))
+    events = sorted((to_event(d, n) for n, d in enumerate(docs)), key=lambda e: e.time)
+    grouped, stateful = Collected(tmp_path / "grouped.json"), Collected(tmp_path / "stateful.json")
+    counters = run_batch(events, ruleset, plan, grouped, projection=_with_correlation)
+    run_batch(events, ruleset, plan, stateful, bounded=False, projection=_with_correlation)
+    fired = [
+        item for item in grouped.items if item[0] in (DENIED_THEN_ALLOWED_BY_USER, DENIED_THEN_ALLOWED_BY_IP)
+    ]
+    assert len(fired) >= 4
+    quiet_windows = [orjson.loads(item[2]) for item in fired if quiet in item[2] or quiet_ip in item[2]]
+    assert sorted(w["events"] for w in quiet_windows) == [3, 3]  # by identity and by address
+    assert counters.get("correlation_unopened_dropped", 0) > 1000  # most of the hour is far from a burst
+    assert stateful.items == grouped.items
+
+
 CLOSING = (
     RULES.split("---")[0]
     + """---
