@@ -88,8 +88,12 @@ class GroupWindow:
             self._cap()
             self.anchor = self.events[0].time
             return out
-        if spec.type == "temporal_ordered" and c.rule > 0 and not self._has_step_before(c):
-            return out  # a later step with no earlier one before it can never complete a sequence: not kept
+        if spec.type == "temporal_ordered" and c.rule > 0:
+            # Only an earlier step within the timespan counts: forget older ones first, as a stream's
+            # expiry timer would have by now (else a batch run kept a step a stream had forgotten).
+            self._prune(c.time - spec.timespan)
+            if not self._has_step_before(c):
+                return out  # a later step with no earlier one before it can never complete a sequence
         insort(self.events, c)
         self._prune(self.events[-1].time - spec.timespan)
         self._cap()

@@ -185,3 +185,22 @@ def test_state_of_a_group_is_forgotten_once_its_events_expire(tmp_path: Path) ->
     _, correlator = feed(spec, [(T0, 0, None), (T0 + 1, 0, None)], end=T0 + 302)
     assert correlator.state_size() == 0
     assert correlator.windows == {}
+
+
+def test_a_later_step_after_a_first_step_older_than_the_timespan_is_not_kept(tmp_path: Path) -> None:
+    """A first step at 0, a second 650 s later (timespan 10 minutes): too late. It must not be counted
+    even while nothing newer has pushed the old first step out yet, so a later sequence's window holds
+    only its own steps, in a batch run as in a stream whose timers have forgotten the old step."""
+    spec = spec_of(
+        tmp_path,
+        """\
+    type: temporal_ordered
+    rules: [binding_created, pod_exec]
+    group-by: [user.username]
+    timespan: 10m
+""",
+    )
+    firings, _ = feed(spec, [(T0, 0, None), (T0 + 650, 1, None), (T0 + 700, 0, None), (T0 + 750, 1, None)])
+    assert len(firings) == 1
+    assert firings[0].events == 2  # the second sequence's own two steps, not the stray one at 650
+    assert firings[0].first.time == T0 + 700
