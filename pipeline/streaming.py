@@ -130,6 +130,9 @@ def _seconds(ts: Any) -> float:
 # completes a correlation (the alert shows it), so the rest cross the shuffle and state as bytes, never
 # decoded.
 Item = tuple[float, str, int, Any, str, bytes]
+# What a routing step emits per key and bundle: whether the contributions can open a window, how many
+# there are, and them pickled with their group. The count lets a step drop them without unpickling.
+Routed = tuple[bool, int, bytes]
 
 
 # An event crosses as one JSON array of its fields (its documents are JSON already): orjson writes it
@@ -207,7 +210,7 @@ def _contribution(item: Item) -> Contribution:
 
 class _Route(beam.DoFn):
     """Batches of matches, or a lower correlation's hits → for the correlation rules of one level, one
-    element per key (rule and group) and bundle: (key, (opens, pickled (group, items))). The next step
+    element per key (rule and group) and bundle: (key, (opens, count, pickled (group, items))). The next step
     pays per key, not per event, and the shuffle moves bytes."""
 
     def __init__(self, plan: CorrelationPlan, level: int) -> None:
@@ -287,11 +290,12 @@ class _Route(beam.DoFn):
                     items.append(item)
             self.buffered += len(groups)
 
-    def _drain(self) -> list[tuple[str, float, tuple[bool, bytes]]]:
+    def _drain(self) -> list[tuple[str, float, Routed]]:
         out = []
         for (sid, group), items in self.buffer.items():
             key = f"{sid}{KEY_SEP}{group_text(group)}"
-            out.append((key, min(x[0] for x in items), (self._opens(sid, items), _dump((group, items)))))
+            routed = (self._opens(sid, items), len(items), _dump((group, items)))
+            out.append((key, min(x[0] for x in items), routed))
         self.buffer, self.buffered = {}, 0
         return sorted(out, key=lambda x: x[0])
 
@@ -336,12 +340,12 @@ class _CorrelateComplete(_Hits, beam.DoFn):
         self.fired = Metrics.counter(NAMESPACE, "correlation_fired")
         self.state_events = Metrics.distribution(NAMESPACE, "correlation_state_events")
 
-    def process(self, element: tuple[str, Iterable[tuple[bool, bytes]]]) -> Iterator[Any]:
+    def process(self, element: tuple[str, Iterable[Routed]]) -> Iterator[Any]:
         key, values = element
         values = list(values)
         # A denied-then-allowed group without a denial needs nothing: later steps alone never count.
-        if any(opens for opens, _ in values):
-            yield from self._evaluate(key, [packed for _, packed in values])
+        if any(opens for opens, _, _ in values):
+            yield from self._evaluate(key, [packed for _, _, packed in values])
 
     def _evaluate(self, key: str, packs: list[bytes]) -> Iterator[Any]:
         spec = self.plan.spec(key.split(KEY_SEP, 1)[0])
@@ -388,14 +392,14 @@ class _CorrelateGroups(_Hits, beam.DoFn):
 
     def process(
         self,
-        element: tuple[str, tuple[bool, bytes]],
+        element: tuple[str, Routed],
         pending=beam.DoFn.StateParam(PENDING),
         window_state=beam.DoFn.StateParam(WINDOW),
         meta_state=beam.DoFn.StateParam(META),
         flush=beam.DoFn.TimerParam(FLUSH),
         expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> Iterator[Any]:
-        key, (_, packed) = element
+        key, (_, _, packed) = element
         group, items = _load(packed)
         meta: _GroupMeta = _load(meta_state.read()) or _GroupMeta(group=group)
         horizon = meta.horizon
@@ -551,11 +555,9 @@ class _OrderedFirst(beam.PartitionFn):
         return 0 if element[0].split(KEY_SEP, 1)[0] in self.ordered else 1
 
 
-def _first_steps(
-    element: tuple[str, tuple[bool, bytes]], ordered: dict[str, float]
-) -> Iterator[tuple[str, float]]:
+def _first_steps(element: tuple[str, Routed], ordered: dict[str, float]) -> Iterator[tuple[str, float]]:
     """(key, time) of each first step among these contributions (only those that open carry any)."""
-    key, (opens, packed) = element
+    key, (opens, _, packed) = element
     if opens and key.split(KEY_SEP, 1)[0] in ordered:
         _, items = _load(packed)
         for when in {x[0] for x in items if x[2] == 0}:
@@ -569,14 +571,15 @@ class _KeepNearFirstSteps(beam.DoFn):
     def setup(self) -> None:
         self.dropped = Metrics.counter(NAMESPACE, "correlation_unopened_dropped")
 
-    def process(
-        self, element: tuple[str, tuple[bool, bytes]], first_steps: Any
-    ) -> Iterator[tuple[str, tuple[bool, bytes]]]:
-        key, (opens, packed) = element
+    def process(self, element: tuple[str, Routed], first_steps: Any) -> Iterator[tuple[str, Routed]]:
+        key, (opens, count, packed) = element
         if opens:  # first steps are here: kept whole
             yield element
             return
         times = sorted(first_steps[key])
+        if not times:  # no first step in this group at all: dropped without unpickling
+            self.dropped.inc(count)
+            return
         group, items = _load(packed)
         span = self.ordered[key.split(KEY_SEP, 1)[0]] + 1e-3  # event times carry microseconds
         kept = [x for x in items if _near(times, x[0], span)]
@@ -585,7 +588,7 @@ class _KeepNearFirstSteps(beam.DoFn):
         if len(kept) == len(items):
             yield element
         elif kept:
-            yield key, (False, _dump((group, kept)))
+            yield key, (False, len(kept), _dump((group, kept)))
 
 
 def _near(times: list[float], when: float, span: float) -> bool:
@@ -617,13 +620,13 @@ class Correlate(beam.PTransform):
         for level in range(self.plan.levels):
             # Matches are routed where Detect runs (fused, never encoded); only keyed bytes move on.
             keyed = matches | f"Route{level}" >> beam.ParDo(_Route(self.plan, level)).with_output_types(
-                tuple[str, tuple[bool, bytes]]
+                tuple[str, Routed]
             )
             if hits:
                 lower = hits[0] if len(hits) == 1 else tuple(hits) | f"Lower{level}" >> beam.Flatten()
                 from_hits = lower | f"RouteHits{level}" >> beam.ParDo(
                     _Route(self.plan, level)
-                ).with_output_types(tuple[str, tuple[bool, bytes]])
+                ).with_output_types(tuple[str, Routed])
                 if bounded:
                     keyed = (keyed, from_hits) | f"Unopened{level}" >> _DropUnopened(self.plan)
                 keyed = (keyed, from_hits) | f"Chain{level}" >> beam.Flatten()
