@@ -148,6 +148,10 @@ _FLAT = (
     and tuple(f.name for f in fields(Cloud)) == ("provider", "account_id", "region")
 )
 _JSON = b"J"  # marks a JSON-frozen event (a pickle starts with b"\x80")
+# Objects orjson would write as strings or objects (and read back as such) go to pickle instead.
+# Documents decoded by orjson hold no tuples and no NaN; those from Python's json module (concatenated
+# documents on one line) may hold NaN, which comes back null, as every output of kubesigma writes it.
+_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 def _freeze(event: AuditEvent) -> bytes:
@@ -163,15 +167,9 @@ def _freeze(event: AuditEvent) -> bytes:
         )  # fmt: skip
         try:
             return _JSON + orjson.dumps(flat, option=_STRICT)
-        except orjson.JSONEncodeError:  # what JSON cannot hold as it is (an integer beyond 64 bits)
+        except orjson.JSONEncodeError:  # what JSON cannot hold as it is (a 65-bit integer, a datetime ...)
             pass
     return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-# Objects orjson would write as strings or objects (and read back as such) go to pickle instead.
-# Documents decoded by orjson hold no tuples and no NaN; those from Python's json module (concatenated
-# documents on one line) may hold NaN, which comes back null, as every output of kubesigma writes it.
-_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 def _thaw(blob: bytes) -> AuditEvent:
