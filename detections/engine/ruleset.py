@@ -71,7 +71,6 @@ class _Route:
     def __init__(self, rules: list[CompiledRule], dispatch: tuple[str, ...]):
         self.rules = rules
         self.dispatch = dispatch if rules else ()
-        self.key = C.key_function(self.dispatch) if self.dispatch else (lambda doc: ())
         self.buckets: dict[tuple[Any, ...], Any] = {}
         self._by_source: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._by_shape: dict[tuple[Any, ...], Any] = {}
@@ -86,6 +85,10 @@ class _Route:
         return (self.buckets.get(()) or self._bucket(()))(doc)
 
     def _bucket(self, key: tuple[Any, ...]) -> Any:
+        key = C.dispatch_key(key)
+        fn = self.buckets.get(key)
+        if fn is not None:  # a value read in another form than its key's (a list, a number)
+            return fn
         if len(self.buckets) >= MAX_BUCKETS:
             if self._generic is None:
                 self._generic = C.build([(r.info, r.ir) for r in self.rules])
@@ -199,6 +202,10 @@ class _Level:
     def specialize(self, key: Any, doc: dict[str, Any]) -> Any:
         if self.fallback is not None:
             return self.fallback
+        key = C.canonical_key(key, len(self.paths))
+        fn = self.table.get(key)
+        if fn is not None:  # a value read in another form than its key's (a number, a list with one)
+            return fn
         values = (key,) if len(self.paths) == 1 else key
         # A value that cannot key a table (an object) is UNKNOWN: its field is not folded.
         known = {

@@ -106,6 +106,69 @@ def test_specialized_bucket_keys_numbers_booleans_and_text_apart(tmp_path):
     assert hits == [True, False, True, True, False, True, False, False, False]
 
 
+# Values in every form a key field can take: their canonical key, or not (numbers, lists holding
+# them, objects), so a table filled in any order is looked up with raw and canonical forms alike.
+FORMS = st.sampled_from(
+    [
+        1,
+        True,
+        1.0,
+        "1",
+        None,
+        "get",
+        "system:masters",
+        "alice",
+        [1],
+        [True],
+        ["1"],
+        ["get"],
+        ["system:masters", "x"],
+        ["alice", 1],
+        [{"n": 1}],
+        [["1"]],
+        {"n": 1},
+        "10.1.2.3",
+        ["203.0.113.7"],
+    ]
+)
+ABSENT = object()
+KEYED_RULES = [
+    {"sel": {"verb": "get", "user.username": 1}, "condition": "sel"},
+    {"sel": {"verb": ["get", "1"], "user.groups": "system:masters"}, "condition": "sel"},
+    {
+        "sel": {"user.username": ["alice", "1"]},
+        "net": {"sourceIPs|cidr": "10.0.0.0/8"},
+        "condition": "sel and not net",
+    },
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    events=st.lists(
+        st.tuples(*(st.one_of(st.just(ABSENT), FORMS) for _ in range(4))), min_size=1, max_size=40
+    )
+)
+def test_specialized_tables_answer_as_the_plain_rules_in_any_order(tmp_path_factory, events):
+    # Dispatch buckets and levels remember functions under canonical keys and look up the values
+    # as read; whatever order the forms arrive in, the answer is the unspecialized one.
+    from kubesigma.detections.engine import compile as C
+
+    rs = ruleset(tmp_path_factory.mktemp("keyed"), *(rule_doc(d) for d in KEYED_RULES))
+    plain = C.build([(c.info, c.ir) for c in rs._compiled])
+    for verb, username, groups, ips in events:
+        doc: dict[str, Any] = {}
+        if verb is not ABSENT:
+            doc["verb"] = verb
+        user = {k: v for k, v in (("username", username), ("groups", groups)) if v is not ABSENT}
+        if user:
+            doc["user"] = user
+        if ips is not ABSENT:
+            doc["sourceIPs"] = ips
+        got = [i.id for i in rs.match_document(KUBERNETES_AUDIT, doc)]
+        assert got == [i.id for i in plain(doc)], doc
+
+
 def test_specialized_bucket_evaluates_what_the_values_leave(tmp_path):
     det = {
         "sel": {"verb": "get", "user.username|startswith": "system:node:"},
