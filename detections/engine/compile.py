@@ -1051,24 +1051,36 @@ def canonical_key(key: Any, fields: int) -> Any:
 
 
 def level_function(
-    paths: Sequence[str], table: dict[Any, Any], specialize: Callable[[Any, dict[str, Any]], Any]
+    paths: Sequence[str],
+    table: dict[Any, Any],
+    specialize: Callable[[Any, dict[str, Any]], Any],
+    numeric: frozenset[str] = frozenset(),
 ) -> Callable[[dict[str, Any]], list[Any]]:
     """`match(doc)` of one specialization level: read its fields, call the function made for
     their values (`specialize(key, doc)` on first sight; the table remembers it). The key is the
     value for one field, the tuple of values for several.
 
     The table holds canonical keys only (`canonical_key`: strings, MISSING, tuples of strings,
-    typed scalars, UNKNOWN), so the values as read are looked up directly: a value that is not
-    its own canonical form (a number, a list holding a number) equals no stored key (JSON gives
-    no type objects, no UNKNOWN), misses, and `specialize` canonicalizes it. No per-element
-    type test on the way of the usual event (a fifth of a level's cost)."""
+    typed scalars, UNKNOWN), so values are looked up as read: one that is not its own canonical
+    form (a number, a list holding one, an object) equals no stored key (JSON gives no type
+    objects, no UNKNOWN), misses, and `specialize` canonicalizes it. No per-element type test on
+    the way of the usual event (a fifth of a level's cost). `numeric` fields are typed inline."""
     inline, bindings = F.inline_source(
         [F.split_path(p) for p in paths], [f"v{i}" for i in range(len(paths))], "K", raw_lists=True
     )
     key = "v0" if len(paths) == 1 else "(" + "".join(f"v{i}, " for i in range(len(paths))) + ")"
+    # Fields the rules compare as numbers (status codes) usually hold numbers: their values take
+    # the typed form here rather than on a miss, as every event would.
+    typed = [
+        f"    if v{i}.__class__ is not str and v{i} is not MISSING and v{i}.__class__ is not tuple:"
+        f" v{i} = _KV(v{i})"
+        for i, path in enumerate(paths)
+        if path in numeric
+    ]
     body = [
         "def match(doc):",
         *inline,
+        *typed,
         "    try:",
         f"        fn = TABLE.get({key})",
         "    except TypeError:  # an object or nested list: unhashable, never stored",
@@ -1079,7 +1091,7 @@ def level_function(
     ]
     namespace = dict(_RUNTIME)
     namespace.update(bindings)
-    namespace.update({"TABLE": table, "SPECIALIZE": specialize})
+    namespace.update({"TABLE": table, "SPECIALIZE": specialize, "_KV": _key_value})
     exec(compile("\n".join(body) + "\n", f"<kubesigma level {', '.join(paths)}>", "exec"), namespace)
     return namespace["match"]
 

@@ -200,6 +200,7 @@ def inline_source(
 
     def emit(node: str, group: list[tuple[tuple[str, ...], str]], i: int, pad: str) -> None:
         """Single values: node is a dict, no list traversed yet."""
+        start = len(lines)
         for key, members in by_key(group, i).items():
             c = var("c")
             lines.append(f"{pad}{c} = {node}.get({key!r}, MISSING)")
@@ -243,6 +244,16 @@ def inline_source(
                 lines.append(f"{pad}    {name} = tuple({a})")
             lines.append(f"{pad}else:")
             lines.append(f"{pad}    {' = '.join(name for _, name in deeper)} = MISSING")
+        # Several missing keys of one object (a pod spec without initContainers, template ...)
+        # ask once whether it has dotted keys: the answer is kept for the rest of the block.
+        test = f"_NODOTS({node})"
+        if sum(line.count(test) for line in lines[start:]) > 1:
+            kept = var("d")
+            lines[start:] = [
+                line.replace(test, f"({kept} if {kept} is not None else ({kept} := {test}))")
+                for line in lines[start:]
+            ]
+            lines.insert(start, f"{pad}{kept} = None")
 
     def collect(node: str, group: list[tuple[tuple[str, ...], str]], i: int, pad: str) -> None:
         """Several values: node is a dict inside a traversed list; append what each path reaches."""

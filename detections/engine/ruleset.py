@@ -197,7 +197,13 @@ class _Level:
         self.known = known | set(paths)
         self.table: dict[Any, Any] = {}
         self.fallback: Any = None
-        self.match = C.level_function(paths, self.table, self.specialize)
+        numeric = frozenset(
+            leaf.field
+            for _, ir in selected
+            for leaf in C.leaves(ir)
+            if leaf.field in paths and "n" in leaf.needs
+        )
+        self.match = C.level_function(paths, self.table, self.specialize, numeric)
 
     def specialize(self, key: Any, doc: dict[str, Any]) -> Any:
         if self.fallback is not None:

@@ -29,6 +29,7 @@ PATHS = [
     ("a", "x", "b", "c"),
     ("a", "b", "x"),
     ("x", "a", "b"),
+    ("a", "c", "x", "b"),  # with ("a", "x", "b", "c"): two missing keys of `a` share one dotted-key test
 ]
 
 
