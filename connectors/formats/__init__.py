@@ -7,7 +7,7 @@ or a `Skipped`. Containers (an audit `EventList`, cloud envelopes) yield one out
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ class DecodeContext:
 
     cluster: str | None = None  # --cluster-name, when the envelope names none
 
-    def decode(self, value: Any, source: Source, size: int, raw: bytes = b"") -> Iterator[Outcome]:
+    def decode(self, value: Any, source: Source, size: int, raw: bytes = b"") -> Iterable[Outcome]:
         return decode_value(value, source, size=size, raw=raw, context=self)
 
 
@@ -36,6 +36,10 @@ class Format:
     sniff: Callable[[Any], bool]
     decode: Callable[[Any, Source, int, bytes, DecodeContext], Iterator[Outcome]]
     priority: int = 100  # lower sniffs first: specific envelopes before the formats they carry
+    # Sniff and decode of a one-record format in one call: the outcome, or None when the record is
+    # not this format's. Used for the first format in order (native audit Events): their records
+    # then cost one call instead of four, a tenth of what decoding adds to parsing.
+    claim: Callable[[Any, Source, int, bytes, DecodeContext], Outcome | None] | None = None
 
 
 _REGISTRY: list[Format] = []
@@ -45,22 +49,24 @@ def register(fmt: Format) -> Format:
     """Add a format; by priority, the first whose sniff claims a record decodes it."""
     if any(f.name == fmt.name for f in _REGISTRY):
         raise ValueError(f"format {fmt.name!r} is registered twice")
-    global _ordered
+    global _ordered, _claim
     _REGISTRY.append(fmt)
     _REGISTRY.sort(key=lambda f: (f.priority, f.name))
-    _ordered = None
+    _ordered = _claim = None
     return fmt
 
 
 def formats() -> tuple[Format, ...]:
-    global _ordered
+    global _ordered, _claim
     _load_builtin_formats()
     if _ordered is None:
         _ordered = tuple(_REGISTRY)
+        _claim = _ordered[0].claim if _ordered else None
     return _ordered
 
 
 _ordered: tuple[Format, ...] | None = None  # formats() as of the last register()
+_claim: Callable[[Any, Source, int, bytes, DecodeContext], Outcome | None] | None = None  # the first's
 _NO_CONTEXT = DecodeContext()
 
 
@@ -71,7 +77,7 @@ def decode_value(
     size: int = 0,
     raw: bytes = b"",
     context: DecodeContext | None = None,
-) -> Iterator[Outcome]:
+) -> Iterable[Outcome]:
     """Decode one parsed JSON value (a record or a container of records).
 
     The format is sniffed now; the outcomes come from the returned iterator (not a generator of
@@ -79,18 +85,30 @@ def decode_value(
     return _decode(value, source, size, raw, context or _NO_CONTEXT)
 
 
-def _decode(value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContext) -> Iterator[Outcome]:
-    for fmt in _ordered or formats():
+def _decode(value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContext) -> Iterable[Outcome]:
+    ordered = _ordered or formats()
+    if _claim is not None:
+        outcome = _claim(value, source, size, raw, ctx)
+        if outcome is not None:
+            return (outcome,)
+        ordered = ordered[1:]  # the first format refused it
+    return _sniff(value, source, size, raw, ctx, ordered)
+
+
+def _sniff(
+    value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContext, ordered: tuple[Format, ...]
+) -> Iterable[Outcome]:
+    for fmt in ordered:
         try:
             claimed = fmt.sniff(value)
         except Exception:  # a sniff must never take a record down with it
             claimed = False
         if claimed:
             return fmt.decode(value, source, size, raw, ctx)
-    return iter((DeadLetter("decode", describe_unknown(value), source, raw or _dump(value)),))
+    return (DeadLetter("decode", describe_unknown(value), source, raw or _dump(value)),)
 
 
-def decode_record(record: RawRecord, context: DecodeContext | None = None) -> Iterator[Outcome]:
+def decode_record(record: RawRecord, context: DecodeContext | None = None) -> Iterable[Outcome]:
     """Parse and decode one raw record read from a source."""
     value = record.value
     data = record.data
@@ -98,8 +116,14 @@ def decode_record(record: RawRecord, context: DecodeContext | None = None) -> It
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError as err:
-            return iter((DeadLetter("decode", f"not valid JSON: {err}", record.source, data),))
-    return _decode(value, record.source, len(data), data, context or _NO_CONTEXT)
+            return (DeadLetter("decode", f"not valid JSON: {err}", record.source, data),)
+    claim = _claim  # _decode, inline: this runs for every record
+    if claim is None:
+        return _decode(value, record.source, len(data), data, context or _NO_CONTEXT)
+    outcome = claim(value, record.source, len(data), data, context or _NO_CONTEXT)
+    if outcome is not None:
+        return (outcome,)
+    return _sniff(value, record.source, len(data), data, context or _NO_CONTEXT, (_ordered or formats())[1:])
 
 
 def describe_unknown(value: Any) -> str:

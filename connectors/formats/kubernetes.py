@@ -131,6 +131,20 @@ def _normalize(
     )
 
 
+def _claim_event(
+    value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContext
+) -> AuditEvent | DeadLetter | None:
+    """`is_audit_event` and `_decode_event` in one call (a non-string apiVersion is not claimed)."""
+    if value.__class__ is not dict or value.get("kind") != "Event" or "auditID" not in value:
+        return None
+    api_version = value.get("apiVersion")
+    if api_version is not None and (
+        api_version.__class__ is not str or api_version not in AUDIT_API_VERSIONS
+    ):
+        return None
+    return _normalize(value, source, size, raw, ctx.cluster, None, False)
+
+
 def _decode_event(value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContext) -> Iterator[Outcome]:
     return iter((_normalize(value, source, size, raw, ctx.cluster, None, False),))  # no generator: hot path
 
@@ -149,5 +163,5 @@ def _decode_event_list(
 
 
 # Native audit Events are by far the most common record: they are sniffed first (no envelope has kind Event).
-register(Format("kubernetes-audit-event", is_audit_event, _decode_event, priority=10))
+register(Format("kubernetes-audit-event", is_audit_event, _decode_event, priority=10, claim=_claim_event))
 register(Format("kubernetes-audit-eventlist", is_event_list, _decode_event_list, priority=10))

@@ -181,3 +181,33 @@ def test_event_identity_is_audit_id_and_stage() -> None:
     assert isinstance(event, AuditEvent)
     assert event.identity == f"{audit_event(1)['auditID']}/ResponseStarted"
     assert event.time == pytest.approx(1795860000.0)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        audit_event(1),
+        {**audit_event(2), "apiVersion": ["audit.k8s.io/v1"]},  # unhashable: its sniff raised
+        {**audit_event(3), "apiVersion": 1},
+        {**audit_event(4), "apiVersion": "v1"},
+        {**audit_event(5), "kind": ["Event"]},
+        {k: v for k, v in audit_event(6).items() if k != "auditID"},
+        {**audit_event(7), "auditID": 7},
+        {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [audit_event(8), {"kind": "Pod"}]},
+        ["not", "an", "object"],
+    ],
+)
+def test_the_first_formats_one_call_claim_decides_as_sniffing_every_format(value: object) -> None:
+    # Native audit Events skip the sniff loop (one call instead of four): the outcome must be the
+    # one the loop gives, for records it claims and for records it must leave to other formats.
+    from kubesigma.connectors import formats as F
+    from kubesigma.connectors.event import Source
+
+    ordered = F.formats()
+    assert ordered[0].claim is not None
+    source = Source("claim.jsonl", line=1)
+    raw = orjson.dumps(value)
+    fast = list(decode_record(RawRecord(raw, source)))
+    slow = list(F._sniff(value, source, len(raw), raw, F.DecodeContext(), ordered))
+    assert [type(o) for o in fast] == [type(o) for o in slow]
+    assert fast == slow
