@@ -1029,11 +1029,14 @@ def _key_value(v: Any) -> Any:
     """A resolved value as part of a specialization key (strings and MISSING key themselves).
 
     Numbers, booleans and null carry their type (1, 1.0 and True hash alike but match differently);
-    a tuple keys itself when it holds only strings; anything else is UNKNOWN: not folded."""
+    a tuple keys itself when it holds only strings; anything else is UNKNOWN: not folded. A typed
+    value stays as it is (JSON gives no type objects), so keys typed inline canonicalize to themselves."""
     c = v.__class__
     if c is str or v is F.MISSING:
         return v
     if c is tuple:
+        if v and v[0].__class__ is type:
+            return v
         for e in v:
             if e.__class__ is not str:
                 return UNKNOWN

@@ -249,3 +249,40 @@ def test_list_values_lowered_together_equal_lowered_one_by_one(values):
     from kubesigma.detections.engine.compile import _joined_lower, _lowered_values
 
     assert _joined_lower(tuple(values)) == "\x00".join(_lowered_values(tuple(values)))
+
+
+def test_specialized_tables_answer_repeats_without_specializing_again(tmp_path, monkeypatch):
+    # A level keyed on a numerically compared field (status codes) types its values inline; the
+    # table must then hold them as they are looked up, or every event pays a specialization call.
+    from kubesigma.detections.engine import ruleset as module
+
+    calls = []
+    original = module._Level.specialize
+
+    def counting(self, key, doc):
+        calls.append(key)
+        return original(self, key, doc)
+
+    monkeypatch.setattr(module._Level, "specialize", counting)
+    det = {
+        "sel": {"verb": "get", "annotations.authorization.k8s.io/decision": "forbid"},
+        "code": {"responseStatus.code": 403},
+        "condition": "sel and code",
+    }
+    rs = ruleset(tmp_path, rule_doc(det))
+    docs = [
+        {"verb": "get", "annotations": {"authorization.k8s.io/decision": d}, "responseStatus": {"code": c}}
+        for d in ("allow", "forbid")
+        for c in (200, 403, 403.0, True, "403", None)
+    ]
+    first = [bool(rs.match_document(KUBERNETES_AUDIT, d)) for d in docs]
+    assert first == [
+        d == "forbid" and c in (403, 403.0, "403") and c is not True
+        for d in ("allow", "forbid")
+        for c in (200, 403, 403.0, True, "403", None)
+    ]
+    assert calls
+    calls.clear()
+    again = [bool(rs.match_document(KUBERNETES_AUDIT, d)) for d in docs]
+    assert again == first
+    assert calls == []
