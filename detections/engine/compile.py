@@ -435,44 +435,29 @@ class _Codegen:
             lines += lookups
         for _path, i in chosen if derive else ():
             needs = self.needs.get(i, set())
-            pad = indent + "    "
-            derived: list[str] = []
-            absent: dict[str, list[str]] = {"None": [], "False": [], "()": [], "''": []}
-            if "l" in needs:
-                derived.append(f"{pad}l{i} = x{i}.lower() if x{i}.__class__ is str else _LS(x{i})")
-                absent["None"].append(f"l{i}")
-            if "s" in needs:
-                derived.append(f"{pad}s{i} = x{i} if x{i}.__class__ is str else _SS(x{i})")
-                absent["None"].append(f"s{i}")
-            if "n" in needs:
-                derived.append(f"{pad}n{i} = _NUM(x{i})")
-                absent["None"].append(f"n{i}")
-            if "t" in needs:
-                derived.append(f"{pad}t{i} = _TS(x{i})")
-                absent["None"].append(f"t{i}")
-            if "m" in needs:
-                derived.append(f"{pad}m{i} = x{i}.__class__ is tuple")
-                absent["False"].append(f"m{i}")
-            if "L" in needs:
-                derived.append(f"{pad}L{i} = _LSEQ(x{i}) if m{i} else ()")
-                absent["()"].append(f"L{i}")
-            if "J" in needs:
-                if "L" in needs:
-                    derived.append(f"{pad}J{i} = '\\x00'.join(L{i}) if m{i} else ''")
-                else:
-                    derived.append(f"{pad}J{i} = _JLOW(x{i}) if m{i} else ''")
-                absent["''"].append(f"J{i}")
-            if "e" in needs:
-                derived.append(f"{pad}e{i} = _EXISTS(x{i})")
-                absent["False"].append(f"e{i}")
-            if not derived:
+            # One branch per class of value: absent, text, the values a list gave (a tuple, often
+            # empty: a pod whose containers run no command), another JSON value. Helpers are
+            # called only for the values that need them; constants of one value share a line.
+            branches = []
+            for case, test in _VALUE_CLASSES:
+                assigned: dict[str, list[str]] = {}
+                for need in _NEED_ORDER:
+                    if need in needs:
+                        template = _DERIVE["J_from_L" if need == "J" and "L" in needs else need][case]
+                        expr = template.format(x=f"x{i}", L=f"L{i}")
+                        assigned.setdefault(expr, []).append(f"{need}{i}")
+                body = [
+                    f"{indent}    {' = '.join(names)} = {expr}"
+                    if expr in _CONSTANTS
+                    else "\n".join(f"{indent}    {name} = {expr}" for name in names)
+                    for expr, names in assigned.items()
+                ]
+                branches.append((test.format(x=f"x{i}"), body))
+            if not branches[0][1]:
                 continue
-            # Most fields a rule group reads are absent from a given event: one test sets all
-            # that is read of them (what each conversion gives for MISSING).
-            lines.append(f"{indent}if x{i} is MISSING:")
-            lines += [f"{pad}{' = '.join(names)} = {value}" for value, names in absent.items() if names]
-            lines.append(f"{indent}else:")
-            lines += derived
+            for test, body in branches:
+                lines.append(indent + test)
+                lines += body
         if self.keyword_needs and keywords:
             lines.append("    _KL = _ALLSTR(doc)")
             if "K" in self.keyword_needs:
@@ -480,6 +465,29 @@ class _Codegen:
             if "KC" in self.keyword_needs:
                 lines.append("    _KC = '\\x00'.join(_KL)")
         return lines
+
+
+# What a test reads of a field's value (`needs`), per class of value: absent (MISSING), text, the
+# tuple of values that lists gave, any other JSON value. `x` is the value, `L` its lowered values.
+_VALUE_CLASSES = (
+    ("absent", "if {x} is MISSING:"),
+    ("text", "elif {x}.__class__ is str:"),
+    ("values", "elif {x}.__class__ is tuple:"),
+    ("other", "else:"),
+)
+_NEED_ORDER = "lsntmLJe"  # L before J: the joined text may reuse the lowered values
+_DERIVE: dict[str, dict[str, str]] = {
+    "l": {"absent": "None", "text": "{x}.lower()", "values": "None", "other": "_LS({x})"},
+    "s": {"absent": "None", "text": "{x}", "values": "None", "other": "_SS({x})"},
+    "n": {"absent": "None", "text": "_NUM({x})", "values": "None", "other": "_NUM({x})"},
+    "t": {"absent": "None", "text": "_TS({x})", "values": "_TS({x})", "other": "_TS({x})"},
+    "m": {"absent": "False", "text": "False", "values": "True", "other": "False"},
+    "L": {"absent": "()", "text": "()", "values": "_LSEQ({x}) if {x} else ()", "other": "()"},
+    "J": {"absent": "''", "text": "''", "values": "_JLOW({x}) if {x} else ''", "other": "''"},
+    "J_from_L": {"absent": "''", "text": "''", "values": "'\\x00'.join({L}) if {x} else ''", "other": "''"},
+    "e": {"absent": "False", "text": "True", "values": "_EXISTS({x})", "other": "_EXISTS({x})"},
+}
+_CONSTANTS = frozenset({"None", "False", "True", "()", "''"})
 
 
 def _dotted_top(doc: dict[str, Any]) -> tuple[str, ...]:

@@ -132,7 +132,13 @@ def _collectors(parts: tuple[str, ...]) -> list[Any]:
         src.append("                if v is not MISSING:")
         src += reach("v", i + 1, "                    ")
         src.append("                    continue")
-        src.append(f"            C{i}(e, out)")
+        if len(candidates(parts, i)) == 1:
+            # The last part: no dotted key can stand in for it (an env entry without `value`).
+            src.append("                continue")
+            src.append("            if e.__class__ is list:")
+            src.append(f"                C{i}(e, out)")
+        else:
+            src.append(f"            C{i}(e, out)")
     src.append(f"def C{n}(node, out):")
     src.append("    if node.__class__ is list:")
     src.append("        for e in node:")
@@ -244,8 +250,11 @@ def inline_source(
                 lines.append(f"{pad}    {name} = tuple({a})")
             lines.append(f"{pad}else:")
             lines.append(f"{pad}    {' = '.join(name for _, name in deeper)} = MISSING")
-        # Several missing keys of one object (a pod spec without initContainers, template ...)
-        # ask once whether it has dotted keys: the answer is kept for the rest of the block.
+        keep_dotted_test(node, start, pad)
+
+    def keep_dotted_test(node: str, start: int, pad: str) -> None:
+        """Several missing keys of one object (a pod spec without initContainers, template ...)
+        ask once whether it has dotted keys: the answer is kept for the rest of the block."""
         test = f"_NODOTS({node})"
         if sum(line.count(test) for line in lines[start:]) > 1:
             kept = var("d")
@@ -257,6 +266,7 @@ def inline_source(
 
     def collect(node: str, group: list[tuple[tuple[str, ...], str]], i: int, pad: str) -> None:
         """Several values: node is a dict inside a traversed list; append what each path reaches."""
+        start = len(lines)
         for key, members in by_key(group, i).items():
             c = var("c")
             lines.append(f"{pad}{c} = {node}.get({key!r}, MISSING)")
@@ -277,9 +287,10 @@ def inline_source(
                 lines.append(f"{pad}elif {c}.__class__ is list:")
                 for parts, a in deeper:
                     lines.append(f"{pad}    {bind('k', parts)}[{i + 1}]({c}, {a})")
-                lines.append(f"{pad}elif {c} is MISSING:")
+                lines.append(f"{pad}elif {c} is MISSING and not _NODOTS({node}):")
                 for parts, a in deeper:
                     lines.append(f"{pad}    {bind('k', parts)}[{i}]({node}, {a})")
+        keep_dotted_test(node, start, pad)
 
     emit("doc", list(zip(paths, names, strict=True)), 0, indent)
     return lines, bindings
