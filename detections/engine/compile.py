@@ -1033,6 +1033,9 @@ def specialize_rank(path: str) -> tuple[int, str]:
         return (len(SPECIALIZE_FIRST), path)
 
 
+_TYPED = (int, float, bool, type(None))
+
+
 def _key_value(v: Any) -> Any:
     """A resolved value as part of a specialization key (strings and MISSING key themselves).
 
@@ -1043,7 +1046,7 @@ def _key_value(v: Any) -> Any:
     if c is str or v is F.MISSING:
         return v
     if c is tuple:
-        if v and v[0].__class__ is type:
+        if len(v) == 2 and v[0] in _TYPED:  # typed inline (an object typed inline is UNKNOWN)
             return v
         for e in v:
             if e.__class__ is not str:
@@ -1084,7 +1087,7 @@ def level_function(
     # the typed form here rather than on a miss, as every event would.
     typed = [
         f"    if v{i}.__class__ is not str and v{i} is not MISSING and v{i}.__class__ is not tuple:"
-        f" v{i} = _KV(v{i})"
+        f" v{i} = (v{i}.__class__, v{i})"  # _key_value's form; an object in it is unhashable
         for i, path in enumerate(paths)
         if path in numeric
     ]
@@ -1102,7 +1105,7 @@ def level_function(
     ]
     namespace = dict(_RUNTIME)
     namespace.update(bindings)
-    namespace.update({"TABLE": table, "SPECIALIZE": specialize, "_KV": _key_value})
+    namespace.update({"TABLE": table, "SPECIALIZE": specialize})
     exec(compile("\n".join(body) + "\n", f"<kubesigma level {', '.join(paths)}>", "exec"), namespace)
     return namespace["match"]
 

@@ -222,7 +222,8 @@ def inline_source(
             # (`authorization.k8s.io/decision`); shorter dotted keys go to the general resolver.
             lines.append(f"{pad}elif {c} is MISSING:")
             inner = pad + "    "
-            if len(deeper) > 2 or any(len(parts) - i > 2 for parts, _ in deeper):
+            single = len(deeper) == 1  # one path: its dotted key is looked up before anything else
+            if not single and (len(deeper) > 2 or any(len(parts) - i > 2 for parts, _ in deeper)):
                 # Without dotted keys in the object nothing can stand in: all of them are missing.
                 lines.append(f"{inner}if _NODOTS({node}):")
                 lines.append(f"{inner}    {' = '.join(name for _, name in deeper)} = MISSING")
@@ -231,7 +232,9 @@ def inline_source(
             for parts, name in deeper:
                 lines.append(f"{inner}{name} = {node}.get({'.'.join(parts[i:])!r}, MISSING)")
                 if len(parts) - i > 2:
-                    lines.append(f"{inner}if {name} is MISSING: {name} = {bind('r', parts[i:])}({node})")
+                    guard = f" and not _NODOTS({node})" if single else ""
+                    resolver = bind("r", parts[i:])
+                    lines.append(f"{inner}if {name} is MISSING{guard}: {name} = {resolver}({node})")
                 lines.append(f"{inner}if {name}.__class__ is list: {name} = {as_tuple}({name})")
             # A list: every path below collects from each element, in one loop.
             lines.append(f"{pad}elif {c}.__class__ is list:")

@@ -323,6 +323,24 @@ def string_leaf(fld: str | None, s: SigmaString) -> Leaf:
     )
 
 
+class _EndOrBeforeFinalNewline:
+    """A pattern with `$`, searched as PCRE (and Python) do: without the m flag their `$` matches at
+    the end and also before a final newline, RE2's only at the end. A text ending in a newline is
+    searched again without it, where RE2's `$` stands where theirs does; nothing else in a pattern
+    tells the two texts apart (a newline is not a word character), save `\\z`, left to RE2 alone."""
+
+    __slots__ = ("rx",)
+
+    def __init__(self, rx: Any) -> None:
+        self.rx = rx
+
+    def search(self, text: str) -> Any:
+        found = self.rx.search(text)
+        if found is None and text.endswith("\n"):
+            found = self.rx.search(text[:-1])
+        return found
+
+
 def regex_leaf(fld: str | None, r: SigmaRegularExpression) -> Leaf:
     flags = ""
     if SigmaRegularExpressionFlag.IGNORECASE in r.flags:
@@ -333,6 +351,8 @@ def regex_leaf(fld: str | None, r: SigmaRegularExpression) -> Leaf:
         flags += "s"
     pattern = r.regexp.to_plain()
     rx = compile_re2((f"(?{flags})" if flags else "") + pattern, "regular expression")
+    if "m" not in flags and "$" in pattern and "\\z" not in pattern:
+        rx = _EndOrBeforeFinalNewline(rx)
     return Leaf(
         fld, "re", rx, lambda v: (t := scalar_str(v)) is not None and rx.search(t) is not None, needs="s"
     )

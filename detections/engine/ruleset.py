@@ -513,7 +513,8 @@ class RuleSet:
         return route.match(doc)
 
     def match(self, event: AuditEvent) -> list[RuleInfo]:
-        """Rules matching any view of the event, each reported once, in view then rule order."""
+        """Rules matching any view of the event, each reported once (views in order; within a view
+        the order follows how the rules were folded for the event's values, not their load order)."""
         views = event.views
         if len(views) == 1:
             logsource, doc = views[0]

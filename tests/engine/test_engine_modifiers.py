@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime
 
 from engine.engine_helpers import compile_rule
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 # Sigma strings without wildcard/escape characters, so the rule value is the literal.
@@ -85,6 +85,8 @@ FLAGS = st.sampled_from(["", "i", "m", "s", "im", "is", "ms", "ims"])
 
 @SETTINGS
 @given(pattern=PATTERNS, flags=FLAGS, hay=st.text(alphabet="abcAxy\n", max_size=8))
+@example(pattern="b$", flags="", hay="b\n")  # `$` before a final newline: PCRE and Python, not RE2
+@example(pattern="^a.*c$", flags="s", hay="abc\n")
 def test_re_with_flags_matches_like_python_re(pattern, flags, hay):
     modifiers = "re" + "".join(f"|{f}" for f in flags)
     pyflags = 0

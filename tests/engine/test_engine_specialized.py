@@ -133,6 +133,18 @@ FORMS = st.sampled_from(
     ]
 )
 ABSENT = object()
+
+
+def _alias(value: Any) -> Any:
+    if value is True:
+        return 1.0
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 1:
+        return True
+    if isinstance(value, list):
+        return [_alias(v) for v in value]
+    return value
+
+
 KEYED_RULES = [
     {"sel": {"verb": "get", "user.username": 1}, "condition": "sel"},
     {"sel": {"verb": ["get", "1"], "user.groups": "system:masters"}, "condition": "sel"},
@@ -157,7 +169,9 @@ def test_specialized_tables_answer_as_the_plain_rules_in_any_order(tmp_path_fact
 
     rs = ruleset(tmp_path_factory.mktemp("keyed"), *(rule_doc(d) for d in KEYED_RULES))
     plain = C.build([(c.info, c.ir) for c in rs._compiled])
-    for verb, username, groups, ips in events:
+    # Each event again with its numbers in another form that hashes and compares alike (1, True,
+    # 1.0): a table that stored values as read would answer these from the first one's entry.
+    for verb, username, groups, ips in [*events, *(tuple(map(_alias, e)) for e in events)]:
         doc: dict[str, Any] = {}
         if verb is not ABSENT:
             doc["verb"] = verb
@@ -166,8 +180,8 @@ def test_specialized_tables_answer_as_the_plain_rules_in_any_order(tmp_path_fact
             doc["user"] = user
         if ips is not ABSENT:
             doc["sourceIPs"] = ips
-        got = [i.id for i in rs.match_document(KUBERNETES_AUDIT, doc)]
-        assert got == [i.id for i in plain(doc)], doc
+        got = sorted(i.id for i in rs.match_document(KUBERNETES_AUDIT, doc))
+        assert got == sorted(i.id for i in plain(doc)), doc  # memoized rules come first: order may differ
 
 
 def test_specialized_bucket_evaluates_what_the_values_leave(tmp_path):
