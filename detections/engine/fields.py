@@ -183,7 +183,6 @@ def inline_source(
     lines: list[str] = []
     bindings: dict[str, Any] = {}
     bound: dict[tuple[str, tuple[str, ...]], str] = {}
-    counter = [0]
 
     def bind(kind: str, parts: tuple[str, ...]) -> str:
         name = bound.get((kind, parts))
@@ -192,9 +191,11 @@ def inline_source(
             bindings[name] = cached_resolver(parts) if kind == "r" else cached_collectors(parts)
         return name
 
-    def var(kind: str) -> str:
-        counter[0] += 1
-        return f"{prefix}_{kind}{counter[0]}"
+    def var(kind: str, n: int) -> str:
+        # Temporaries are named by depth (accumulators by position in their loop): a value is dead
+        # once its subtree is done, and a function's frame costs per local name on every call
+        # (a pod-spec function once held 1,150 locals: a third of what a Binding cost to match).
+        return f"{prefix}_{kind}{n}"
 
     def by_key(
         group: list[tuple[tuple[str, ...], str]], i: int
@@ -208,7 +209,7 @@ def inline_source(
         """Single values: node is a dict, no list traversed yet."""
         start = len(lines)
         for key, members in by_key(group, i).items():
-            c = var("c")
+            c = var("c", i)
             lines.append(f"{pad}{c} = {node}.get({key!r}, MISSING)")
             for parts, name in members:
                 if len(parts) == i + 1:  # last part: no dotted key can stand in for it
@@ -238,11 +239,11 @@ def inline_source(
                 lines.append(f"{inner}if {name}.__class__ is list: {name} = {as_tuple}({name})")
             # A list: every path below collects from each element, in one loop.
             lines.append(f"{pad}elif {c}.__class__ is list:")
-            accs = [(parts, name, var("a")) for parts, name in deeper]
+            accs = [(parts, name, var("a", n)) for n, (parts, name) in enumerate(deeper)]
             lines.append(f"{pad}    {' = '.join(a for _, _, a in accs)} = None")
             for _, _, a in accs:
                 lines.append(f"{pad}    {a} = []")
-            e = var("e")
+            e = var("e", i)
             lines.append(f"{pad}    for {e} in {c}:")
             lines.append(f"{pad}        if {e}.__class__ is dict:")
             collect(e, [(parts, a) for parts, _, a in accs], i + 1, pad + "            ")
@@ -253,14 +254,14 @@ def inline_source(
                 lines.append(f"{pad}    {name} = tuple({a})")
             lines.append(f"{pad}else:")
             lines.append(f"{pad}    {' = '.join(name for _, name in deeper)} = MISSING")
-        keep_dotted_test(node, start, pad)
+        keep_dotted_test(node, i, start, pad)
 
-    def keep_dotted_test(node: str, start: int, pad: str) -> None:
+    def keep_dotted_test(node: str, depth: int, start: int, pad: str) -> None:
         """Several missing keys of one object (a pod spec without initContainers, template ...)
         ask once whether it has dotted keys: the answer is kept for the rest of the block."""
         test = f"_NODOTS({node})"
         if sum(line.count(test) for line in lines[start:]) > 1:
-            kept = var("d")
+            kept = var("d", depth)
             lines[start:] = [
                 line.replace(test, f"({kept} if {kept} is not None else ({kept} := {test}))")
                 for line in lines[start:]
@@ -271,7 +272,7 @@ def inline_source(
         """Several values: node is a dict inside a traversed list; append what each path reaches."""
         start = len(lines)
         for key, members in by_key(group, i).items():
-            c = var("c")
+            c = var("c", i)
             lines.append(f"{pad}{c} = {node}.get({key!r}, MISSING)")
             ends = [(parts, a) for parts, a in members if len(parts) == i + 1]
             deeper = [(parts, a) for parts, a in members if len(parts) > i + 1]
@@ -293,7 +294,7 @@ def inline_source(
                 lines.append(f"{pad}elif {c} is MISSING and not _NODOTS({node}):")
                 for parts, a in deeper:
                     lines.append(f"{pad}    {bind('k', parts)}[{i}]({node}, {a})")
-        keep_dotted_test(node, start, pad)
+        keep_dotted_test(node, i, start, pad)
 
     emit("doc", list(zip(paths, names, strict=True)), 0, indent)
     return lines, bindings
