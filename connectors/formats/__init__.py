@@ -80,8 +80,8 @@ def decode_value(
 ) -> Iterable[Outcome]:
     """Decode one parsed JSON value (a record or a container of records).
 
-    The format is sniffed now; the outcomes come from the returned iterator (not a generator of
-    its own: one generator layer per record cost as much as building the event)."""
+    The format is sniffed now; the outcomes come from the returned iterable (a tuple for a single
+    record, not a generator: one generator layer per record cost as much as building the event)."""
     return _decode(value, source, size, raw, context or _NO_CONTEXT)
 
 
