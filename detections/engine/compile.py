@@ -1047,14 +1047,21 @@ def _key_value(v: Any) -> Any:
         return v
     if c is tuple:
         if len(v) == 2 and v[0] in _TYPED:  # typed inline (an object typed inline is UNKNOWN)
-            return v
+            return UNKNOWN if v[0] is float and _same_key_other_text(v[1]) else v
         for e in v:
             if e.__class__ is not str:
                 return UNKNOWN
         return v
+    if c is float and _same_key_other_text(v):
+        return UNKNOWN
     if c is int or c is float or c is bool or v is None:
         return (c, v)
     return UNKNOWN
+
+
+def _same_key_other_text(v: float) -> bool:
+    """-0.0 keys like 0.0 but reads "-0.0"; NaN equals no key, not even its own: neither is folded."""
+    return v == 0 or v != v
 
 
 def canonical_key(key: Any, fields: int) -> Any:

@@ -326,8 +326,9 @@ def string_leaf(fld: str | None, s: SigmaString) -> Leaf:
 class _EndOrBeforeFinalNewline:
     """A pattern with `$`, searched as PCRE (and Python) do: without the m flag their `$` matches at
     the end and also before a final newline, RE2's only at the end. A text ending in a newline is
-    searched again without it, where RE2's `$` stands where theirs does; nothing else in a pattern
-    tells the two texts apart (a newline is not a word character), save `\\z`, left to RE2 alone."""
+    searched again without it, where RE2's `$` stands where theirs does. Exact when nothing but
+    anchors can follow a `$` (`_dollar_followed`), the only patterns let through: the rest of a
+    pattern then cannot tell the two texts apart (a newline is not a word character)."""
 
     __slots__ = ("rx",)
 
@@ -341,6 +342,51 @@ class _EndOrBeforeFinalNewline:
         return found
 
 
+def _dollar_followed(pattern: str) -> bool | None:
+    """Whether a `$` outside the m flag can be followed by more than anchors (`a$\\n`, `(a$|b)c`,
+    `(a$)*`), where PCRE's `$` before a final newline cannot be emulated on RE2; None when Python's
+    parser cannot read the pattern (pySigma has read it with Python's `re` already: a safety net)."""
+    from re import _constants as K
+    from re import _parser as P
+
+    try:
+        tree = P.parse(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return None
+    if tree.state.flags & K.SRE_FLAG_MULTILINE:
+        return False
+
+    def zero_width(items: Any) -> bool:
+        for op, av in items:
+            if op is K.AT:
+                continue
+            if op is K.SUBPATTERN and zero_width(av[-1]):
+                continue
+            if op is K.BRANCH and all(zero_width(b) for b in av[1]):
+                continue
+            return False
+        return True
+
+    def followed(items: Any, after_zero: bool) -> bool:
+        for n, (op, av) in enumerate(items):
+            rest = after_zero and zero_width(items[n + 1 :])
+            if op is K.AT and av is K.AT_END and not rest:
+                return True
+            if op is K.SUBPATTERN and not av[1] & K.SRE_FLAG_MULTILINE and followed(av[-1], rest):
+                return True
+            if op is K.BRANCH and any(followed(b, rest) for b in av[1]):
+                return True
+            if op in (K.MAX_REPEAT, K.MIN_REPEAT, K.POSSESSIVE_REPEAT) and followed(
+                av[2], rest and av[1] <= 1
+            ):
+                return True  # a repeated body can follow itself
+            if op in (K.ASSERT, K.ASSERT_NOT, K.ATOMIC_GROUP) and followed(av[-1], False):
+                return True
+        return False
+
+    return followed(tree.data, True)
+
+
 def regex_leaf(fld: str | None, r: SigmaRegularExpression) -> Leaf:
     flags = ""
     if SigmaRegularExpressionFlag.IGNORECASE in r.flags:
@@ -351,7 +397,12 @@ def regex_leaf(fld: str | None, r: SigmaRegularExpression) -> Leaf:
         flags += "s"
     pattern = r.regexp.to_plain()
     rx = compile_re2((f"(?{flags})" if flags else "") + pattern, "regular expression")
-    if "m" not in flags and "$" in pattern and "\\z" not in pattern:
+    if "m" not in flags and "$" in pattern:
+        if _dollar_followed(pattern) is not False:  # None: unreadable to Python's parser
+            raise UnsupportedRule(
+                f"regular expression {pattern!r}: a `$` that more of the pattern can follow matches"
+                " before a final newline in PCRE, which RE2 cannot express (use the m flag or `\\n?$`)"
+            )
         rx = _EndOrBeforeFinalNewline(rx)
     return Leaf(
         fld, "re", rx, lambda v: (t := scalar_str(v)) is not None and rx.search(t) is not None, needs="s"

@@ -7,9 +7,12 @@ import ipaddress
 import re
 from datetime import UTC, datetime
 
+import pytest
 from engine.engine_helpers import compile_rule
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
+from kubesigma.detections.engine import RuleLoadError
 
 # Sigma strings without wildcard/escape characters, so the rule value is the literal.
 TEXT = st.text(alphabet=st.characters(blacklist_characters="*?\\", blacklist_categories=("Cs",)), max_size=12)
@@ -171,3 +174,23 @@ def test_expand_takes_values_from_a_named_list(tmp_path):
     assert rule({"user": {"username": "ROOT@example.com"}})
     assert rule({"user": {"username": "ops-jane"}})
     assert not rule({"user": {"username": "dev-joe"}})
+
+
+@pytest.mark.parametrize("pattern", ["a$\\n", "(a$|b)\\n", "a$\\s", "(?s)a$.", "a$[^b]", "(a$)*x"])
+def test_re_with_a_dollar_more_pattern_can_follow_is_refused(pattern):
+    # PCRE's `$` (no m flag) also matches before a final newline, where a following `\n` can then
+    # match it; RE2 cannot say that, so the rule is refused rather than evaluated differently.
+    with pytest.raises(RuleLoadError, match="final newline"):
+        one({"f|re": pattern}, {"f": "a\n"})
+
+
+@pytest.mark.parametrize(
+    ("pattern", "modifiers"),
+    [("a$", "re"), ("(a$|b)", "re"), ("a$$", "re"), ("x|a$", "re"), ("(?m)a$\\nb", "re"), ("a$\\nb", "re|m")],
+)
+def test_re_with_dollars_only_at_the_end_match_like_python_re(pattern, modifiers):
+    flags = re.MULTILINE if modifiers.endswith("|m") else 0
+    for hay in ("a", "a\n", "a\nb", "a\nb\n", "ba\n\n", "x"):
+        assert one({f"f|{modifiers}": pattern}, {"f": hay}) == (re.search(pattern, hay, flags) is not None), (
+            hay
+        )

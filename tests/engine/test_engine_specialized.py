@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubesigma.connectors.event import KUBERNETES_AUDIT
+from kubesigma.detections.engine import compile as C
 from kubesigma.detections.engine import fields as F
 
 # Keys that make dotted paths interesting: plain parts, joins of them, and unrelated ones.
@@ -300,3 +301,16 @@ def test_specialized_tables_answer_repeats_without_specializing_again(tmp_path, 
     again = [bool(rs.match_document(KUBERNETES_AUDIT, d)) for d in docs]
     assert again == first
     assert calls == []
+
+
+def test_zero_and_nan_floats_are_not_folded_together(tmp_path):
+    # -0.0 keys and compares like 0.0 but reads "-0.0"; NaN equals nothing: neither may reuse a
+    # function folded for another value.
+    rs = ruleset(
+        tmp_path,
+        rule_doc({"sel": {"verb": "get", "responseStatus.code|startswith": ["-", "n"]}, "condition": "sel"}),
+    )
+    plain = C.build([(c.info, c.ir) for c in rs._compiled])
+    for code in (0.0, -0.0, 0.0, float("nan"), float("nan"), -0.0, 0):
+        doc = {"verb": "get", "responseStatus": {"code": code}}
+        assert bool(rs.match_document(KUBERNETES_AUDIT, doc)) == bool(plain(doc)), code
