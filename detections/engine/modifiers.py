@@ -8,6 +8,7 @@ code generator writes. One class per value kind, looked up through `LEAF_BUILDER
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import re
 from collections.abc import Callable
@@ -346,8 +347,9 @@ def _dollar_followed(pattern: str) -> bool | None:
     """Whether a `$` outside the m flag can be followed by more than anchors (`a$\\n`, `(a$|b)c`,
     `(a$)*`), where PCRE's `$` before a final newline cannot be emulated on RE2; None when Python's
     parser cannot read the pattern (pySigma has read it with Python's `re` already: a safety net)."""
-    from re import _constants as K
-    from re import _parser as P
+    # Python's own regex parser (CPython's `re._parser`, untyped): it tells where each `$` stands.
+    P: Any = importlib.import_module("re._parser")
+    K: Any = importlib.import_module("re._constants")
 
     try:
         tree = P.parse(pattern)
