@@ -166,8 +166,6 @@ KEYED_RULES = [
 def test_specialized_tables_answer_as_the_plain_rules_in_any_order(tmp_path_factory, events):
     # Dispatch buckets and levels remember functions under canonical keys and look up the values
     # as read; whatever order the forms arrive in, the answer is the unspecialized one.
-    from kubesigma.detections.engine import compile as C
-
     rs = ruleset(tmp_path_factory.mktemp("keyed"), *(rule_doc(d) for d in KEYED_RULES))
     plain = C.build([(c.info, c.ir) for c in rs._compiled])
     # Each event again with its numbers in another form that hashes and compares alike (1, True,
