@@ -27,7 +27,7 @@ from typing import Any
 # or `import elasticsearch` would import this file.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-from kubesigma.detections.alert import (  # noqa: E402
+from kubesigma.connectors.model.alert import (  # noqa: E402
     Alert,
     ClusterFields,
     EventFields,

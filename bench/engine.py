@@ -271,8 +271,8 @@ class Kubesigma:
         self.rules = RuleSet.load([str(p) for p in paths])
 
     def run(self, lines: Sequence[bytes]) -> Counter[str]:
-        from kubesigma.connectors.event import AuditEvent, RawRecord, Source
         from kubesigma.connectors.formats import decode_record
+        from kubesigma.connectors.model import AuditEvent, RawRecord, Source
 
         match = self.rules.match
         hits: Counter[str] = Counter()
@@ -288,8 +288,8 @@ class Kubesigma:
 
 def run_kubesigma_decode(lines: Sequence[bytes]) -> int:
     """kubesigma's decode and normalize alone: the part of the pipeline's cost no rule adds."""
-    from kubesigma.connectors.event import RawRecord, Source
     from kubesigma.connectors.formats import decode_record
+    from kubesigma.connectors.model import RawRecord, Source
 
     n = 0
     source, record = Source.build, RawRecord.build  # as the file reader makes them

@@ -32,8 +32,8 @@ import orjson
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms.window import TimestampedValue
 
-from kubesigma.connectors.event import AuditEvent, RawRecord
 from kubesigma.connectors.formats import DecodeContext, decode_record
+from kubesigma.connectors.model import AuditEvent, RawRecord
 from kubesigma.connectors.sources.files import ReadLimits, read_file
 from kubesigma.detections.correlation import Contribution, CorrelationPlan, Correlator, compile_correlations
 from kubesigma.detections.correlation.replay import replay

@@ -14,8 +14,6 @@ from typing import Any
 import orjson
 import re2
 
-from kubesigma.connectors.event import AWS_CLOUDTRAIL, GCP_AUDIT, LogSource
-
 REDACTED = "[REDACTED]"
 
 # Keys whose values are credentials wherever they appear (kubeconfig users, token reviews, env dumps).
@@ -121,46 +119,3 @@ def redact_raw(raw: bytes) -> bytes:
     if _QUICK.search(decoded):
         decoded = _JWT.sub(REDACTED, _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", decoded))
     return decoded.encode("utf-8")
-
-
-# What leaves the pipeline of an event: redacted always, and above the soft size limit without its bulky
-# members, per logsource (alerts and indexed events alike).
-BULKY = {
-    "kubernetes.audit": ("requestObject", "responseObject"),
-    "gcp.audit": ("protoPayload.request", "protoPayload.response"),
-    "aws.cloudtrail": ("requestParameters", "responseElements"),
-}
-
-
-def home_of(logsource: LogSource) -> str:
-    """Where the event document lives in the alert, as Elastic's integrations lay it out."""
-    if logsource == GCP_AUDIT:
-        return "gcp.audit"
-    if logsource == AWS_CLOUDTRAIL:
-        return "aws.cloudtrail"
-    return "kubernetes.audit"
-
-
-def outgoing_document(
-    logsource: LogSource, doc: dict[str, Any], size: int, soft_limit: int
-) -> tuple[dict[str, Any], list[str]]:
-    """The copy of an event that may leave the pipeline: redacted, and slimmed above the soft limit."""
-    home = home_of(logsource)
-    notes: list[str] = []
-    if size > soft_limit:
-        doc = dict(doc)
-        for dotted in BULKY[home]:
-            head, _, tail = dotted.partition(".")
-            if tail:
-                inner = doc.get(head)
-                if isinstance(inner, dict) and tail in inner:
-                    doc[head] = {k: v for k, v in inner.items() if k != tail}
-                    notes.append(
-                        f"{home}.{dotted}: dropped, record of {size} bytes over the {soft_limit}-byte soft limit"
-                    )
-            elif head in doc:
-                del doc[head]
-                notes.append(
-                    f"{home}.{head}: dropped, record of {size} bytes over the {soft_limit}-byte soft limit"
-                )
-    return redact_document(doc), notes

@@ -6,7 +6,7 @@ Two pipelines share one field mapping:
   Elastic-style `gcp.audit.method_name`), rewrites the `responseStatus.code: ALLOW` quirk and fills
   `expand` placeholders from the named value lists.
 * `kubesigma_pipeline()`: the same plus the prefixes under which alerts index the event
-  (`kubernetes.audit.*`, `gcp.audit.*`, `aws.cloudtrail.*`, see detections/alert.py), shipped to
+  (`kubernetes.audit.*`, `gcp.audit.*`, `aws.cloudtrail.*`, see connectors/model/logsources.py), shipped to
   sigma-cli as `-p kubesigma` so converted queries hit the indexed documents.
 
 The `responseStatus.code: 'ALLOW'` quirk: an HTTP status code is never the word ALLOW; the word is
@@ -32,6 +32,7 @@ from sigma.processing.transformations.base import DetectionItemTransformation
 from sigma.rule import SigmaDetectionItem
 from sigma.types import SigmaString, SpecialChars
 
+from kubesigma.connectors.model.logsources import PROFILES
 from kubesigma.detections.lists import LISTS_DIR, load_value_lists
 
 DECISION_FIELD = "annotations.authorization.k8s.io/decision"
@@ -68,12 +69,8 @@ GCP_FIELDS: dict[str | None, str | list[str]] = {
     "data.protoPayload.logName": "logName",
 }
 
-# Where detections/alert.py puts each logsource's document in an indexed alert.
-INDEX_PREFIXES = {
-    ("kubernetes", "audit"): "kubernetes.audit.",
-    ("gcp", "gcp.audit"): "gcp.audit.",
-    ("aws", "cloudtrail"): "aws.cloudtrail.",
-}
+# Where alerts put each logsource's record (connectors/model/logsources.py).
+INDEX_PREFIXES = {key: profile.index_prefix for key, profile in PROFILES.items()}
 
 _DECISION_WORDS = {"allow", "forbid", "deny"}
 # A LogEntry's logName is `projects/<p>/logs/<id>`; rules often name only the log id.

@@ -9,33 +9,18 @@ one is not).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from kubesigma.connectors.event import AuditEvent
-from kubesigma.detections.correlation.spec import document_for
-from kubesigma.detections.rule import RuleInfo
+from kubesigma.connectors.model import AuditEvent, RuleInfo
+from kubesigma.connectors.model.logsources import profile_of
 
 # Folded alert ids listed in a follow-up alert (the total is always given).
 MAX_FOLDED_IDS = 100
 
 
-def _object_of(rule: RuleInfo, doc: dict[str, Any]) -> str:
-    ref = doc.get("objectRef")
-    if isinstance(ref, dict):
-        parts = (ref.get("resource"), ref.get("namespace"), ref.get("name"), ref.get("subresource"))
-        return "/".join(p if isinstance(p, str) else "" for p in parts)
-    payload = doc.get("protoPayload")
-    if isinstance(payload, dict) and isinstance(payload.get("resourceName"), str):
-        return payload["resourceName"]
-    if isinstance(doc.get("eventName"), str):  # CloudTrail: the API call is the object acted on
-        return f"{doc.get('eventSource', '')}/{doc['eventName']}"
-    uri = doc.get("requestURI")
-    return uri.split("?", 1)[0] if isinstance(uri, str) else ""
-
-
 def suppression_group(rule: RuleInfo, event: AuditEvent) -> tuple[str, ...]:
     """The group of a single-event alert: who acted, on what."""
-    return (event.user_name or "", _object_of(rule, document_for(rule, event)))
+    logsource, doc = event.view(rule.logsource)
+    return (event.user_name or "", profile_of(logsource).object_of(doc))
 
 
 @dataclass

@@ -24,7 +24,7 @@ import pickle
 import time as wallclock
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -39,19 +39,24 @@ from apache_beam.transforms.window import FixedWindows, GlobalWindow, Timestampe
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from kubesigma.connectors.event import AuditEvent, Cloud, LogSource, Source
-from kubesigma.detections.alert import Suppression, alert_id, iso_time
+from kubesigma.connectors.model import AuditEvent, RuleInfo
+from kubesigma.connectors.model.alert import (
+    Suppression,
+    alert_document,
+    group_text,
+    iso_time,
+    match_alert_id,
+    suppressed_alert_id,
+)
+from kubesigma.connectors.model.event import event_from_bytes, event_to_bytes
+from kubesigma.connectors.model.frozen import load_pickle
 from kubesigma.detections.correlation import (
     Contribution,
     CorrelationPlan,
     Firing,
     GroupWindow,
-    document_for,
-    group_text,
 )
-from kubesigma.detections.rule import RuleInfo
 from kubesigma.detections.suppression import MAX_FOLDED_IDS, FoldedRun, suppression_group
-from kubesigma.pipeline.alerts import build_alert
 from kubesigma.pipeline.transforms import RULE_HITS, Match
 
 NAMESPACE = "kubesigma"
@@ -104,7 +109,7 @@ def _dump(value: Any) -> bytes:
 
 
 def _load(data: bytes | None) -> Any:
-    return None if data is None else pickle.loads(data)
+    return None if data is None else load_pickle(data)
 
 
 def _timer_at(seconds: float) -> Timestamp:
@@ -135,71 +140,8 @@ Item = tuple[float, str, int, Any, str, bytes]
 Routed = tuple[bool, int, bytes]
 
 
-# An event crosses as one JSON array of its fields (its documents are JSON already): orjson writes it
-# in a fraction of pickle's time. Used while the types have exactly these fields; else plain pickle.
-_EVENT_FIELDS = (
-    "views", "time", "event_id", "identity", "source", "size",
-    "cluster", "cloud", "truncated", "user_name", "source_ip", "user_agent",
-)  # fmt: skip
-_FLAT = (
-    tuple(f.name for f in fields(AuditEvent)) == _EVENT_FIELDS
-    and tuple(f.name for f in fields(LogSource)) == ("product", "service", "category")
-    and tuple(f.name for f in fields(Source)) == ("uri", "line", "offset", "message_id", "item")
-    and tuple(f.name for f in fields(Cloud)) == ("provider", "account_id", "region")
-)
-_JSON = b"J"  # marks a JSON-frozen event (a pickle starts with b"\x80")
-# Objects orjson would write as strings or objects (and read back as such) go to pickle instead.
-# Documents decoded by orjson hold no tuples and no NaN; those from Python's json module (concatenated
-# documents on one line) may hold NaN, which comes back null, as every output of kubesigma writes it.
-_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
-
-
-def _freeze(event: AuditEvent) -> bytes:
-    """An event as bytes, for `_thaw`."""
-    if _FLAT and type(event) is AuditEvent:
-        e, s, c = event, event.source, event.cloud
-        flat = (
-            [(ls.product, ls.service, ls.category, doc) for ls, doc in e.views],
-            e.time, e.event_id, e.identity,
-            (s.uri, s.line, s.offset, s.message_id, s.item),
-            e.size, e.cluster, None if c is None else (c.provider, c.account_id, c.region),
-            e.truncated, e.user_name, e.source_ip, e.user_agent,
-        )  # fmt: skip
-        try:
-            return _JSON + orjson.dumps(flat, option=_STRICT)
-        except orjson.JSONEncodeError:  # what JSON cannot hold as it is (a 65-bit integer, a datetime ...)
-            pass
-    return pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _thaw(blob: bytes) -> AuditEvent:
-    if blob[:1] != _JSON:
-        value = pickle.loads(blob)
-        if type(value) is tuple:  # a pickled tuple of fields: written by an earlier kubesigma, and still
-            return _event(*value)  # in a running job's state when it is updated in place
-        event: AuditEvent = value
-        return event
-    return _event(*orjson.loads(blob[1:]))
-
-
-def _event(
-    views: Any, time: float, event_id: str, identity: str, source: Any, size: int, cluster: Any,
-    cloud: Any, *rest: Any,
-) -> AuditEvent:  # fmt: skip
-    return AuditEvent(
-        tuple(
-            (LogSource(p, s, c), orjson.loads(doc) if doc.__class__ is bytes else doc)
-            for p, s, c, doc in views
-        ),
-        time,
-        event_id,
-        identity,
-        Source(*source),
-        size,
-        cluster,
-        cloud if cloud is None or isinstance(cloud, Cloud) else Cloud(*cloud),
-        *rest,
-    )
+_freeze = event_to_bytes  # an event crosses the shuffle and state as its one serialization
+_thaw = event_from_bytes
 
 
 def _contribution(item: Item) -> Contribution:
@@ -234,7 +176,7 @@ class _Route(beam.DoFn):
             for rule, event in item:
                 routes = self._routes(rule.id)
                 if routes:
-                    doc = document_for(rule, event)
+                    doc = event.view(rule.logsource)[1]
                     self._add(routes, rule.id, doc, event.time, event.identity, event.event_id, event, frozen)
         if self.buffered >= ROUTE_BUFFER:
             for key, earliest, value in self._drain():
@@ -667,7 +609,7 @@ def _single_candidate(matches: list[Match], plan: CorrelationPlan) -> Iterator[T
     for rule, event in matches:
         if plan.alerts_alone(rule.id):
             candidate = Candidate(
-                rule, event.time, alert_id(rule.id, event.identity), suppression_group(rule, event), event
+                rule, event.time, match_alert_id(rule.id, event), suppression_group(rule, event), event
             )
             yield TimestampedValue(candidate, event.time)
 
@@ -792,7 +734,7 @@ class _SuppressGroups(beam.DoFn):
         follow_up = Candidate(
             rule=rep.rule,
             time=run.last_seen,
-            alert_id=alert_id(rep.rule.id, "suppressed", group_text(rep.group), run.ids[0]),
+            alert_id=suppressed_alert_id(rep.rule.id, rep.group, run.ids[0]),
             group=rep.group,
             event=rep.event,
             hit=rep.hit,
@@ -845,23 +787,16 @@ class _CandidateToAlert(beam.DoFn):
 
 
 def candidate_alert(candidate: Candidate, plan: CorrelationPlan, soft_limit: int) -> dict[str, Any]:
-    """The ECS document of a candidate (its id: the candidate's; for follow-ups the folded run's)."""
-    extra: dict[str, Any] = {}
+    """The ECS document of a candidate, under the candidate's alert id."""
     hit = candidate.hit
-    if hit is not None:
-        f = hit.firing
-        identity: tuple[str, ...] = ("correlation", group_text(f.group), f.first.identity)
-        extra["correlation"] = correlation_fields(hit, plan)
-    else:
-        identity = (candidate.event.identity,)
-    if candidate.suppression is not None:
-        identity = ("suppressed", group_text(candidate.group), candidate.suppression.alert_ids[0])
-        extra["suppression"] = candidate.suppression
-    alert = build_alert(candidate.rule, candidate.event, soft_limit=soft_limit, identity=identity, **extra)
-    doc = alert.to_json_dict()
-    if doc["kubesigma"]["alert_id"] != candidate.alert_id:  # one identity scheme, checked where it is built
-        raise AssertionError(f"alert id mismatch for {candidate.rule.id}: {doc['kubesigma']['alert_id']}")
-    return doc
+    return alert_document(
+        candidate.rule,
+        candidate.event,
+        alert_id=candidate.alert_id,
+        soft_limit=soft_limit,
+        correlation=correlation_fields(hit, plan) if hit is not None else None,
+        suppression=candidate.suppression,
+    )
 
 
 def correlation_fields(hit: CorrelationHit, plan: CorrelationPlan) -> dict[str, Any]:

@@ -22,62 +22,19 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import TimestampedValue
 
-from kubesigma.connectors.event import AuditEvent, DeadLetter, RawRecord, Skipped
 from kubesigma.connectors.formats import DecodeContext, decode_record
-from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch
+from kubesigma.connectors.model import AuditEvent, DeadLetter, RawRecord, RuleInfo, Skipped
+from kubesigma.connectors.model import coders as _coders  # noqa: F401  (registers the model's coders)
+from kubesigma.connectors.model.alert import alert_document, match_alert_id
+from kubesigma.connectors.model.records import RecordBatch
+from kubesigma.connectors.sources import RECORD_BATCH
 from kubesigma.connectors.sources.files import ReadLimits, read_file
-from kubesigma.detections.rule import RuleInfo
-from kubesigma.pipeline.alerts import build_alert
 
 NAMESPACE = "kubesigma"
 RULE_HITS = "kubesigma.rule_hits"
 DEAD_LETTER = "dead_letter"
 # What Detect emits, in batches: a rule and an event it matched.
 Match = tuple[RuleInfo, AuditEvent]
-
-
-class _PickleSized(beam.coders.Coder):
-    """Pickle, as Beam's fallback coder does for these types, with a size estimate that encodes nothing:
-    Beam sizes sampled elements for its metrics (the first ten of every step, then fewer), and pickling
-    batches of events only to size them cost about as much as matching them."""
-
-    def encode(self, value: Any) -> bytes:
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def decode(self, encoded: bytes) -> Any:
-        return pickle.loads(encoded)
-
-    def is_deterministic(self) -> bool:
-        return False
-
-
-class AuditEventCoder(_PickleSized):
-    def estimate_size(self, value: AuditEvent) -> int:
-        return value.size  # the record's bytes as read
-
-    def to_type_hint(self) -> type:
-        return AuditEvent
-
-
-class RecordBatchCoder(_PickleSized):
-    def estimate_size(self, value: RecordBatch) -> int:
-        return value.byte_size()
-
-    def to_type_hint(self) -> type:
-        return RecordBatch
-
-
-class RuleInfoCoder(_PickleSized):
-    def estimate_size(self, value: RuleInfo) -> int:
-        return 64  # a rule travels with every match; its size is not the data's
-
-    def to_type_hint(self) -> type:
-        return RuleInfo
-
-
-beam.coders.registry.register_coder(AuditEvent, AuditEventCoder)
-beam.coders.registry.register_coder(RuleInfo, RuleInfoCoder)
-beam.coders.registry.register_coder(RecordBatch, RecordBatchCoder)
 
 
 class Counters:
@@ -251,7 +208,10 @@ class _ToAlert(beam.DoFn):
         for rule, event in matches:
             # Each alert at its event's time (streaming output files are cut by event time).
             yield TimestampedValue(
-                build_alert(rule, event, soft_limit=self.soft_limit).to_json_dict(), event.time
+                alert_document(
+                    rule, event, alert_id=match_alert_id(rule.id, event), soft_limit=self.soft_limit
+                ),
+                event.time,
             )
 
 

@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
-from kubesigma.connectors.event import AuditEvent, Source
 from kubesigma.connectors.formats import decode_value
 from kubesigma.connectors.formats._time import parse_rfc3339
+from kubesigma.connectors.model import AuditEvent, Source
 from kubesigma.pipeline.commands.demo import run_generate
 from kubesigma.pipeline.demo import generate
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kubesigma.connectors.event import RawRecord
+from kubesigma.connectors.model import RawRecord
 from kubesigma.connectors.sources.files import read_file
 
 DATASETS = (Path(__file__).resolve().parents[1].parent / "shared" / "datasets").resolve()

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from kubesigma.connectors.event import AuditEvent, DeadLetter, RawRecord, Skipped, Source
+from kubesigma.connectors.model import AuditEvent, DeadLetter, RawRecord, Skipped, Source
 
 Outcome = AuditEvent | DeadLetter | Skipped
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from kubesigma.connectors.event import Cloud, DeadLetter, Source
 from kubesigma.connectors.formats import DecodeContext, Format, Outcome, register
 from kubesigma.connectors.formats.kubernetes import audit_event, is_audit_event
+from kubesigma.connectors.model import Cloud, DeadLetter, Source
 
 AUDIT_CATEGORIES = frozenset({"kube-audit", "kube-audit-admin"})
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from kubesigma.connectors.event import AWS_CLOUDTRAIL, AuditEvent, Cloud, DeadLetter, Source
 from kubesigma.connectors.formats import DecodeContext, Format, Outcome, register
 from kubesigma.connectors.formats._time import parse_rfc3339
+from kubesigma.connectors.model import AWS_CLOUDTRAIL, AuditEvent, Cloud, DeadLetter, Source
 
 EVENTBRIDGE_DETAIL_TYPE = "AWS API Call via CloudTrail"
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
-from kubesigma.connectors.event import AuditEvent, Cloud, DeadLetter, RawRecord, Skipped, Source
 from kubesigma.connectors.formats import DecodeContext, Format, Outcome, decode_record, register
 from kubesigma.connectors.formats._prefix import parse_prefix
 from kubesigma.connectors.formats.kubernetes import audit_event, is_audit_event
+from kubesigma.connectors.model import AuditEvent, Cloud, DeadLetter, RawRecord, Skipped, Source
 
 # CloudWatch Logs caps an event at 256 KiB (message plus 26 bytes of overhead); EKS audit events that
 # carry large request objects arrive cut there.

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from kubesigma.connectors.event import GCP_AUDIT, AuditEvent, DeadLetter, Source
 from kubesigma.connectors.formats import DecodeContext, Format, Outcome, register
 from kubesigma.connectors.formats._time import parse_rfc3339
 from kubesigma.connectors.formats.gke import gcp_cloud
+from kubesigma.connectors.model import GCP_AUDIT, AuditEvent, DeadLetter, Source
 
 AUDIT_LOG_TYPE = "type.googleapis.com/google.cloud.audit.AuditLog"
 

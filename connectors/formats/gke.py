@@ -9,9 +9,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from kubesigma.connectors.event import GCP_AUDIT, Cloud, DeadLetter, Source
 from kubesigma.connectors.formats import DecodeContext, Format, Outcome, register
 from kubesigma.connectors.formats.kubernetes import audit_event
+from kubesigma.connectors.model import GCP_AUDIT, Cloud, DeadLetter, Source
 
 # google.rpc.Code → the HTTP status the API server answered with (the mapping of google/rpc/code.proto).
 GRPC_TO_HTTP = {

@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from kubesigma.connectors.event import KUBERNETES_AUDIT, AuditEvent, DeadLetter, Source
 from kubesigma.connectors.formats import DecodeContext, Format, Outcome, register
 from kubesigma.connectors.formats._time import parse_rfc3339
+from kubesigma.connectors.model import KUBERNETES_AUDIT, AuditEvent, DeadLetter, Source
 
 AUDIT_API_VERSIONS = frozenset({"audit.k8s.io/v1", "audit.k8s.io/v1beta1", "audit.k8s.io/v1alpha1"})
 # Event time: when the API server received the request; later stages keep that time.

@@ -16,7 +16,6 @@ client is built (the worker's `setup`), never stored in options, pickled DoFns, 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -33,11 +32,10 @@ import orjson
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils.windowed_value import WindowedValue
 
-from kubesigma.connectors.event import AuditEvent, DeadLetter, Source
-from kubesigma.connectors.redact import home_of, outgoing_document
+from kubesigma.connectors.model import AuditEvent, DeadLetter, Source
+from kubesigma.connectors.model.alert import EVENT_SOFT_LIMIT, event_document
 from kubesigma.connectors.secrets import SecretError, parse_ref, read_secret
 from kubesigma.connectors.sinks import es_mapping
-from kubesigma.detections.alert import iso_time
 
 log = logging.getLogger(__name__)
 
@@ -522,50 +520,6 @@ def alert_doc_id(doc: dict[str, Any]) -> str:
 
 def event_doc_id(doc: dict[str, Any]) -> str:
     return doc["kubesigma"]["event_id"]
-
-
-EVENT_SOFT_LIMIT = 1024 * 1024
-
-
-def event_document(event: AuditEvent, soft_limit: int = EVENT_SOFT_LIMIT) -> dict[str, Any]:
-    """The events-index document of one normalized event (for `--es-index-events`): the ECS context
-    fields and the redacted record where Elastic's integrations keep it; above `soft_limit` bytes the
-    request/response bodies are left out, as in alerts. Its id hashes the event's identity, so events
-    are indexed exactly once too."""
-    record, dropped = outgoing_document(event.logsource, event.document, event.size, soft_limit)
-    home = home_of(event.logsource).split(".")
-    doc: dict[str, Any] = {
-        "@timestamp": iso_time(event.time),
-        "event": {
-            "kind": "event",
-            "id": event.event_id,
-            "dataset": "kubesigma.events",
-            "provider": event.logsource.product,
-        },
-        home[0]: {home[1]: record},
-        "orchestrator": {"type": "kubernetes", "cluster": {"name": event.cluster}},
-        "kubesigma": {
-            "event_id": hashlib.sha256(("v1\x1f" + event.identity).encode()).hexdigest()[:40],
-            "logsource": str(event.logsource),
-            "source": event.source.as_dict(),
-            "event_truncated": event.truncated,
-        },
-    }
-    if dropped:
-        doc["kubesigma"]["truncated_fields"] = dropped
-    if event.user_name:
-        doc["user"] = {"name": event.user_name}
-    if event.source_ip:
-        doc["source"] = {"ip": event.source_ip}
-    if event.user_agent:
-        doc["user_agent"] = {"original": event.user_agent}
-    if event.cloud:
-        doc["cloud"] = {
-            "provider": event.cloud.provider,
-            "account": {"id": event.cloud.account_id},
-            "region": event.cloud.region,
-        }
-    return doc
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ dots (`authorization.k8s.io/decision`), are `flattened`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import types
@@ -20,7 +21,8 @@ from typing import Any, Union
 
 from pydantic import BaseModel
 
-from kubesigma.detections.alert import Alert
+from kubesigma.connectors.model.alert import Alert
+from kubesigma.connectors.model.logsources import CLOUDTRAIL, GCP, KUBERNETES
 
 # Dotted alert paths whose type is not what their Python type suggests (ECS types).
 ALERT_FIELD_TYPES: dict[str, dict[str, Any]] = {
@@ -191,11 +193,30 @@ def aws_cloudtrail_mapping() -> dict[str, Any]:
     )
 
 
+# How each logsource's record is mapped, by where it sits in documents (its profile's `home`).
+RECORD_MAPPINGS: dict[str, typing.Callable[[], dict[str, Any]]] = {
+    KUBERNETES.home: kubernetes_audit_mapping,
+    GCP.home: gcp_audit_mapping,
+    CLOUDTRAIL.home: aws_cloudtrail_mapping,
+}
+
+
+def _records_under(namespace: str) -> dict[str, Any]:
+    """The mapping of the top-level member `namespace` (`kubernetes`): the records whose home is in it."""
+    return _obj(
+        **{
+            home.partition(".")[2]: mapping()
+            for home, mapping in RECORD_MAPPINGS.items()
+            if home.partition(".")[0] == namespace
+        }
+    )
+
+
+RECORD_NAMESPACES = tuple(dict.fromkeys(home.partition(".")[0] for home in RECORD_MAPPINGS))
+
 # The Alert model's free-form members, mapped by hand (everything else is derived from the model).
 RAW_MEMBERS: dict[str, typing.Callable[[], dict[str, Any]]] = {
-    "kubernetes": lambda: _obj(audit=kubernetes_audit_mapping()),
-    "gcp": lambda: _obj(audit=gcp_audit_mapping()),
-    "aws": lambda: _obj(cloudtrail=aws_cloudtrail_mapping()),
+    **{namespace: functools.partial(_records_under, namespace) for namespace in RECORD_NAMESPACES},
     "kubesigma.source": lambda: _obj(uri=KEYWORD, line=LONG, offset=LONG, message_id=KEYWORD),
     "kubesigma.correlation": lambda: FLATTENED,
     "orchestrator.resource": lambda: _obj(name=KEYWORD, type=KEYWORD),
@@ -266,10 +287,8 @@ def event_mappings() -> dict[str, Any]:
     alert = alert_mappings()["properties"]
     shared = ("@timestamp", "event", "user", "source", "user_agent", "orchestrator", "cloud")
     properties = {key: alert[key] for key in shared}
+    properties.update({namespace: RAW_MEMBERS[namespace]() for namespace in RECORD_NAMESPACES})
     properties.update(
-        kubernetes=RAW_MEMBERS["kubernetes"](),
-        gcp=RAW_MEMBERS["gcp"](),
-        aws=RAW_MEMBERS["aws"](),
         kubesigma=_obj(
             event_id=KEYWORD,
             logsource=KEYWORD,

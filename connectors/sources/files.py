@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import orjson
 
-from kubesigma.connectors.event import DeadLetter, RawRecord, Source
+from kubesigma.connectors.model import DeadLetter, RawRecord, Source
 
 MiB = 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"

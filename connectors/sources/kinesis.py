@@ -16,8 +16,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 
-from kubesigma.connectors.event import DeadLetter, RawRecord, Source
 from kubesigma.connectors.formats.cloudwatch import kinesis_record
+from kubesigma.connectors.model import DeadLetter, RawRecord, Source
 from kubesigma.connectors.sources import RecordBatch
 
 GET_RECORDS_LIMIT = 10_000  # the API's maximum per call

@@ -13,7 +13,7 @@ from apache_beam.transforms.window import GlobalWindow, TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from kubesigma.connectors.event import RawRecord, Source
+from kubesigma.connectors.model import RawRecord, Source
 from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch
 
 

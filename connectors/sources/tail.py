@@ -30,8 +30,8 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from kubesigma.connectors.event import RawRecord, Source
 from kubesigma.connectors.formats._time import parse_rfc3339
+from kubesigma.connectors.model import RawRecord, Source
 from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch
 
 log = logging.getLogger("kubesigma")

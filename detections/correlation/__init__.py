@@ -10,15 +10,12 @@ from kubesigma.detections.correlation.spec import (
     CorrelationPlan,
     CorrelationSpec,
     compile_correlations,
-    document_for,
 )
 from kubesigma.detections.correlation.window import (
     Contribution,
     Correlator,
     Firing,
     GroupWindow,
-    correlation_alert_id,
-    group_text,
 )
 
 __all__ = [
@@ -31,7 +28,4 @@ __all__ = [
     "Firing",
     "GroupWindow",
     "compile_correlations",
-    "correlation_alert_id",
-    "document_for",
-    "group_text",
 ]

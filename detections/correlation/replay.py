@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kubesigma.connectors.event import AuditEvent
-from kubesigma.detections.correlation.spec import CorrelationPlan, document_for
+from kubesigma.connectors.model import AuditEvent
+from kubesigma.detections.correlation.spec import CorrelationPlan
 from kubesigma.detections.correlation.window import Contribution, Correlator, Firing
 
 
@@ -16,7 +16,9 @@ def replay(ruleset: Any, plan: CorrelationPlan, events: Iterable[AuditEvent]) ->
     matches: list[tuple[float, str, str, Any, str]] = []  # (time, identity, rule id, document, event id)
     for event in events:
         for rule in ruleset.match(event):
-            matches.append((event.time, event.identity, rule.id, document_for(rule, event), event.event_id))
+            matches.append(
+                (event.time, event.identity, rule.id, event.view(rule.logsource)[1], event.event_id)
+            )
     firings: list[Firing] = []
     inputs = matches
     for level in range(plan.levels):

@@ -22,9 +22,8 @@ from sigma.correlations import (
     SigmaRuleReference,
 )
 
-from kubesigma.connectors.event import AuditEvent
+from kubesigma.connectors.model import RuleInfo
 from kubesigma.detections.engine.fields import MISSING, cached_resolver, resolve, split_path
-from kubesigma.detections.rule import RuleInfo
 
 # Conditions that can only become true as events arrive: evaluated on each event over the trailing
 # window (sliding). The others (lt, lte, eq, neq) need the whole window: evaluated when it closes.
@@ -251,14 +250,6 @@ class CorrelationPlan:
     def alerts_alone(self, rule_id: str) -> bool:
         """Whether matches of this rule (or firings of this correlation) become alerts themselves."""
         return rule_id not in self.silenced
-
-
-def document_for(rule: RuleInfo, event: AuditEvent) -> dict[str, Any]:
-    """The event's document under the rule's logsource (a GKE record is seen both ways)."""
-    for logsource, doc in event.views:
-        if (logsource.product, logsource.service) == (rule.logsource.product, rule.logsource.service):
-            return doc
-    return event.views[0][1]
 
 
 def compile_correlations(ruleset: _Rules, infos: Iterable[RuleInfo] = ()) -> CorrelationPlan:

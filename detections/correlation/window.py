@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubesigma.connectors.event import fast_pickle
-from kubesigma.detections.alert import alert_id
+from kubesigma.connectors.model.alert import correlation_alert_id
+from kubesigma.connectors.model.frozen import fast_pickle
 from kubesigma.detections.correlation.spec import CorrelationSpec, evaluate
 
 # Contributing event ids listed in a correlation alert (the total is always given).
@@ -56,14 +56,6 @@ class Firing:
     events: int  # contributions in the window
     members: tuple[str, ...]  # contributing event ids, capped at MAX_MEMBERS
     rules_seen: tuple[str, ...]
-
-
-def group_text(group: tuple[str, ...]) -> str:
-    return "\x1e".join(group)
-
-
-def correlation_alert_id(spec_id: str, group: tuple[str, ...], first_identity: str) -> str:
-    return alert_id(spec_id, "correlation", group_text(group), first_identity)
 
 
 class GroupWindow:

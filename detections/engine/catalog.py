@@ -10,110 +10,11 @@ import re
 
 from sigma.types import SigmaString, SpecialChars
 
-# Top-level fields per (product, service); a value of None means "any sub-path" (free-form
-# objects such as requestObject), a set lists the known sub-fields.
-_FREE = None
-KNOWN_FIELDS: dict[tuple[str, str], dict[str, set[str] | None]] = {
-    ("kubernetes", "audit"): {
-        "kind": set(),
-        "apiVersion": set(),
-        "level": set(),
-        "auditID": set(),
-        "stage": set(),
-        "requestURI": set(),
-        "verb": set(),
-        "userAgent": set(),
-        "sourceIPs": set(),
-        "requestReceivedTimestamp": set(),
-        "stageTimestamp": set(),
-        "user": {"username", "uid", "groups", "extra"},
-        "impersonatedUser": {"username", "uid", "groups", "extra"},
-        "objectRef": {
-            "resource",
-            "namespace",
-            "name",
-            "uid",
-            "apiGroup",
-            "apiVersion",
-            "resourceVersion",
-            "subresource",
-        },
-        "responseStatus": {"code", "status", "reason", "message", "metadata", "details"},
-        "requestObject": _FREE,
-        "responseObject": _FREE,
-        "annotations": _FREE,
-        "metadata": _FREE,
-    },
-    ("gcp", "gcp.audit"): {
-        "logName": set(),
-        "timestamp": set(),
-        "receiveTimestamp": set(),
-        "severity": set(),
-        "insertId": set(),
-        "trace": set(),
-        "spanId": set(),
-        "traceSampled": set(),
-        "textPayload": set(),
-        "resource": _FREE,
-        "labels": _FREE,
-        "operation": _FREE,
-        "httpRequest": _FREE,
-        "sourceLocation": _FREE,
-        "jsonPayload": _FREE,
-        "protoPayload": {
-            "@type",
-            "status",
-            "authenticationInfo",
-            "authorizationInfo",
-            "requestMetadata",
-            "serviceName",
-            "methodName",
-            "resourceName",
-            "resourceLocation",
-            "numResponseItems",
-            "request",
-            "response",
-            "metadata",
-            "serviceData",
-            "policyViolationInfo",
-            "resourceOriginalState",
-        },
-    },
-    ("aws", "cloudtrail"): {
-        name: _FREE
-        for name in (
-            "eventVersion",
-            "userIdentity",
-            "eventTime",
-            "eventSource",
-            "eventName",
-            "awsRegion",
-            "sourceIPAddress",
-            "userAgent",
-            "errorCode",
-            "errorMessage",
-            "requestParameters",
-            "responseElements",
-            "additionalEventData",
-            "requestID",
-            "eventID",
-            "readOnly",
-            "resources",
-            "eventType",
-            "apiVersion",
-            "managementEvent",
-            "recipientAccountId",
-            "serviceEventDetails",
-            "sharedEventID",
-            "vpcEndpointId",
-            "eventCategory",
-            "tlsDetails",
-            "sessionCredentialFromConsole",
-            "edgeDeviceDetails",
-            "insightDetails",
-        )
-    },
-}
+from kubesigma.connectors.model.logsources import PROFILES, KnownFields
+
+# Top-level fields per (product, service) and their known sub-fields (None: any sub-path), from the
+# logsource profiles.
+KNOWN_FIELDS: dict[tuple[str, str], KnownFields] = {key: p.known_fields for key, p in PROFILES.items()}
 
 
 def unknown_field(product: str | None, service: str | None, path: str) -> bool:
@@ -132,9 +33,7 @@ def unknown_field(product: str | None, service: str | None, path: str) -> bool:
 
 
 # Fields holding event time, which time-part modifiers (`|hour`, `|day`, ...) read.
-TIME_FIELDS = frozenset(
-    {"requestReceivedTimestamp", "stageTimestamp", "timestamp", "receiveTimestamp", "eventTime"}
-)
+TIME_FIELDS = frozenset().union(*(p.time_fields for p in PROFILES.values()))
 
 GKE_VERBS = (
     "create",

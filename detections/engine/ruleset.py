@@ -21,7 +21,8 @@ from sigma.filters import SigmaFilter
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.types import SigmaString
 
-from kubesigma.connectors.event import AuditEvent, LogSource
+from kubesigma.connectors.model import AuditEvent, LogSource, RuleInfo
+from kubesigma.connectors.model.logsources import profile_of
 from kubesigma.detections.config import EngineConfig
 from kubesigma.detections.engine import catalog
 from kubesigma.detections.engine import compile as C
@@ -37,14 +38,7 @@ from kubesigma.detections.engine.load import (
 from kubesigma.detections.engine.modifiers import UnsupportedRule
 from kubesigma.detections.lists import load_value_lists
 from kubesigma.detections.mapping import evaluation_pipeline
-from kubesigma.detections.rule import RuleInfo
 
-# Cheap, discriminating, scalar fields per logsource: the dispatch key.
-DISPATCH_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("kubernetes", "audit"): ("verb", "objectRef.resource", "objectRef.subresource"),
-    ("gcp", "gcp.audit"): ("protoPayload.methodName",),
-    ("aws", "cloudtrail"): ("eventSource", "eventName"),
-}
 # Past this many distinct keys a logsource uses one unspecialised function for new keys.
 MAX_BUCKETS = 4096
 
@@ -501,7 +495,7 @@ class RuleSet:
                 logsource.category.lower() if logsource.category else None,
             )
             rules = [c for c in self._compiled if _applies(c.info.logsource, ls)]
-            route = _Route(rules, DISPATCH_FIELDS.get((ls.product, ls.service), ()))
+            route = _Route(rules, profile_of(ls).dispatch)
             self._routes[logsource] = route
         return route
 

@@ -14,8 +14,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from kubesigma.connectors.model import RuleInfo
 from kubesigma.detections import attack, frameworks
-from kubesigma.detections.rule import RuleInfo
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "detections" / "rules"

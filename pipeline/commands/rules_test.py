@@ -36,10 +36,9 @@ from typing import Any
 
 import yaml
 
-from kubesigma.connectors.event import AuditEvent, Source
 from kubesigma.connectors.formats import decode_value
 from kubesigma.connectors.formats import wrap as wrappers
-from kubesigma.detections.rule import RuleInfo
+from kubesigma.connectors.model import AuditEvent, RuleInfo, Source
 
 DETECTIONS_DIR = Path(__file__).resolve().parents[2] / "detections"
 RULES_DIR = DETECTIONS_DIR / "rules"

@@ -8,7 +8,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from kubesigma.connectors.event import Source
 from kubesigma.connectors.formats import decode_value
 from kubesigma.connectors.formats.cloudwatch import decode_kinesis_data
 from kubesigma.connectors.formats.wrap import (
@@ -19,6 +18,7 @@ from kubesigma.connectors.formats.wrap import (
     as_gke_logentry,
     as_kinesis_data,
 )
+from kubesigma.connectors.model import Source
 
 GKE_SAMPLE = orjson.loads(
     (

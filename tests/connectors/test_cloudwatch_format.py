@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kubesigma.connectors.event import AuditEvent, DeadLetter, RawRecord, Skipped, Source
 from kubesigma.connectors.formats import decode_record, decode_value
 from kubesigma.connectors.formats.cloudwatch import (
     EVENT_SIZE_LIMIT,
@@ -20,6 +19,7 @@ from kubesigma.connectors.formats.cloudwatch import (
     decode_kinesis_data,
 )
 from kubesigma.connectors.formats.wrap import as_cloudwatch_envelope, as_control_message, as_kinesis_data
+from kubesigma.connectors.model import AuditEvent, DeadLetter, RawRecord, Skipped, Source
 from kubesigma.connectors.sources.files import read_file
 
 SOURCE = Source("kinesis://eks-audit/shardId-000000000000", message_id="4959")

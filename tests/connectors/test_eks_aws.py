@@ -16,9 +16,9 @@ from collections import Counter
 import boto3
 import orjson
 
-from kubesigma.connectors.event import AuditEvent, Skipped
 from kubesigma.connectors.formats import decode_record
 from kubesigma.connectors.formats.cloudwatch import decode_kinesis_data
+from kubesigma.connectors.model import AuditEvent, Skipped
 from kubesigma.connectors.sources.files import read_file
 from kubesigma.connectors.sources.kinesis import read_stream, shard_ids
 from kubesigma.pipeline.commands.backfill import run_backfill_eks
@@ -212,7 +212,7 @@ def test_subscription_delivers_gzip_envelopes_that_decode_to_the_events(aws, fal
 
 
 def _source(record):
-    from kubesigma.connectors.event import Source
+    from kubesigma.connectors.model import Source
 
     return Source("kinesis://eks-audit/shardId-000000000000", message_id=record["SequenceNumber"])
 

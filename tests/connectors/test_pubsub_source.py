@@ -16,8 +16,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing import test_stream
 from apache_beam.testing.util import assert_that, equal_to
 
-from kubesigma.connectors.event import AuditEvent, DeadLetter
 from kubesigma.connectors.formats import decode_record
+from kubesigma.connectors.model import AuditEvent, DeadLetter
 from kubesigma.connectors.sources.pubsub import MessagesToRecords, ReadPubSubRecords, message_to_record
 
 SAMPLES = (

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from kubesigma.connectors.event import AuditEvent, Source
 from kubesigma.connectors.formats import decode_value
+from kubesigma.connectors.model import AuditEvent, Source
 from kubesigma.pipeline.demo import generate
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "detections" / "rules"

@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 import pytest
 
-from kubesigma.connectors.event import AuditEvent, DeadLetter, Source
 from kubesigma.connectors.formats import decode_value
+from kubesigma.connectors.model import AuditEvent, DeadLetter, Source
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASET = (ROOT.parent / "shared" / "datasets" / "falco-k8s-audit").resolve()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import orjson
 
-from kubesigma.connectors.event import AuditEvent, Source
 from kubesigma.connectors.formats import decode_value
+from kubesigma.connectors.model import AuditEvent, Source
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = (ROOT.parent / "shared" / "datasets" / "format-samples").resolve()

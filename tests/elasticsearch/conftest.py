@@ -30,9 +30,8 @@ import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from traces import FALCO_TRACES, falco_events
 
-from kubesigma.connectors.event import DeadLetter
-from kubesigma.connectors.sinks.elasticsearch import ElasticsearchConfig, WriteToElasticsearch
-from kubesigma.detections.alert import (
+from kubesigma.connectors.model import DeadLetter
+from kubesigma.connectors.model.alert import (
     Alert,
     ClusterFields,
     EventFields,
@@ -43,6 +42,7 @@ from kubesigma.detections.alert import (
     UserFields,
     alert_id,
 )
+from kubesigma.connectors.sinks.elasticsearch import ElasticsearchConfig, WriteToElasticsearch
 
 ES_URL = os.environ.get("KUBESIGMA_ES_URL", "http://127.0.0.1:9200")
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from kubesigma.connectors.event import KUBERNETES_AUDIT, AuditEvent, Source
+from kubesigma.connectors.model import KUBERNETES_AUDIT, AuditEvent, Source
+from kubesigma.connectors.model.alert import Alert
 from kubesigma.connectors.sinks import es_mapping
 from kubesigma.connectors.sinks.elasticsearch import install_templates
-from kubesigma.detections.alert import Alert
 
 
 def test_every_top_level_alert_field_is_mapped():
@@ -69,7 +69,7 @@ def _audit_event(raw: dict[str, Any], i: int, size: int = 1000) -> AuditEvent:
 
 
 def test_an_oversized_event_is_indexed_without_its_request_and_response_bodies(falco_events):
-    from kubesigma.connectors.sinks.elasticsearch import event_document
+    from kubesigma.connectors.model.alert import event_document
 
     raw = next(e for e in falco_events if "requestObject" in e)
     doc = event_document(_audit_event(raw, 0, size=5_000_000), soft_limit=1_000_000)

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from kubesigma.connectors.event import KUBERNETES_AUDIT, LogSource
+from kubesigma.connectors.model import KUBERNETES_AUDIT, LogSource
 from kubesigma.detections.config import EngineConfig
 from kubesigma.detections.engine import RuleSet
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from kubesigma.connectors.event import KUBERNETES_AUDIT
+from kubesigma.connectors.model import KUBERNETES_AUDIT
 from kubesigma.detections.engine import RuleSet
 from kubesigma.detections.engine.compile import KEYWORD
 from kubesigma.detections.engine.fields import all_strings, resolve, split_path

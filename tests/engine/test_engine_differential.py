@@ -24,7 +24,7 @@ from sigma.backends.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError
 
-from kubesigma.connectors.event import KUBERNETES_AUDIT
+from kubesigma.connectors.model import KUBERNETES_AUDIT
 from kubesigma.detections.engine import RuleSet
 from kubesigma.detections.engine.compile import KEYWORD, field_names
 from kubesigma.detections.engine.fields import resolve, split_path

@@ -7,7 +7,7 @@ import pickle
 import pytest
 from engine.engine_helpers import rule_doc, ruleset, write_rules
 
-from kubesigma.connectors.event import (
+from kubesigma.connectors.model import (
     AWS_CLOUDTRAIL,
     GCP_AUDIT,
     KUBERNETES_AUDIT,

@@ -161,7 +161,7 @@ def test_plain_key_wins_over_a_dotted_key_at_the_same_level(tmp_path):
 def test_shared_path_prefixes_still_see_dotted_keys(tmp_path):
     from engine.engine_helpers import rule_doc, ruleset
 
-    from kubesigma.connectors.event import KUBERNETES_AUDIT
+    from kubesigma.connectors.model import KUBERNETES_AUDIT
 
     rules = [
         rule_doc({"sel": {"requestObject.spec.containers.image": "evil"}, "condition": "sel"}, title="image"),

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kubesigma.connectors.event import AWS_CLOUDTRAIL, GCP_AUDIT, KUBERNETES_AUDIT
+from kubesigma.connectors.model import AWS_CLOUDTRAIL, GCP_AUDIT, KUBERNETES_AUDIT
 from kubesigma.detections.engine import RuleSet
 
 HOSTPATH = "402b955c-8fe0-4a8c-b635-622b4ac5f902"

@@ -10,7 +10,7 @@ from engine.engine_helpers import rule_doc, ruleset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubesigma.connectors.event import KUBERNETES_AUDIT
+from kubesigma.connectors.model import KUBERNETES_AUDIT
 from kubesigma.detections.engine import compile as C
 from kubesigma.detections.engine import fields as F
 

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from foundation.records import audit_event
-from kubesigma.connectors.event import AuditEvent, DeadLetter, RawRecord
 from kubesigma.connectors.formats import decode_record
+from kubesigma.connectors.model import AuditEvent, DeadLetter, RawRecord
 from kubesigma.connectors.sources.files import MiB, ReadLimits, read_file
 
 
@@ -201,7 +201,7 @@ def test_the_first_formats_one_call_claim_decides_as_sniffing_every_format(value
     # Native audit Events skip the sniff loop (one call instead of four): the outcome must be the
     # one the loop gives, for records it claims and for records it must leave to other formats.
     from kubesigma.connectors import formats as F
-    from kubesigma.connectors.event import Source
+    from kubesigma.connectors.model import Source
 
     ordered = F.formats()
     assert ordered[0].claim is not None

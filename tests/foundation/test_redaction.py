@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubesigma.connectors.event import DeadLetter, Source
+from kubesigma.connectors.model import DeadLetter, Source
 from kubesigma.connectors.redact import REDACTED, _redact, redact_document, redact_raw
 
 JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJpc3MiOiJrdWJlcm5ldGVzIn0.c2lnbmF0dXJlLXZhbHVl"

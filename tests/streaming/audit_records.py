@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from kubesigma.connectors.event import AuditEvent, RawRecord, Source
 from kubesigma.connectors.formats import decode_record
+from kubesigma.connectors.model import AuditEvent, RawRecord, Source
 
 T0 = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC).timestamp()  # a 5-minute (and hour) boundary
 

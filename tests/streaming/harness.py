@@ -17,7 +17,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that
 
-from kubesigma.connectors.event import AuditEvent
+from kubesigma.connectors.model import AuditEvent
 from kubesigma.detections.correlation import CorrelationPlan, compile_correlations
 from kubesigma.detections.engine import RuleSet
 from kubesigma.pipeline.streaming import CandidateAlerts, Correlate, Suppress, ToCandidates

@@ -12,11 +12,12 @@ from streaming.audit_records import T0, audit_doc, secret_reads, to_event
 from streaming.harness import ENUMERATION, RULES, Collected, load_rules, run_batch, run_stream, script
 from traces import falco_events
 
-from kubesigma.connectors.event import AuditEvent, RawRecord, Source
 from kubesigma.connectors.formats import decode_record
+from kubesigma.connectors.model import AuditEvent, RawRecord, Source
+from kubesigma.connectors.model.event import event_from_bytes as _thaw
+from kubesigma.connectors.model.event import event_to_bytes as _freeze
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import RuleSet
-from kubesigma.pipeline.streaming import _freeze, _thaw
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_RULES = [REPO / "detections" / "rules", REPO / "detections" / "correlation" / "rules"]

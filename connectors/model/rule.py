@@ -1,6 +1,6 @@
-"""What the pipeline knows about a Sigma rule once it is loaded: identity, meaning and severity.
+"""What an alert says about the rule that raised it: identity, meaning, severity, ATT&CK tags.
 
-The engine compiles the detection logic; everything downstream (alerts, suppression, summaries,
+The engine compiles a rule's detection logic; everything downstream (alerts, suppression, summaries,
 docs) needs only this metadata.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kubesigma.connectors.event import LogSource, fast_pickle
+from kubesigma.connectors.model.event import LogSource
+from kubesigma.connectors.model.frozen import fast_pickle
 
 # Elastic's risk-score scale for Sigma levels.
 SEVERITY = {"informational": 1, "low": 21, "medium": 47, "high": 73, "critical": 99}
