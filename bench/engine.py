@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 import yaml
 
-from kubesigma.pipeline.demo import generate
+from kubesigma.connectors.simulated_cluster import generate
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_RULES = REPO / "detections" / "rules"

@@ -17,8 +17,8 @@ import pytest
 from kubesigma.connectors.formats import decode_value
 from kubesigma.connectors.formats._time import parse_rfc3339
 from kubesigma.connectors.model import AuditEvent, Source
+from kubesigma.connectors.simulated_cluster import generate
 from kubesigma.pipeline.commands.demo import run_generate
-from kubesigma.pipeline.demo import generate
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SEED = 7

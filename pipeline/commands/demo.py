@@ -1,11 +1,12 @@
-"""`kubesigma demo generate`: write the deterministic demo audit log (see `kubesigma.pipeline.demo`)."""
+"""`kubesigma demo generate`: write the deterministic demo audit log of a simulated cluster
+(`kubesigma.connectors.simulated_cluster`)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from kubesigma.pipeline.demo import DEFAULT_CLUSTER, generate, write_jsonl
+from kubesigma.connectors.simulated_cluster import DEFAULT_CLUSTER, generate, write_jsonl
 
 DEFAULT_SEED = 7
 DEFAULT_EVENTS = 5000

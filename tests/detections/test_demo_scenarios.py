@@ -11,7 +11,7 @@ import pytest
 
 from kubesigma.connectors.formats import decode_value
 from kubesigma.connectors.model import AuditEvent, Source
-from kubesigma.pipeline.demo import generate
+from kubesigma.connectors.simulated_cluster import generate
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "detections" / "rules"
 MEDIUM_PLUS = {"medium", "high", "critical"}
