@@ -36,8 +36,8 @@ from typing import Any
 
 import yaml
 
+from kubesigma.connectors import delivery
 from kubesigma.connectors.formats import decode_value
-from kubesigma.connectors.formats import wrap as wrappers
 from kubesigma.connectors.model import AuditEvent, RuleInfo, Source
 
 DETECTIONS_DIR = Path(__file__).resolve().parents[2] / "detections"
@@ -175,7 +175,7 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def complete_cloudtrail_record(event: dict[str, Any], key: str) -> dict[str, Any]:
-    base = wrappers.as_cloudtrail_record(
+    base = delivery.as_cloudtrail_record(
         str(event.get("eventName", "DescribeCluster")), event_id=_stable_uuid(key)
     )
     base["requestParameters"] = base.get("requestParameters") or {}
@@ -224,12 +224,12 @@ def deliveries(logsource: str, record: dict[str, Any]) -> Iterator[tuple[str, An
     """The record as each format of its logsource delivers it."""
     if logsource == "kubernetes/audit":
         yield "native", record
-        yield "gke", wrappers.as_gke_logentry(record)
-        yield "eks", wrappers.as_cloudwatch_envelope([record])
+        yield "gke", delivery.as_gke_logentry(record)
+        yield "eks", delivery.as_cloudwatch_envelope([record])
     elif logsource == "aws/cloudtrail":
         yield "native", record
-        yield "cloudtrail-file", wrappers.as_cloudtrail_file([record])
-        yield "eventbridge", wrappers.as_eventbridge_event(record)
+        yield "cloudtrail-file", delivery.as_cloudtrail_file([record])
+        yield "eventbridge", delivery.as_eventbridge_event(record)
     else:
         yield "native", record
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from traces import DATASETS, falco_events
 
-from kubesigma.connectors.formats.wrap import write_cloudwatch_gzip
+from kubesigma.connectors.delivery import write_cloudwatch_gzip
 
 FORMAT_SAMPLES = DATASETS / "format-samples"
 BAD_TRACE_RECORD = ("fal_01_003.json", 1)  # {"kind": 0}: Falco rejects it, so do we

@@ -8,9 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from kubesigma.connectors.formats import decode_value
-from kubesigma.connectors.formats.cloudwatch import decode_kinesis_data
-from kubesigma.connectors.formats.wrap import (
+from kubesigma.connectors.delivery import (
     as_cloudtrail_file,
     as_cloudtrail_record,
     as_cloudwatch_envelope,
@@ -18,6 +16,8 @@ from kubesigma.connectors.formats.wrap import (
     as_gke_logentry,
     as_kinesis_data,
 )
+from kubesigma.connectors.formats import decode_value
+from kubesigma.connectors.formats.cloudwatch import decode_kinesis_data
 from kubesigma.connectors.model import Source
 
 GKE_SAMPLE = orjson.loads(

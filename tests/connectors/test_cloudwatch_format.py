@@ -12,13 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kubesigma.connectors.delivery import as_cloudwatch_envelope, as_control_message, as_kinesis_data
 from kubesigma.connectors.formats import decode_record, decode_value
 from kubesigma.connectors.formats.cloudwatch import (
     EVENT_SIZE_LIMIT,
     cluster_of_log_group,
     decode_kinesis_data,
 )
-from kubesigma.connectors.formats.wrap import as_cloudwatch_envelope, as_control_message, as_kinesis_data
 from kubesigma.connectors.model import AuditEvent, DeadLetter, RawRecord, Skipped, Source
 from kubesigma.connectors.sources.files import read_file
 

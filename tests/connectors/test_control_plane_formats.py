@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from kubesigma.connectors.delivery import as_cloudtrail_file, as_cloudtrail_record, as_eventbridge_event
 from kubesigma.connectors.formats import decode_value
-from kubesigma.connectors.formats.wrap import as_cloudtrail_file, as_cloudtrail_record, as_eventbridge_event
 from kubesigma.connectors.model import AWS_CLOUDTRAIL, GCP_AUDIT, AuditEvent, DeadLetter, Source
 
 SOURCE = Source("s3://trail/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/28/x.json.gz")

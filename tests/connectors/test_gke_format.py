@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from kubesigma.connectors.delivery import as_gke_logentry
 from kubesigma.connectors.formats import decode_record, decode_value
-from kubesigma.connectors.formats.wrap import as_gke_logentry
 from kubesigma.connectors.model import GCP_AUDIT, KUBERNETES_AUDIT, AuditEvent, DeadLetter, Source
 from kubesigma.connectors.sources.files import read_file
 

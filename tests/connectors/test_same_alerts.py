@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from kubesigma.connectors.formats.wrap import as_gke_logentry
+from kubesigma.connectors.delivery import as_gke_logentry
 from kubesigma.pipeline.cli import main
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def runs(tmp_path_factory, falco):
     gke.write_bytes(
         b"".join(orjson.dumps(as_gke_logentry(e, project="p-1", cluster="c1")) + b"\n" for e in falco)
     )
-    from kubesigma.connectors.formats.wrap import write_cloudwatch_gzip
+    from kubesigma.connectors.delivery import write_cloudwatch_gzip
 
     eks = write_cloudwatch_gzip(tmp_path / "eks.jsonl.gz", falco, per_envelope=7, cluster="falco-eks")
     return {

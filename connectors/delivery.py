@@ -1,5 +1,8 @@
-"""Wrap native audit Events (and CloudTrail calls) the way GKE, EKS and AWS deliver them, so one attack
-can be replayed in every format a rule applies to: fixtures for tests and the detection pack."""
+"""How the clouds deliver audit records: native audit Events wrapped as GKE LogEntries, CloudWatch Logs
+subscription envelopes, Kinesis data and Firehose files; CloudTrail calls as records, S3 files and
+EventBridge events. `kubesigma rules test` replays each case in every form its rule can see through them,
+and tests build real-format data with them. The decoders never import this (connectors/formats/ is
+walked by the format registry; this module is outside it)."""
 
 from __future__ import annotations
 
