@@ -167,7 +167,7 @@ def _rules(args: argparse.Namespace) -> int:
 
         return run_test(args.paths)
     if args.rules_command == "coverage":
-        from kubesigma.pipeline.commands.rules_test import run_coverage
+        from kubesigma.pipeline.commands.rules_coverage import run_coverage
 
         return run_coverage(args.policy, args.paths)
     from kubesigma.pipeline.commands.rules_export import run_export

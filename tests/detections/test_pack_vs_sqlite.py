@@ -28,7 +28,7 @@ from kubesigma.connectors.simulated_cluster import generate
 from kubesigma.detections.engine import RuleSet
 from kubesigma.detections.engine.fields import resolve, split_path
 from kubesigma.detections.mapping import evaluation_pipeline
-from kubesigma.pipeline.commands.rules_test import TESTS_DIR, complete_audit_event, load_cases
+from kubesigma.detections.rule_tests import TESTS_DIR, complete_audit_event, load_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_RULES = sorted((ROOT / "detections" / "rules" / "kubernetes" / "audit").glob("*.yml"))

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from kubesigma.detections import attack, frameworks
-from kubesigma.pipeline.commands.rules_test import TESTS_DIR
+from kubesigma.detections.rule_tests import TESTS_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "detections" / "rules"

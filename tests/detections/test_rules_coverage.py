@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubesigma.pipeline.commands.rules_coverage import Policy, PolicyError, Request, analyse
-from kubesigma.pipeline.commands.rules_test import RULES_DIR, run_coverage
+from kubesigma.detections.policy_coverage import Policy, PolicyError, Request, analyse
+from kubesigma.detections.rule_tests import RULES_DIR
+from kubesigma.pipeline.commands.rules_coverage import run_coverage
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_POLICY = ROOT / "docs" / "audit-policy.yaml"

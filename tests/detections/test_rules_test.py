@@ -8,30 +8,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubesigma.pipeline.commands import rules_test
-from kubesigma.pipeline.commands.rules_test import (
-    RULES_DIR,
-    TESTS_DIR,
-    CaseFileError,
-    load_cases,
-    run_test,
-    run_tests,
-)
+from kubesigma.detections import rule_tests
+from kubesigma.detections.rule_tests import RULES_DIR, TESTS_DIR, CaseFileError, load_cases, run_tests
+from kubesigma.pipeline.commands.rules_test import run_test
 
 EXEC_RULE = RULES_DIR / "kubernetes" / "audit" / "pod_exec_or_attach.yml"
 EKS_RULE = RULES_DIR / "aws" / "cloudtrail" / "eks_cluster_deleted.yml"
 
 
 @pytest.fixture(scope="module")
-def shipped_outcome() -> rules_test.Outcome:
+def shipped_outcome() -> rule_tests.Outcome:
     return run_tests([RULES_DIR])
 
 
-def test_every_shipped_rule_passes_its_cases(shipped_outcome: rules_test.Outcome) -> None:
+def test_every_shipped_rule_passes_its_cases(shipped_outcome: rule_tests.Outcome) -> None:
     assert shipped_outcome.failures == []
 
 
-def test_every_rule_was_exercised(shipped_outcome: rules_test.Outcome) -> None:
+def test_every_rule_was_exercised(shipped_outcome: rule_tests.Outcome) -> None:
     assert shipped_outcome.rules == len(list(RULES_DIR.rglob("*.yml")))
     assert shipped_outcome.cases >= 2 * shipped_outcome.rules
 
@@ -67,7 +61,7 @@ def test_a_miss_fails_naming_rule_and_case(tmp_path: Path, capsys: pytest.Captur
             "no_match": original["no_match"],
         },
     )
-    outcome = rules_test.run_tests([EXEC_RULE], tests)
+    outcome = rule_tests.run_tests([EXEC_RULE], tests)
     assert any(
         f.startswith("MISS") and "Exec Or Attach Into A Pod Container" in f and "logs are not exec" in f
         for f in outcome.failures
@@ -84,7 +78,7 @@ def test_a_false_hit_fails_naming_rule_and_case(tmp_path: Path) -> None:
             "no_match": [{"name": "an exec after all", "event": original["match"][0]["event"]}],
         },
     )
-    outcome = rules_test.run_tests([EXEC_RULE], tests)
+    outcome = rule_tests.run_tests([EXEC_RULE], tests)
     assert any(f.startswith("FALSE HIT") and "an exec after all" in f for f in outcome.failures)
 
 
@@ -108,7 +102,7 @@ def test_run_test_exits_1_on_a_miss(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_rule_without_a_test_file_fails(tmp_path: Path) -> None:
     (tmp_path / "tests").mkdir()
-    outcome = rules_test.run_tests([EXEC_RULE], tmp_path / "tests")
+    outcome = rule_tests.run_tests([EXEC_RULE], tmp_path / "tests")
     assert any("has no test file" in f for f in outcome.failures)
 
 
@@ -126,7 +120,7 @@ def test_leaving_formats_out_needs_a_reason(tmp_path: Path) -> None:
 
 
 def test_completed_audit_event_keeps_case_fields_and_fills_the_envelope() -> None:
-    event = rules_test.complete_audit_event(
+    event = rule_tests.complete_audit_event(
         {"verb": "create", "objectRef": {"resource": "pods", "namespace": "shop", "subresource": "exec"}}, "k"
     )
     assert event["kind"] == "Event" and event["apiVersion"] == "audit.k8s.io/v1"
