@@ -18,6 +18,7 @@ from kubesigma.connectors.formats import decode_value
 from kubesigma.connectors.formats._time import parse_rfc3339
 from kubesigma.connectors.model import AuditEvent, Source
 from kubesigma.connectors.simulated_cluster import generate
+from kubesigma.detections.engine import RuleSet
 from kubesigma.pipeline.commands.demo import run_generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -330,7 +331,7 @@ def test_benchmark_mix_holds_the_requested_share_of_attacks() -> None:
     assert 0.02 * len(events) <= attacks <= 0.045 * len(events)
 
 
-# ---- end to end (need the rules, the engine and the CLI; skipped until those land) ----
+# ---- end to end: the shipped rules, the engine and the CLI ----
 
 RULES_DIR = REPO / "detections" / "rules"
 # Words the scenario rules' titles carry (the rule pack's author picks the exact titles).
@@ -343,28 +344,9 @@ SCENARIO_WORDS = {
 MEDIUM_PLUS = {"medium", "high", "critical"}
 
 
-def _shipped_rules() -> list[Path]:
-    return sorted(RULES_DIR.rglob("*.yml"))
-
-
-def _needs_pipeline() -> None:
-    try:
-        from kubesigma.detections.engine import RuleSet  # noqa: F401
-        from kubesigma.pipeline.run import run  # noqa: F401
-    except ImportError as err:
-        pytest.skip(f"pipeline not complete yet: {err}")
-    if not _shipped_rules():
-        pytest.skip("no shipped rules in detections/rules yet")
-
-
 @pytest.fixture(scope="module")
-def shipped_ruleset() -> Any:
-    try:
-        from kubesigma.detections.engine import RuleSet
-    except ImportError as err:
-        pytest.skip(f"engine not available yet: {err}")
-    if not _shipped_rules():
-        pytest.skip("no shipped rules in detections/rules yet")
+def shipped_ruleset() -> RuleSet:
+    assert sorted(RULES_DIR.rglob("*.yml")), f"no shipped rules in {RULES_DIR}"
     return RuleSet.load([RULES_DIR])
 
 
@@ -408,7 +390,6 @@ def test_shipped_rules_raise_nothing_medium_or_above_on_benign_look_alikes(
 @pytest.fixture(scope="module")
 def demo_run(demo_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], str]:
     """The real CLI, as `make demo` runs it: Beam's FnApiRunner over the demo file, shipped rules."""
-    _needs_pipeline()
     out = tmp_path_factory.mktemp("run")
     exe = shutil.which("kubesigma") or str(Path(sys.executable).with_name("kubesigma"))
     cmd = [exe, "run", "--input", str(demo_file), "--alerts-out", str(out / "alerts.jsonl"),

@@ -21,7 +21,7 @@ from streaming.harness import Collected, run_portable
 from streaming.portable import flink_job_server_jar
 from streaming.test_prism import reference, workload
 
-from kubesigma.pipeline.commands.demo import run_generate
+from kubesigma.connectors.simulated_cluster import generate, write_jsonl
 
 pytestmark = pytest.mark.flink
 
@@ -59,7 +59,8 @@ def test_kubesigma_run_on_flink_gives_the_fnapi_runner_alerts(tmp_path: Path) ->
     """The whole `kubesigma run` job (read, decode, detect, correlate, suppress, write) on Flink."""
     jar = flink_job_server_jar()
     demo = tmp_path / "demo.jsonl"
-    assert run_generate(str(demo), 7, 3000, "demo") == 0
+    # The demo log as `kubesigma demo generate --seed 7 --events 3000 --cluster demo` writes it.
+    assert write_jsonl(generate(7, 3000, attack_ratio=0.0, cluster="demo"), demo) == 3000
     job = [f"--input={demo}", "--suppress-window=600"]
     (tmp_path / "fnapi").mkdir()
     (tmp_path / "flink").mkdir()
