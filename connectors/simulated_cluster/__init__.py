@@ -6,7 +6,8 @@ Everything comes from one `random.Random(seed)`: no global randomness, no wall c
 gives the same bytes. Modules: `identities` and `cluster` (who exists, the cluster's state), `audit` (how
 the API server records a request), `manifests` (the objects requests carry), one module per family of
 scenes (`components`, `users`, `look_alikes`, `attacks`, each a `traffic.Traffic`), `timeline` (when
-scenes happen, `generate`), `log_file` (writing).
+scenes happen, `generate`), `log_file` (writing). Another platform's traffic (GKE's or EKS's components
+and add-ons, say) is one more module of `Traffic` families, named with weights in the timeline's tables.
 """
 
 from kubesigma.connectors.simulated_cluster.log_file import write_jsonl
