@@ -34,6 +34,11 @@ from sigma.types import SigmaString, SpecialChars
 
 from kubesigma.connectors.model.logsources import PROFILES
 from kubesigma.detections.lists import LISTS_DIR, load_value_lists
+from kubesigma.detections.normalized import (
+    ExecCommandTransformation,
+    OutcomeFieldTransformation,
+    OutcomeGateTransformation,
+)
 
 DECISION_FIELD = "annotations.authorization.k8s.io/decision"
 
@@ -151,6 +156,15 @@ def _mapping_items() -> list[ProcessingItem]:
         ProcessingItem(
             identifier="kubesigma_value_lists",
             transformation=ValueListPlaceholderTransformation(),
+        ),
+        # Normalized fields (detections/normalized.py): the outcome gate first, as it looks for rules
+        # that name the outcome themselves.
+        ProcessingItem(identifier="kubesigma_outcome_gate", transformation=OutcomeGateTransformation()),
+        ProcessingItem(identifier="kubesigma_outcome_field", transformation=OutcomeFieldTransformation()),
+        ProcessingItem(
+            identifier="kubesigma_exec_command",
+            transformation=ExecCommandTransformation(),
+            rule_conditions=[k8s()],
         ),
     ]
 

@@ -267,7 +267,51 @@ def matches(ruleset: RuleSet, info: RuleInfo, event: AuditEvent) -> list[RuleInf
     return out
 
 
-def run_rule_cases(ruleset: RuleSet, info: RuleInfo, cases: Sequence[Case], outcome: Outcome) -> None:
+# How a refused request looks where the authorizer refused it, and where admission did (a 403 the
+# authorizer had allowed: PodSecurity, policy webhooks; GKE keeps such a refusal in the response only).
+REFUSALS: dict[str, dict[str, Any]] = {
+    "refused by the authorizer": {
+        "responseStatus": {"metadata": {}, "status": "Failure", "reason": "Forbidden", "code": 403},
+        "annotations": {"authorization.k8s.io/decision": "forbid", "authorization.k8s.io/reason": ""},
+    },
+    "refused by admission": {
+        "responseStatus": {"metadata": {}, "status": "Failure", "reason": "Forbidden", "code": 403},
+        "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""},
+    },
+}
+
+
+def refused(record: dict[str, Any], how: str) -> dict[str, Any]:
+    """A completed audit Event as if the API server had refused the request (`how`: a REFUSALS key)."""
+    out = copy.deepcopy(record)
+    out.update(copy.deepcopy(REFUSALS[how]))
+    out["auditID"] = _stable_uuid(out["auditID"], how)
+    return out
+
+
+def _refused_deliveries(record: dict[str, Any], how: str) -> Iterator[tuple[str, Any]]:
+    for fmt, value in deliveries("kubernetes/audit", record):
+        if fmt == "gke" and how == "refused by admission":
+            # GKE: no status, the authorizer's grant, and the failure Status as the response.
+            payload = value["protoPayload"]
+            payload["status"] = {}
+            for check in payload.get("authorizationInfo", []):
+                check["granted"] = True
+            payload["response"] = {"@type": "core.k8s.io/v1.Status", **REFUSALS[how]["responseStatus"]}
+        yield fmt, value
+
+
+def run_rule_cases(
+    ruleset: RuleSet,
+    info: RuleInfo,
+    cases: Sequence[Case],
+    outcome: Outcome,
+    *,
+    success_only: bool = False,
+) -> None:
+    """Deliver each case in every format and check the rule's verdict. With `success_only` (a rule
+    about something done: detections/normalized.py), every `match` case is also delivered as refused,
+    by the authorizer and by admission, and must then raise nothing."""
     key = _logsource_key(info)
     complete = COMPLETERS.get(key)
     if complete is None:
@@ -283,20 +327,41 @@ def run_rule_cases(ruleset: RuleSet, info: RuleInfo, cases: Sequence[Case], outc
             )
             continue
         record = complete(case.event, f"{case.rule_stem}/{case.expect}/{case.name}")
-        for fmt, value in deliveries(key, record):
-            if case.formats is not None and fmt not in case.formats:
-                continue
-            outcome.deliveries += 1
-            events, problems = decode(value, f"{case.path.name}:{case.name}:{fmt}")
-            label = f"rule {info.title!r} ({Path(info.path).name}) {case.expect} '{case.name}' [{fmt}]"
-            if problems or not events:
-                outcome.failures.append(f"{label}: not decoded: {'; '.join(problems) or 'no event'}")
-                continue
-            hit = any(info.id in {r.id for r in matches(ruleset, info, e)} for e in events)
-            if case.expect == "match" and not hit:
-                outcome.failures.append(f"MISS {label}: expected an alert, got none")
-            elif case.expect == "no_match" and hit:
-                outcome.failures.append(f"FALSE HIT {label}: expected no alert, got one")
+        variants: list[tuple[str, str, Iterator[tuple[str, Any]]]] = [
+            (case.name, case.expect, deliveries(key, record))
+        ]
+        if success_only and case.expect == "match" and key == "kubernetes/audit":
+            variants += [
+                (f"{case.name}, {how}", "no_match", _refused_deliveries(refused(record, how), how))
+                for how in REFUSALS
+            ]
+        for name, expect, delivered in variants:
+            _check(ruleset, info, case, name, expect, delivered, outcome)
+
+
+def _check(
+    ruleset: RuleSet,
+    info: RuleInfo,
+    case: Case,
+    name: str,
+    expect: str,
+    delivered: Iterator[tuple[str, Any]],
+    outcome: Outcome,
+) -> None:
+    for fmt, value in delivered:
+        if case.formats is not None and fmt not in case.formats:
+            continue
+        outcome.deliveries += 1
+        events, problems = decode(value, f"{case.path.name}:{name}:{fmt}")
+        label = f"rule {info.title!r} ({Path(info.path).name}) {expect} '{name}' [{fmt}]"
+        if problems or not events:
+            outcome.failures.append(f"{label}: not decoded: {'; '.join(problems) or 'no event'}")
+            continue
+        hit = any(info.id in {r.id for r in matches(ruleset, info, e)} for e in events)
+        if expect == "match" and not hit:
+            outcome.failures.append(f"MISS {label}: expected an alert, got none")
+        elif expect == "no_match" and hit:
+            outcome.failures.append(f"FALSE HIT {label}: expected no alert, got one")
 
 
 def run_tests(paths: Sequence[str | Path], tests_dir: Path = TESTS_DIR) -> Outcome:
@@ -320,5 +385,23 @@ def run_tests(paths: Sequence[str | Path], tests_dir: Path = TESTS_DIR) -> Outco
         except CaseFileError as e:
             outcome.failures.append(str(e))
             continue
-        run_rule_cases(ruleset, info, cases, outcome)
+        run_rule_cases(ruleset, info, cases, outcome, success_only=fires_on_success_only(info.path, info.id))
     return outcome
+
+
+def fires_on_success_only(path: str | Path, rule_id: str) -> bool:
+    """Whether the rule, as the engine evaluates it, fires on succeeded requests only (it names no
+    outcome itself, so the outcome gate was added: detections/normalized.py)."""
+    from sigma.collection import SigmaCollection
+    from sigma.rule import SigmaRule
+
+    from kubesigma.detections.mapping import evaluation_pipeline
+    from kubesigma.detections.normalized import GATE
+
+    collection = SigmaCollection.from_yaml(Path(path).read_text(encoding="utf-8"))
+    pipeline = evaluation_pipeline()
+    for rule in collection.rules:
+        if isinstance(rule, SigmaRule) and str(rule.id) == rule_id:
+            pipeline.apply(rule)
+            return GATE in rule.detection.detections
+    return False
