@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -96,9 +97,13 @@ def as_gke_logentry(
         message = (event.get("responseStatus") or {}).get("message")
         if message:
             status["message"] = message
+    authentication: dict[str, Any] = {"principalEmail": user.get("username", "")}
+    impersonated = event.get("impersonatedUser")
+    if isinstance(impersonated, dict) and impersonated.get("username"):
+        authentication["authoritySelector"] = impersonated["username"]  # whom the impersonator acts as
     payload: dict[str, Any] = {
         "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
-        "authenticationInfo": {"principalEmail": user.get("username", "")},
+        "authenticationInfo": authentication,
         "authorizationInfo": [
             {"granted": http < 400 if isinstance(http, int) else True, "permission": method}
         ],
@@ -120,7 +125,13 @@ def as_gke_logentry(
         # of one request (same auditID) stay distinct entries.
         "insertId": hashlib.sha1(orjson.dumps(event, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24],
         "logName": f"projects/{project}/logs/cloudaudit.googleapis.com%2F{log}",
-        "operation": {"first": True, "id": audit_id, "last": True, "producer": "k8s.io"},
+        # A long-running request is two entries of one operation: its start, then its end.
+        "operation": {
+            "first": event.get("stage") != "ResponseComplete" or not _long_running(event),
+            "id": audit_id,
+            "last": event.get("stage") != "ResponseStarted",
+            "producer": "k8s.io",
+        },
         "protoPayload": payload,
         "receiveTimestamp": event.get("stageTimestamp", timestamp),
         "resource": {
@@ -129,9 +140,34 @@ def as_gke_logentry(
         },
         "timestamp": timestamp,
     }
-    if isinstance(event.get("annotations"), dict) and event["annotations"]:
-        entry["labels"] = dict(event["annotations"])
+    labels = dict(event["annotations"]) if isinstance(event.get("annotations"), dict) else {}
+    command = exec_command(event)
+    if command is not None:
+        labels["command.gke.io/command"] = command  # GKE keeps an exec's command, arguments joined
+    if labels:
+        entry["labels"] = labels
     return entry
+
+
+# Requests kube-apiserver logs at ResponseStarted too: connections it upgrades or streams.
+_LONG_RUNNING_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy", "log"})
+
+
+def _long_running(event: dict[str, Any]) -> bool:
+    ref = event.get("objectRef")
+    sub = ref.get("subresource") if isinstance(ref, dict) else None
+    return event.get("verb") in ("watch", "proxy") or sub in _LONG_RUNNING_SUBRESOURCES
+
+
+def exec_command(event: dict[str, Any]) -> str | None:
+    """The command of an exec or attach Event (its request URI's `command=` parameters), joined by
+    spaces as GKE records it; None for other requests."""
+    ref = event.get("objectRef")
+    if not isinstance(ref, dict) or ref.get("subresource") not in ("exec", "attach"):
+        return None
+    query = str(event.get("requestURI", "")).partition("?")[2]
+    args = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "command"]
+    return " ".join(args) if args else None
 
 
 def _millis(event: dict[str, Any]) -> int:
