@@ -49,6 +49,8 @@ _VERSION = re.compile(r"v\d+((alpha|beta)\d+)?")
 _ZONE = re.compile(r"([a-z]+-[a-z]+\d+)-[a-z]")
 # Namespace subresources of the namespace object itself (k8s RequestInfo: /namespaces/<ns>/status).
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
+# First segments of non-resource paths that look like <group>/<version>/...: /openid/v1/jwks.
+_NON_RESOURCE_ROOTS = frozenset({"api", "apis", "openid", ".well-known", "openapi", "logs", "metrics"})
 # Subresources of upgraded connections: a success is 101, as kube-apiserver writes it.
 _CONNECT_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
 
@@ -96,7 +98,7 @@ def _object_ref(resource_name: str) -> tuple[dict[str, Any] | None, str]:
     """objectRef and requestURI of a GKE resourceName (`<group>/<version>/[namespaces/<ns>/]<resource>[/<name>[/<sub>]]`,
     group `core` for the legacy API); non-resource paths (`readyz`, `api/v1`) give no objectRef."""
     parts = [p for p in resource_name.split("/") if p]
-    if len(parts) < 3 or not _VERSION.fullmatch(parts[1]):
+    if len(parts) < 3 or not _VERSION.fullmatch(parts[1]) or parts[0] in _NON_RESOURCE_ROOTS:
         return None, "/" + resource_name.lstrip("/")
     group, version, rest = parts[0], parts[1], parts[2:]
     api_group = "" if group == "core" else group
