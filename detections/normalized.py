@@ -145,7 +145,8 @@ class OutcomeFieldTransformation(DetectionItemTransformation):
         super().apply(rule)
 
 
-GATE = "kubesigma_outcome_success"
+# Underscored: `1 of them` and `all of them` leave such detections out (Sigma specification).
+GATE = "_kubesigma_outcome_success"
 
 
 @dataclass
