@@ -1,8 +1,9 @@
 """What the engine learns of a rule's IR before writing code for it: the fields it reads, the values a
 field must take, its constant folding on known values, and the tests that can stand guard for it.
 
-Every analysis is a `Fold` over the tree. Facts asked again and again of the same tree (its fields,
-its shape) are cached on the node: folding hands back unchanged subtrees as the same objects.
+Every analysis is a `Visitor` of the tree, most of them `Fold`s. Facts asked again and again of the
+same tree (its fields, its shape) are cached on each node: folding hands back unchanged subtrees as
+the same objects, so a folded tree computes them only for its new nodes.
 """
 
 from __future__ import annotations
@@ -10,26 +11,34 @@ from __future__ import annotations
 from typing import Any
 
 from kubesigma.detections.engine.fields import MISSING
-from kubesigma.detections.engine.ir import KEYWORD, And, Fold, Node, Not, Or
+from kubesigma.detections.engine.ir import KEYWORD, And, Fold, Node, Not, Or, Visitor
 from kubesigma.detections.engine.modifiers import Leaf
 
 _NO_FIELDS: frozenset[str] = frozenset()
 
 
-class _FieldNames(Fold[frozenset[str]]):
+class _FieldNames(Visitor[frozenset[str]]):
+    """Bottom-up, and cached on every node on the way: a folded tree shares its unchanged subtrees."""
+
     def const(self, value: bool) -> frozenset[str]:
         return _NO_FIELDS
 
     def leaf(self, leaf: Leaf) -> frozenset[str]:
         return leaf.reads
 
-    def and_(self, node: And, results: list[frozenset[str]]) -> frozenset[str]:
-        return frozenset().union(*results)
+    def visit_and(self, node: And | Or) -> frozenset[str]:
+        names = node.fields
+        if names is None:
+            names = node.fields = frozenset().union(*[self.visit(c) for c in node.children])
+        return names
 
-    or_ = and_  # type: ignore[assignment]
+    visit_or = visit_and
 
-    def not_(self, node: Not, result: frozenset[str]) -> frozenset[str]:
-        return result
+    def visit_not(self, node: Not) -> frozenset[str]:
+        names = node.fields
+        if names is None:
+            names = node.fields = self.visit(node.child)
+        return names
 
 
 _FIELD_NAMES = _FieldNames()
@@ -43,26 +52,31 @@ def field_names(node: Node) -> frozenset[str]:
     if c is bool:
         return _NO_FIELDS
     names = node.fields  # type: ignore[union-attr]
-    if names is None:
-        names = node.fields = _FIELD_NAMES.visit(node)  # type: ignore[union-attr]
-    return names
+    return _FIELD_NAMES.visit(node) if names is None else names
 
 
-class _Shape(Fold[Any]):
+class _Shape(Visitor[Any]):
+    """Bottom-up, cached on every node on the way like the field names."""
+
     def const(self, value: bool) -> Any:
         return value
 
     def leaf(self, leaf: Leaf) -> Any:
         return id(leaf)
 
-    def and_(self, node: And, results: list[Any]) -> Any:
-        return ("and", tuple(results))
+    def visit_and(self, node: And | Or) -> Any:
+        found = node.shape
+        if found is None:
+            found = node.shape = (node.op, tuple([self.visit(c) for c in node.children]))
+        return found
 
-    def or_(self, node: Or, results: list[Any]) -> Any:
-        return ("or", tuple(results))
+    visit_or = visit_and
 
-    def not_(self, node: Not, result: Any) -> Any:
-        return ("not", result)
+    def visit_not(self, node: Not) -> Any:
+        found = node.shape
+        if found is None:
+            found = node.shape = ("not", self.visit(node.child))
+        return found
 
 
 _SHAPE = _Shape()
@@ -76,13 +90,13 @@ def shape(node: Node) -> Any:
     if c is Leaf:
         return id(node)
     found = node.shape  # type: ignore[union-attr]
-    if found is None:
-        found = node.shape = _SHAPE.visit(node)  # type: ignore[union-attr]
-    return found
+    return _SHAPE.visit(node) if found is None else found
 
 
-class _Fold(Fold[Node]):
-    """Leaves over known fields replaced by their value on the known values, then simplified."""
+class _Fold(Visitor[Node]):
+    """Leaves over known fields replaced by their value on the known values, then simplified.
+
+    A visitor that descends itself: an And stops at its first false child, an Or at its first true one."""
 
     def __init__(self, known: dict[str, Any]) -> None:
         self.known = known
@@ -97,37 +111,38 @@ class _Fold(Fold[Node]):
             return leaf.evaluate(known[leaf.field], other)
         return leaf
 
-    def and_(self, node: And, results: list[Node]) -> Node:
-        return _junction(node, results, False)
+    def visit_and(self, node: And) -> Node:
+        return self._junction(node, False)
 
-    def or_(self, node: Or, results: list[Node]) -> Node:
-        return _junction(node, results, True)
+    def visit_or(self, node: Or) -> Node:
+        return self._junction(node, True)
 
-    def not_(self, node: Not, result: Node) -> Node:
-        if result is node.child:
+    def visit_not(self, node: Not) -> Node:
+        child = self.visit(node.child)
+        if child is node.child:
             return node
-        return (not result) if result.__class__ is bool else Not(result)
+        return (not child) if child.__class__ is bool else Not(child)
 
-
-def _junction(node: And | Or, results: list[Node], absorbing: bool) -> Node:
-    """An And (absorbed by False) or Or (absorbed by True) over its folded children."""
-    children = []
-    changed = False
-    for child, folded in zip(node.children, results, strict=True):
-        if folded is not child:
-            changed = True
-        if folded.__class__ is bool:
-            if folded is absorbing:
-                return absorbing
-            continue
-        children.append(folded)
-    if not changed:
-        return node
-    if not children:
-        return not absorbing
-    if len(children) == 1:
-        return children[0]
-    return node.__class__(children)
+    def _junction(self, node: And | Or, absorbing: bool) -> Node:
+        """An And (absorbed by False) or Or (absorbed by True) over its folded children."""
+        children = []
+        changed = False
+        for child in node.children:
+            folded = self.visit(child)
+            if folded is not child:
+                changed = True
+            if folded.__class__ is bool:
+                if folded is absorbing:
+                    return absorbing
+                continue
+            children.append(folded)
+        if not changed:
+            return node
+        if not children:
+            return not absorbing
+        if len(children) == 1:
+            return children[0]
+        return node.__class__(children)
 
 
 def fold(node: Node, known: dict[str, Any]) -> Node:
@@ -166,8 +181,8 @@ class _NecessaryValues(Fold["frozenset[str] | None"]):
             return None
         return frozenset().union(*results)  # type: ignore[arg-type]
 
-    def not_(self, node: Not, result: frozenset[str] | None) -> frozenset[str] | None:
-        return None
+    def visit_not(self, node: Not) -> frozenset[str] | None:
+        return None  # nothing is known through a negation: its subtree is not visited
 
 
 def necessary_values(node: Node, fld: str) -> frozenset[str] | None:
@@ -215,8 +230,8 @@ class _Witness(Fold["Witness | None"]):
                 merged[f] = merged.get(f, frozenset()) | needles
         return merged
 
-    def not_(self, node: Not, result: Witness | None) -> Witness | None:
-        return None
+    def visit_not(self, node: Not) -> Witness | None:
+        return None  # nothing is known through a negation: its subtree is not visited
 
 
 def witness(node: Node, unselective: frozenset[str]) -> Witness | None:
@@ -277,8 +292,8 @@ class _RequiredRoot(Fold["str | None"]):
     def or_(self, node: Or, results: list[str | None]) -> str | None:
         return results[0] if results and all(r == results[0] for r in results) else None
 
-    def not_(self, node: Not, result: str | None) -> str | None:
-        return None
+    def visit_not(self, node: Not) -> str | None:
+        return None  # nothing is known through a negation: its subtree is not visited
 
 
 _REQUIRED_ROOT = _RequiredRoot()
@@ -307,8 +322,8 @@ class _NeedsSome(Fold["frozenset[str] | None"]):
             return None
         return frozenset().union(*results)  # type: ignore[arg-type]
 
-    def not_(self, node: Not, result: frozenset[str] | None) -> frozenset[str] | None:
-        return None
+    def visit_not(self, node: Not) -> frozenset[str] | None:
+        return None  # nothing is known through a negation: its subtree is not visited
 
 
 _NEEDS_SOME = _NeedsSome()

@@ -84,8 +84,10 @@ T = TypeVar("T")
 class Visitor(Generic[T]):
     """The one way the engine walks a tree: `visit` calls the method for the node's kind.
 
-    Analyses and the interpreter are `Fold`s (bottom-up); the code writer is the one visitor that
-    descends itself, because the order in which it meets the leaves names the generated variables."""
+    Analyses and the interpreter are `Fold`s (bottom-up). A visitor descends itself where the order
+    or the extent of the walk matters: the code writer (the order in which it meets the leaves names
+    the generated variables), constant folding (an And stops at its first false child), and analyses
+    that learn nothing through a negation (they do not visit below a Not)."""
 
     def visit(self, node: Node) -> T:
         c = node.__class__
