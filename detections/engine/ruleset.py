@@ -45,6 +45,8 @@ from kubesigma.detections.mapping import evaluation_pipeline
 
 @dataclass
 class CompiledRule:
+    """A loaded detection: its metadata, its condition as IR, and the pySigma rule it came from."""
+
     info: RuleInfo
     ir: Node
     sigma: SigmaRule
