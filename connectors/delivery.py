@@ -150,11 +150,14 @@ _LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "proxy", "log", "portf
 
 
 def _as_written(entry: dict[str, Any], event: dict[str, Any], resource_name: str) -> None:
-    """What GKE writes beyond the one-entry form: `operation.first`/`last` by stage (a long-running
-    request's ResponseStarted entry is `first`, its ResponseComplete entry `last`), that stage's time and
-    a later `receiveTimestamp`, the resource each permission was checked on, the impersonated user as
-    `authoritySelector`, no principal for a failed authentication, the exec/attach command as the label
-    `command.gke.io/command` (arguments joined by spaces), and `k8s.io/Patch` as a patch body's type."""
+    """What GKE writes beyond the one-entry form (real entries: elastic/integrations' GKE samples): the
+    audit ID as `insertId`, or for a long-running request two entries sharing `operation.id`, the
+    ResponseStarted one `first` and the ResponseComplete one `last`, each with an insertId of its own; the
+    stage's time, and a `receiveTimestamp` (nanoseconds) one to thirty seconds later; the resource each
+    permission was checked on (the path of a non-resource request); the impersonated user as
+    `authoritySelector`; no principal or authorization for a failed authentication; the exec/attach
+    command as the label `command.gke.io/command` (arguments joined by spaces); `k8s.io/Patch` as a patch
+    body's type."""
     payload = entry["protoPayload"]
     ref: dict[str, Any] = event["objectRef"] if isinstance(event.get("objectRef"), dict) else {}
     verb = event.get("verb")
@@ -166,16 +169,22 @@ def _as_written(entry: dict[str, Any], event: dict[str, Any], resource_name: str
         else:
             entry["operation"]["last"] = True
             entry["timestamp"] = event.get("stageTimestamp", entry["timestamp"])
+        digest = entry["insertId"]
+        entry["insertId"] = (
+            f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:24]}{digest[:8]}"
+        )
+    else:
+        entry["insertId"] = event["auditID"]
     when = parse_rfc3339(event.get("stageTimestamp") or entry["timestamp"])
     if when is not None:
-        # Cloud Logging receives an entry a fraction of a second to a few seconds after it was written.
-        delay = 0.2 + int(entry["insertId"][:4], 16) / 0xFFFF * 2.3
-        entry["receiveTimestamp"] = datetime.fromtimestamp(when + delay, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ"
-        )
+        # Cloud Logging receives an entry one to thirty seconds after it was written.
+        delay = 1.0 + int(hashlib.sha1(entry["insertId"].encode()).hexdigest()[:6], 16) / 0xFFFFFF * 29.0
+        received = when + delay
+        nanos = round((received - int(received)) * 1e9) % 1_000_000_000
+        stamp = datetime.fromtimestamp(int(received), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        entry["receiveTimestamp"] = f"{stamp}.{nanos:09d}Z"
     for grant in payload.get("authorizationInfo", []):
-        if ref:
-            grant["resource"] = resource_name
+        grant["resource"] = resource_name
     user: dict[str, Any] = event["user"] if isinstance(event.get("user"), dict) else {}
     if not user.get("username"):
         payload["authenticationInfo"] = {}

@@ -159,10 +159,12 @@ class ApiServer(AuditRecorder):
         record["requestReceivedTimestamp"] = timestamp(t)
         notes: dict[str, str] = {}
         if deny != "unauthenticated":
+            # The authorizer's decision and reason are always annotated, the reason often empty (the Node
+            # authorizer's, a refusal's, a webhook's).
             notes["authorization.k8s.io/decision"] = "forbid" if deny == "rbac" else "allow"
-            why = actor.reason if reason is None else reason
-            if why and deny != "rbac":
-                notes["authorization.k8s.io/reason"] = why
+            notes["authorization.k8s.io/reason"] = (
+                ("" if deny == "rbac" else actor.reason) if reason is None else reason
+            )
         if annotations:
             notes.update(annotations)
         if deny == "unauthenticated":

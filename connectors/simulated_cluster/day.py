@@ -98,6 +98,7 @@ COMMON: tuple[tuple[str, float, str], ...] = (
     ("admin_port_forward", 0.5, "work"),
     ("admin_debug", 0.15, "work"),
     ("admin_secrets", 1, "work"),
+    ("admin_helm_kube_system", 0.05, "work"),
     ("missing_rbac_retries", 1, "work"),
     ("removed_crd_retries", 3, "flat"),
     ("stale_token", 2, "flat"),

@@ -59,7 +59,8 @@ def write_day(platform: str, seed: int, n: int, out_dir: str | Path, *, attacks:
     log = DayLog(platform, Path(out_dir) / f"{platform}-{suffix}", spec.cluster)
     records = busy_day(platform, seed, n, attacks=attacks)
     if platform == "eks":
-        with gzip.open(log.path, "wb", compresslevel=3) as out:
+        # No name or time in the gzip header: the same day is the same bytes.
+        with open(log.path, "wb") as raw, gzip.GzipFile("", "wb", 3, raw, mtime=0) as out:
             _write_eks(records, out, log, spec.project)
         return log
     with open(log.path, "wb") as out:

@@ -1,7 +1,8 @@
 """People and CI at work in office hours: the CI system applying an app's Deployment, Service,
 ConfigMap, Ingress and HPA (kubectl apply or Helm, then watching the rollout), and engineers with
 kubectl (get and describe, logs, rollout restart and scale, exec with ordinary commands,
-port-forward to a database, auth can-i, reading an app's Secrets, kubectl debug, now and then cp)."""
+port-forward to a database, auth can-i, reading an app's Secrets, kubectl debug, now and then cp), and a
+platform admin installing or upgrading a chart in kube-system with Helm."""
 
 from __future__ import annotations
 
@@ -300,3 +301,35 @@ class People(DayTraffic):
             latency=self.rng.uniform(60, 900),
         )  # fmt: skip
         return out + self.api.call(t + 900, who, "delete", "pods", "default", name)
+
+    def admin_helm_kube_system(self, t: float) -> Episode:
+        """A platform admin runs `helm upgrade --install` of a cluster add-on into kube-system (the workload
+        exists on an upgrade, is created on a first install)."""
+        who = self.c.person(0)
+        who = Identity(who.username, who.groups, who.uid, who.source_ip, HELM, who.reason, extra=who.extra)
+        release, image = self.rng.choice(
+            (
+                ("metrics-server", "registry.k8s.io/metrics-server/metrics-server:v0.7.2"),
+                ("secrets-store-csi-driver", "registry.k8s.io/csi-secrets-store/driver:v1.4.5"),
+                ("descheduler", "registry.k8s.io/descheduler/descheduler:v0.31.0"),
+            )
+        )
+        out = GitOps(self.c, self.api).helm_release(t, who, "kube-system", release)
+        t += self.rng.uniform(1, 4)
+        obj = deployment(self.c, "kube-system", release, image, 10250, replicas=1)
+        if self.rng.random() < 0.3:
+            return out + self.api.call(
+                t, who, "create", "deployments", "kube-system", release, group="apps", body=obj, response=obj
+            )
+        return out + self.api.call(
+            t,
+            who,
+            "patch",
+            "deployments",
+            "kube-system",
+            release,
+            group="apps",
+            query="fieldManager=helm",
+            body=obj,
+            response=obj,
+        )

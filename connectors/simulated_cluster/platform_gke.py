@@ -164,7 +164,7 @@ class GkeTraffic(DayTraffic):
         """Google's GKE service agent upgrading a node pool: cordon a node, evict its pods."""
         who = Identity(
             f"service-{PROJECT_NUMBER}@container-engine-robot.iam.gserviceaccount.com", ("system:authenticated",), "",
-            "35.187.110.4", "google-api-go-client/0.5 GKE-NodeUpgrader", "access granted by IAM permissions.",
+            "35.187.110.4", "google-api-go-client/0.5 GKE-NodeUpgrader", "",
         )  # fmt: skip
         node = self.rng.choice(self.c.nodes)
         cordon = {"spec": {"unschedulable": True}}

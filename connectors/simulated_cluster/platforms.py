@@ -240,9 +240,10 @@ class BusyCluster(Cluster):
         ua = KUBECTL if self.rng.random() < 0.8 else KUBECTL_OLD
         ip = p.office_ips[PEOPLE.index((name, groups, role)) % len(p.office_ips)]
         if p.name == "gke":
-            # Google accounts: RBAC bound to the account or allowed by its IAM role.
+            # Google accounts: RBAC bound to their group, or allowed by their IAM role (GKE's IAM
+            # authorizer gives no reason).
             reason = (
-                "access granted by IAM permissions."
+                ""
                 if role == "cluster-admin"
                 else rbac_reason(
                     "ClusterRoleBinding", f"{groups[0]}-{role}", role, "Group", f"{groups[0]}@acme.dev"
