@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,18 @@ import pytest
 import yaml
 
 from kubesigma.connectors.simulated_cluster import busy_day, write_day
+from kubesigma.connectors.simulated_cluster.api_server import ApiServer
 from kubesigma.connectors.simulated_cluster.audit_policy import GCE_POLICY, KUBESIGMA_POLICY, PolicyRule
-from kubesigma.connectors.simulated_cluster.day import scenarios_of
+from kubesigma.connectors.simulated_cluster.day import (
+    COMMON,
+    FAMILIES,
+    PLATFORM_FAMILY,
+    PLATFORM_SCENES,
+    scenarios_of,
+)
 from kubesigma.connectors.simulated_cluster.intrusions import SCENARIOS
+from kubesigma.connectors.simulated_cluster.platforms import PLATFORMS as PLATFORMS_BY_NAME
+from kubesigma.connectors.simulated_cluster.platforms import BusyCluster
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
@@ -75,6 +85,16 @@ def test_quick_run_reports_every_platform_with_its_targets(quick_report: dict[st
         assert recall["injected"] == len(scenarios_of(platform["platform"]))
         assert recall["caught"] == recall["injected"] - len(recall["missed"])
         assert platform["unlabelled_scenarios"] == []
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_every_weighted_scene_is_played_by_a_family(platform: str) -> None:
+    cluster = BusyCluster(random.Random(1), PLATFORMS_BY_NAME[platform])
+    api = ApiServer(cluster, cluster.platform.policy)
+    played = {
+        name for family in (*FAMILIES, PLATFORM_FAMILY[platform]) for name in family(cluster, api).scenes()
+    }
+    assert {name for name, _rate, _profile in COMMON + PLATFORM_SCENES[platform]} <= played
 
 
 def test_every_scenario_has_an_expected_rule() -> None:

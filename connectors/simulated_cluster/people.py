@@ -55,6 +55,7 @@ class People(DayTraffic):
         "admin_port_forward",
         "admin_debug",
         "admin_secrets",
+        "admin_helm_kube_system",
     )
 
     def _workloads(self) -> Workloads:
