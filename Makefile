@@ -67,6 +67,7 @@ pytest: install
 
 bench-smoke: install
 	$(BIN)/python bench/engine.py --quick --json
+	$(BIN)/python bench/noise.py --quick --json
 
 # A real single-node Elasticsearch 8.14 on 127.0.0.1:9200 (jars from Maven Central), in the background.
 es-up:

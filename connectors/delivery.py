@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
@@ -80,8 +80,15 @@ def as_gke_logentry(
     project: str = "example-project",
     cluster: str = "example-cluster",
     location: str = "us-central1",
+    *,
+    as_written: bool = False,
 ) -> dict[str, Any]:
-    """The Cloud Logging LogEntry GKE writes for a Kubernetes audit Event (AuditLog protoPayload)."""
+    """The Cloud Logging LogEntry GKE writes for a Kubernetes audit Event (AuditLog protoPayload).
+
+    By default one entry stands for the whole request. `as_written` writes what GKE writes for this
+    stage of the request (see `_as_written`): a long-running request's two stages become two entries
+    sharing `operation.id`, the exec command becomes the `command.gke.io/command` label, and so on.
+    """
     method, resource_name = _gke_names(event)
     user: dict[str, Any] = event["user"] if isinstance(event.get("user"), dict) else {}
     ips = event.get("sourceIPs") or []
@@ -97,13 +104,9 @@ def as_gke_logentry(
         message = (event.get("responseStatus") or {}).get("message")
         if message:
             status["message"] = message
-    authentication: dict[str, Any] = {"principalEmail": user.get("username", "")}
-    impersonated = event.get("impersonatedUser")
-    if isinstance(impersonated, dict) and impersonated.get("username"):
-        authentication["authoritySelector"] = impersonated["username"]  # whom the impersonator acts as
     payload: dict[str, Any] = {
         "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
-        "authenticationInfo": authentication,
+        "authenticationInfo": {"principalEmail": user.get("username", "")},
         "authorizationInfo": [
             {"granted": http < 400 if isinstance(http, int) else True, "permission": method}
         ],
@@ -125,13 +128,7 @@ def as_gke_logentry(
         # of one request (same auditID) stay distinct entries.
         "insertId": hashlib.sha1(orjson.dumps(event, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24],
         "logName": f"projects/{project}/logs/cloudaudit.googleapis.com%2F{log}",
-        # A long-running request is two entries of one operation: its start, then its end.
-        "operation": {
-            "first": event.get("stage") != "ResponseComplete" or not _long_running(event),
-            "id": audit_id,
-            "last": event.get("stage") != "ResponseStarted",
-            "producer": "k8s.io",
-        },
+        "operation": {"first": True, "id": audit_id, "last": True, "producer": "k8s.io"},
         "protoPayload": payload,
         "receiveTimestamp": event.get("stageTimestamp", timestamp),
         "resource": {
@@ -140,34 +137,73 @@ def as_gke_logentry(
         },
         "timestamp": timestamp,
     }
-    labels = dict(event["annotations"]) if isinstance(event.get("annotations"), dict) else {}
-    command = exec_command(event)
-    if command is not None:
-        labels["command.gke.io/command"] = command  # GKE keeps an exec's command, arguments joined
-    if labels:
-        entry["labels"] = labels
+    if isinstance(event.get("annotations"), dict) and event["annotations"]:
+        entry["labels"] = dict(event["annotations"])
+    if as_written:
+        _as_written(entry, event, resource_name)
     return entry
 
 
-# Requests kube-apiserver logs at ResponseStarted too: connections it upgrades or streams.
-_LONG_RUNNING_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy", "log"})
+# kube-apiserver's long-running requests: GKE writes one entry when the response starts, one when it ends.
+_LONG_RUNNING_VERBS = frozenset({"watch", "proxy"})
+_LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "proxy", "log", "portforward"})
 
 
-def _long_running(event: dict[str, Any]) -> bool:
-    ref = event.get("objectRef")
-    sub = ref.get("subresource") if isinstance(ref, dict) else None
-    return event.get("verb") in ("watch", "proxy") or sub in _LONG_RUNNING_SUBRESOURCES
-
-
-def exec_command(event: dict[str, Any]) -> str | None:
-    """The command of an exec or attach Event (its request URI's `command=` parameters), joined by
-    spaces as GKE records it; None for other requests."""
-    ref = event.get("objectRef")
-    if not isinstance(ref, dict) or ref.get("subresource") not in ("exec", "attach"):
-        return None
-    query = str(event.get("requestURI", "")).partition("?")[2]
-    args = [value for key, value in parse_qsl(query, keep_blank_values=True) if key == "command"]
-    return " ".join(args) if args else None
+def _as_written(entry: dict[str, Any], event: dict[str, Any], resource_name: str) -> None:
+    """What GKE writes beyond the one-entry form (real entries: elastic/integrations' GKE samples): the
+    audit ID as `insertId`, or for a long-running request two entries sharing `operation.id`, the
+    ResponseStarted one `first` and the ResponseComplete one `last`, each with an insertId of its own; the
+    stage's time, and a `receiveTimestamp` (nanoseconds) one to thirty seconds later; the resource each
+    permission was checked on (the path of a non-resource request); the impersonated user as
+    `authoritySelector`; no principal or authorization for a failed authentication; the exec/attach
+    command as the label `command.gke.io/command` (arguments joined by spaces); `k8s.io/Patch` as a patch
+    body's type."""
+    payload = entry["protoPayload"]
+    ref: dict[str, Any] = event["objectRef"] if isinstance(event.get("objectRef"), dict) else {}
+    verb = event.get("verb")
+    long_running = verb in _LONG_RUNNING_VERBS or ref.get("subresource") in _LONG_RUNNING_SUBRESOURCES
+    if long_running:
+        entry["operation"] = {"id": event["auditID"], "producer": "k8s.io"}
+        if event.get("stage") == "ResponseStarted":
+            entry["operation"]["first"] = True
+        else:
+            entry["operation"]["last"] = True
+            entry["timestamp"] = event.get("stageTimestamp", entry["timestamp"])
+        digest = entry["insertId"]
+        entry["insertId"] = (
+            f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:24]}{digest[:8]}"
+        )
+    else:
+        entry["insertId"] = event["auditID"]
+    when = parse_rfc3339(event.get("stageTimestamp") or entry["timestamp"])
+    if when is not None:
+        # Cloud Logging receives an entry one to thirty seconds after it was written.
+        delay = 1.0 + int(hashlib.sha1(entry["insertId"].encode()).hexdigest()[:6], 16) / 0xFFFFFF * 29.0
+        received = when + delay
+        nanos = round((received - int(received)) * 1e9) % 1_000_000_000
+        stamp = datetime.fromtimestamp(int(received), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        entry["receiveTimestamp"] = f"{stamp}.{nanos:09d}Z"
+    for grant in payload.get("authorizationInfo", []):
+        grant["resource"] = resource_name
+    user: dict[str, Any] = event["user"] if isinstance(event.get("user"), dict) else {}
+    if not user.get("username"):
+        payload["authenticationInfo"] = {}
+        payload.pop("authorizationInfo", None)
+    impersonated = event.get("impersonatedUser")
+    if isinstance(impersonated, dict) and impersonated.get("username"):
+        payload["authenticationInfo"]["authoritySelector"] = impersonated["username"]
+    if ref.get("subresource") in ("exec", "attach", "portforward") and "data_access" in entry["logName"]:
+        # GKE's documentation lists exec, attach and port-forward as Admin Activity, WebSocket (get) ones too.
+        entry["logName"] = entry["logName"].replace("data_access", "activity")
+    if ref.get("subresource") in ("exec", "attach"):
+        query = parse_qs(urlsplit(str(event.get("requestURI", ""))).query)
+        if query.get("command"):
+            entry.setdefault("labels", {})["command.gke.io/command"] = " ".join(query["command"])
+    if verb == "patch" and isinstance(payload.get("request"), dict):
+        payload["request"] = {
+            "@type": "k8s.io/Patch",
+            **{k: v for k, v in payload["request"].items() if k != "@type"},
+        }
 
 
 def _millis(event: dict[str, Any]) -> int:

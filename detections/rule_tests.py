@@ -229,7 +229,7 @@ def deliveries(logsource: str, record: dict[str, Any]) -> Iterator[tuple[str, An
     """The record as each format of its logsource delivers it."""
     if logsource == "kubernetes/audit":
         yield "native", record
-        yield "gke", delivery.as_gke_logentry(record)
+        yield "gke", delivery.as_gke_logentry(record, as_written=True)
         yield "eks", delivery.as_cloudwatch_envelope([record])
     elif logsource == "aws/cloudtrail":
         yield "native", record

@@ -10,7 +10,8 @@ scenes happen, `generate`), `log_file` (writing). Another platform's traffic (GK
 and add-ons, say) is one more module of `Traffic` families, named with weights in the timeline's tables.
 """
 
-from kubesigma.connectors.simulated_cluster.log_file import write_jsonl
+from kubesigma.connectors.simulated_cluster.day import busy_day
+from kubesigma.connectors.simulated_cluster.log_file import DayLog, write_day, write_jsonl
 from kubesigma.connectors.simulated_cluster.timeline import DEFAULT_CLUSTER, DEFAULT_START, generate
 
-__all__ = ["DEFAULT_CLUSTER", "DEFAULT_START", "generate", "write_jsonl"]
+__all__ = ["DEFAULT_CLUSTER", "DEFAULT_START", "DayLog", "busy_day", "generate", "write_day", "write_jsonl"]

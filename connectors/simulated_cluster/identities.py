@@ -36,6 +36,8 @@ class Identity:
     reason: str  # authorization.k8s.io/reason for its allowed requests
     # `user.extra` of a pod-bound service-account token: the pod it was issued to, wherever it is used.
     pod: tuple[str, str, str] | None = None  # (pod name, pod uid, token id)
+    # Other `user.extra` an authenticator adds (EKS's IAM authenticator: arn, sessionName ...).
+    extra: tuple[tuple[str, str], ...] = ()
 
     def user(self) -> dict[str, Any]:
         out: dict[str, Any] = {"username": self.username, "groups": list(self.groups)}
@@ -48,6 +50,8 @@ class Identity:
                 "authentication.kubernetes.io/pod-name": [name],
                 "authentication.kubernetes.io/pod-uid": [uid],
             }
+        if self.extra:
+            out["extra"] = {key: [value] for key, value in self.extra}
         return out
 
 

@@ -192,3 +192,110 @@ def cni_pod_spec(image: str) -> dict[str, Any]:
         "volumes": [{"name": n, "hostPath": {"path": p, "type": "DirectoryOrCreate"}} for n, p, _m in mounts],
         "tolerations": [{"operator": "Exists"}],
     }
+
+
+# ---- the objects of a busy cluster's deploys (CI, GitOps, operators) ----------------------------
+
+
+def pod_template(c: Cluster, ns: str, app: str, image: str, port: int) -> dict[str, Any]:
+    """A Deployment's pod template: the Pod of `pod_spec` without kind, apiVersion and status."""
+    pod = pod_spec(c, ns, None, app, image, port, None)
+    meta = {"labels": {"app": app}, "annotations": {"prometheus.io/scrape": "true"}}
+    return {"metadata": meta, "spec": pod["spec"]}
+
+
+def deployment(c: Cluster, ns: str, app: str, image: str, port: int, replicas: int = 3) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": app, "namespace": ns, "labels": {"app": app, "app.kubernetes.io/part-of": ns}},
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": {"app": app}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+            "template": pod_template(c, ns, app, image, port),
+        },
+    }
+
+
+def service(ns: str, app: str, port: int, kind: str = "ClusterIP") -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "type": kind,
+        "selector": {"app": app},
+        "ports": [{"name": "http", "port": 80, "targetPort": port, "protocol": "TCP"}],
+    }
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": app, "namespace": ns}, "spec": spec}
+
+
+def config_map(ns: str, name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns},
+        "data": data,
+    }
+
+
+def ingress(ns: str, app: str, host: str, tls: bool) -> dict[str, Any]:
+    rule = {
+        "host": host,
+        "http": {
+            "paths": [
+                {
+                    "path": "/",
+                    "pathType": "Prefix",
+                    "backend": {"service": {"name": app, "port": {"number": 80}}},
+                }
+            ]
+        },
+    }
+    spec: dict[str, Any] = {"ingressClassName": "nginx", "rules": [rule]}
+    annotations = {"nginx.ingress.kubernetes.io/proxy-body-size": "8m"}
+    if tls:
+        spec["tls"] = [{"hosts": [host], "secretName": f"{app}-tls"}]
+        annotations["cert-manager.io/cluster-issuer"] = "letsencrypt"
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": app, "namespace": ns, "annotations": annotations},
+        "spec": spec,
+    }
+
+
+def autoscaler(ns: str, app: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": app, "namespace": ns},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app},
+            "minReplicas": 3,
+            "maxReplicas": 12,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                }
+            ],
+        },
+    }
+
+
+def owned_by(
+    obj: dict[str, Any], c: Cluster, kind: str, name: str, api_version: str = "apps/v1"
+) -> dict[str, Any]:
+    """`obj` with the ownerReferences its controller sets (a ReplicaSet's Deployment, a Pod's Job ...)."""
+    meta = dict(obj.get("metadata", {}))
+    ns = meta.get("namespace", "")
+    meta["ownerReferences"] = [
+        {
+            "apiVersion": api_version,
+            "kind": kind,
+            "name": name,
+            "uid": c.uid_of(f"{ns}/{name}"),
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    return {**obj, "metadata": meta}

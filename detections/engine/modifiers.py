@@ -241,6 +241,11 @@ class Leaf:
     # Leaves on the same field and kind may merge into one test under an OR.
     mergeable: bool = False
     extra: dict[str, Any] = dc_field(default_factory=dict)
+    # The fields the test reads (asked of every rule each time it is folded).
+    reads: frozenset[str] = dc_field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.reads = frozenset(f for f in (self.field, self.other_field) if f is not None)
 
     def evaluate(self, x: Any, other: Any = MISSING) -> bool:
         """The leaf on a resolved field value (MISSING, a value, or a tuple of values)."""

@@ -122,7 +122,8 @@ def test_most_of_the_pack_converts_to_sql() -> None:
 
 
 def test_engine_and_sqlite_agree_on_the_pack() -> None:
-    from kubesigma.detections.engine.compile import KEYWORD, field_names
+    from kubesigma.detections.engine.analysis import field_names
+    from kubesigma.detections.engine.ir import KEYWORD
 
     ruleset = RuleSet.load(K8S_RULES)
     fields = {c.info.id: field_names(c.ir) - {KEYWORD} for c in ruleset._compiled}

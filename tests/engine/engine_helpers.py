@@ -1,4 +1,7 @@
-"""Helpers for the engine tests: Sigma rules written as YAML files into a temporary folder."""
+"""Helpers for the engine tests: Sigma rules written as YAML files into a temporary folder.
+
+Every answer `matches` and `Matcher` give is the compiled engine's, checked against the reference
+interpreter's (`interpret.evaluate`): each semantics test is also a differential test."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import yaml
 from kubesigma.connectors.model import KUBERNETES_AUDIT, LogSource
 from kubesigma.detections.config import EngineConfig
 from kubesigma.detections.engine import RuleSet
+from kubesigma.detections.engine.interpret import evaluate
 
 _counter = itertools.count()
 
@@ -46,12 +50,25 @@ def ruleset(tmp_path: Path, *docs: dict[str, Any] | str, config: EngineConfig | 
     return RuleSet.load([write_rules(tmp_path / f"rules{next(_counter)}", *docs)], config)
 
 
+def checked_match(rs: RuleSet, logsource: LogSource, doc: dict[str, Any]) -> bool:
+    """Whether some rule matches the document, asserting the interpreter agrees with the engine."""
+    compiled = bool(rs.match_document(logsource, doc))
+    product, service = logsource.product.lower(), logsource.service.lower()
+    interpreted = isinstance(doc, dict) and any(
+        evaluate(c.ir, doc)
+        for c in rs._compiled
+        if (c.info.logsource.product, c.info.logsource.service) == (product, service)
+    )
+    assert compiled == interpreted, (compiled, doc)
+    return compiled
+
+
 def matches(
     detection: dict[str, Any], doc: dict[str, Any], tmp_path: Path, logsource: LogSource = KUBERNETES_AUDIT
 ) -> bool:
     """Does one rule with this detection match this document?"""
     rs = ruleset(tmp_path, rule_doc(detection))
-    return bool(rs.match_document(logsource, doc))
+    return checked_match(rs, logsource, doc)
 
 
 class Matcher:
@@ -62,7 +79,7 @@ class Matcher:
         self.rs = RuleSet.load([write_rules(folder, rule_doc(detection))])
 
     def __call__(self, doc: dict[str, Any]) -> bool:
-        return bool(self.rs.match_document(KUBERNETES_AUDIT, doc))
+        return checked_match(self.rs, KUBERNETES_AUDIT, doc)
 
 
 def compile_rule(detection: dict[str, Any], config: EngineConfig | None = None, **meta: Any) -> Matcher:

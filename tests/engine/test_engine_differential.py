@@ -26,8 +26,9 @@ from sigma.exceptions import SigmaError
 
 from kubesigma.connectors.model import KUBERNETES_AUDIT
 from kubesigma.detections.engine import RuleSet
-from kubesigma.detections.engine.compile import KEYWORD, field_names
+from kubesigma.detections.engine.analysis import field_names
 from kubesigma.detections.engine.fields import resolve, split_path
+from kubesigma.detections.engine.ir import KEYWORD
 from kubesigma.detections.mapping import evaluation_pipeline
 
 HERE = Path(__file__).resolve().parent

@@ -217,9 +217,9 @@ def test_dispatch_keys_of_any_case_and_type_match_like_the_rule(tmp_path):
 
 @pytest.mark.parametrize("n", [1, 300])
 def test_many_distinct_keys_keep_matching(tmp_path, n, monkeypatch):
-    from kubesigma.detections.engine import ruleset as module
+    from kubesigma.detections.engine import routing
 
-    monkeypatch.setattr(module, "MAX_BUCKETS", 5)
+    monkeypatch.setattr(routing, "MAX_BUCKETS", 5)
     rs = ruleset(tmp_path, rule_doc({"sel": {"verb|startswith": "v1"}, "condition": "sel"}))
     hits = [bool(rs.match_document(KUBERNETES_AUDIT, {"verb": f"v{i}"})) for i in range(n)]
     assert hits == [str(i).startswith("1") for i in range(n)]

@@ -11,8 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubesigma.connectors.model import KUBERNETES_AUDIT
-from kubesigma.detections.engine import compile as C
+from kubesigma.connectors.model.logsources import KUBERNETES
+from kubesigma.detections.engine import codegen, routing
 from kubesigma.detections.engine import fields as F
+from kubesigma.detections.engine.runtime import joined_lower, lowered_values
 
 # Keys that make dotted paths interesting: plain parts, joins of them, and unrelated ones.
 KEYS = st.sampled_from(["a", "b", "c", "a.b", "b.c", "a.b.c", "x"])
@@ -167,7 +169,7 @@ def test_specialized_tables_answer_as_the_plain_rules_in_any_order(tmp_path_fact
     # Dispatch buckets and levels remember functions under canonical keys and look up the values
     # as read; whatever order the forms arrive in, the answer is the unspecialized one.
     rs = ruleset(tmp_path_factory.mktemp("keyed"), *(rule_doc(d) for d in KEYED_RULES))
-    plain = C.build([(c.info, c.ir) for c in rs._compiled])
+    plain = codegen.build([(c.info, c.ir) for c in rs._compiled], KUBERNETES)
     # Each event again with its numbers in another form that hashes and compares alike (1, True,
     # 1.0): a table that stored values as read would answer these from the first one's entry.
     for verb, username, groups, ips in [*events, *(tuple(map(_alias, e)) for e in events)]:
@@ -200,9 +202,7 @@ def test_specialized_bucket_evaluates_what_the_values_leave(tmp_path):
 
 
 def test_specialized_bucket_past_its_limit_keeps_matching(tmp_path, monkeypatch):
-    from kubesigma.detections.engine import ruleset as module
-
-    monkeypatch.setattr(module, "SPECIALIZED_LIMIT", 3)
+    monkeypatch.setattr(routing, "SPECIALIZED_LIMIT", 3)
     rs = ruleset(
         tmp_path, rule_doc({"sel": {"verb": "get", "user.username|endswith": "7"}, "condition": "sel"})
     )
@@ -259,24 +259,20 @@ def test_null_tests_on_spec_fields_match_objects_without_them(tmp_path):
 @given(values=st.lists(st.one_of(st.text(), st.integers(), st.booleans()), max_size=5))
 def test_list_values_lowered_together_equal_lowered_one_by_one(values):
     # `contains` on a list field searches its values lowered and joined by NUL in one string
-    from kubesigma.detections.engine.compile import _joined_lower, _lowered_values
-
-    assert _joined_lower(tuple(values)) == "\x00".join(_lowered_values(tuple(values)))
+    assert joined_lower(tuple(values)) == "\x00".join(lowered_values(tuple(values)))
 
 
 def test_specialized_tables_answer_repeats_without_specializing_again(tmp_path, monkeypatch):
     # A level keyed on a numerically compared field (status codes) types its values inline; the
     # table must then hold them as they are looked up, or every event pays a specialization call.
-    from kubesigma.detections.engine import ruleset as module
-
     calls = []
-    original = module._Level.specialize
+    original = routing.Level.specialize
 
     def counting(self, key, doc):
         calls.append(key)
         return original(self, key, doc)
 
-    monkeypatch.setattr(module._Level, "specialize", counting)
+    monkeypatch.setattr(routing.Level, "specialize", counting)
     det = {
         "sel": {"verb": "get", "annotations.authorization.k8s.io/decision": "forbid"},
         "code": {"responseStatus.code": 403},
@@ -308,7 +304,7 @@ def test_zero_and_nan_floats_are_not_folded_together(tmp_path):
         tmp_path,
         rule_doc({"sel": {"verb": "get", "responseStatus.code|startswith": ["-", "n"]}, "condition": "sel"}),
     )
-    plain = C.build([(c.info, c.ir) for c in rs._compiled])
+    plain = codegen.build([(c.info, c.ir) for c in rs._compiled], KUBERNETES)
     for code in (0.0, -0.0, 0.0, float("nan"), float("nan"), -0.0, 0):
         doc = {"verb": "get", "responseStatus": {"code": code}}
         assert bool(rs.match_document(KUBERNETES_AUDIT, doc)) == bool(plain(doc)), code

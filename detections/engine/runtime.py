@@ -1,0 +1,227 @@
+"""What generated code runs on: the helpers its namespace binds, and the generated entry points that
+pick a function per event (a logsource's dispatcher, a specialization level) with their keys.
+
+Dispatch keys and level keys are looked up as read and canonicalized only on a miss (`dispatch_key`,
+`canonical_key`), so the usual event pays one dict lookup per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kubesigma.detections.engine import fields as F
+from kubesigma.detections.engine import modifiers as M
+
+
+def _dotted_top(doc: dict[str, Any]) -> tuple[str, ...]:
+    """Top-level keys holding a dot (a field path may start inside one); usually none."""
+    return tuple(k for k in doc if "." in k) if "." in "".join(doc) else ()
+
+
+def _has_root(dotted: tuple[str, ...], prefix: str) -> bool:
+    return any(k.startswith(prefix) for k in dotted)
+
+
+def lowered_values(x: tuple[Any, ...]) -> list[str]:
+    out = []
+    for v in x:
+        t = M.lower_str(v)
+        if t is not None:
+            out.append(t)
+    return out
+
+
+_ONLY_STRINGS = frozenset({str}).issuperset
+
+
+def joined_lower(x: tuple[Any, ...]) -> str:
+    """The lowered text of a field's values joined by NUL (what `contains` searches on a list).
+
+    Lowering the joined text equals joining the lowered values: NUL is neither cased nor
+    case-ignorable, so no casing context crosses it."""
+    if _ONLY_STRINGS(map(type, x)):
+        return "\x00".join(x).lower()
+    return "\x00".join(lowered_values(x))
+
+
+def _any_startswith(values: list[str], prefixes: tuple[str, ...]) -> bool:
+    return any(v.startswith(prefixes) for v in values)
+
+
+def _any_endswith(values: list[str], suffixes: tuple[str, ...]) -> bool:
+    return any(v.endswith(suffixes) for v in values)
+
+
+def _any_contains(values: list[str], needles: tuple[str, ...]) -> bool:
+    return any(n in v for v in values for n in needles)
+
+
+_UNHASHABLE: list[Any] = []
+
+
+def _memo_key(v: Any) -> Any:
+    """Memo key part of a non-string value; lists and objects are unhashable (evaluated directly)."""
+    c = v.__class__
+    if c is int or c is float or c is bool or v is None or v is F.MISSING:
+        return (c, v)
+    return _UNHASHABLE
+
+
+# The names generated code calls, bound in every generated function's namespace.
+RUNTIME: dict[str, Any] = {
+    "_MK": _memo_key,
+    "_NODOTS": F.no_dotted_keys,
+    "_LSEQ": lowered_values,
+    "_JLOW": joined_lower,
+    "_ANYSW": _any_startswith,
+    "_ANYEW": _any_endswith,
+    "_ANYIN": _any_contains,
+    "_DOTTED_TOP": _dotted_top,
+    "_HAS_ROOT": _has_root,
+    "MISSING": F.MISSING,
+    "_resolve": F.resolve,
+    "_make_resolver": F.cached_resolver,  # resolvers hold no state: one per path
+    "_flatten": F._flatten,
+    "_LV": F.list_values,
+    "_ALLSTR": F.all_strings,
+    "_LS": M.lower_str,
+    "_SS": M.scalar_str,
+    "_NUM": M.number,
+    "_TS": M.timestamp,
+    "_EXISTS": M.exists,
+    "_NULL": M.is_null,
+    "_A": M.any_of,
+    "_IPIN": M.ip_in,
+    "_IPINS": M.ip_in_any,
+    "_FREF": M.field_ref,
+}
+
+
+def dispatcher(
+    paths: Sequence[str], buckets: dict[Any, Any], make_bucket: Callable[[Any], Any]
+) -> Callable[[dict[str, Any]], list[Any]]:
+    """`match(doc)` of a logsource: the dispatch key read inline, then its bucket's function
+    (`make_bucket(key)` on first sight; `buckets` remembers it under `dispatch_key(key)`).
+
+    As in `level_function`, the values as read are looked up directly: stored keys hold only
+    strings, MISSING and UNKNOWN, so any other value misses and `make_bucket` canonicalizes it."""
+    inline, bindings = F.inline_source(
+        [F.split_path(p) for p in paths], [f"v{i}" for i in range(len(paths))], "K", raw_lists=True
+    )
+    key = "(" + "".join(f"v{i}, " for i in range(len(paths))) + ")"
+    body = [
+        "def match(doc):",
+        *inline,
+        "    try:",
+        f"        fn = BUCKETS.get({key})",
+        "    except TypeError:  # an object or nested list: unhashable, never stored",
+        "        fn = None",
+        "    if fn is None:",
+        f"        fn = MAKE_BUCKET({key})",
+        "    return fn(doc)",
+    ]
+    namespace = dict(RUNTIME)
+    namespace.update(bindings)
+    namespace.update({"BUCKETS": buckets, "MAKE_BUCKET": make_bucket})
+    exec(compile("\n".join(body) + "\n", "<kubesigma dispatch>", "exec"), namespace)
+    return namespace["match"]
+
+
+def dispatch_key(values: Sequence[Any]) -> tuple[Any, ...]:
+    """A dispatch key as buckets store it: strings and MISSING as they are, anything else UNKNOWN."""
+    return tuple(v if v.__class__ is str or v is F.MISSING else UNKNOWN for v in values)
+
+
+_TYPED = (int, float, bool, type(None))
+
+
+def _key_value(v: Any) -> Any:
+    """A resolved value as part of a specialization key (strings and MISSING key themselves).
+
+    Numbers, booleans and null carry their type (1, 1.0 and True hash alike but match differently);
+    a tuple keys itself when it holds only strings; anything else is UNKNOWN: not folded. A typed
+    value stays as it is (JSON gives no type objects), so keys typed inline canonicalize to themselves."""
+    c = v.__class__
+    if c is str or v is F.MISSING:
+        return v
+    if c is tuple:
+        if len(v) == 2 and v[0] in _TYPED:  # typed inline (an object typed inline is UNKNOWN)
+            return UNKNOWN if v[0] is float and _same_key_other_text(v[1]) else v
+        for e in v:
+            if e.__class__ is not str:
+                return UNKNOWN
+        return v
+    if c is float and _same_key_other_text(v):
+        return UNKNOWN
+    if c is int or c is float or c is bool or v is None:
+        return (c, v)
+    return UNKNOWN
+
+
+def _same_key_other_text(v: float) -> bool:
+    """-0.0 keys like 0.0 but reads "-0.0"; NaN equals no key, not even its own: neither is folded."""
+    return v == 0 or v != v
+
+
+def canonical_key(key: Any, fields: int) -> Any:
+    """A level's key as its table stores it: every value through `_key_value` (one field: the value)."""
+    if fields == 1:
+        return _key_value(key)
+    return tuple(_key_value(v) for v in key)
+
+
+def level_function(
+    paths: Sequence[str],
+    table: dict[Any, Any],
+    specialize: Callable[[Any, dict[str, Any]], Any],
+    numeric: frozenset[str] = frozenset(),
+) -> Callable[[dict[str, Any]], list[Any]]:
+    """`match(doc)` of one specialization level: read its fields, call the function made for
+    their values (`specialize(key, doc)` on first sight; the table remembers it). The key is the
+    value for one field, the tuple of values for several.
+
+    The table holds canonical keys only (`canonical_key`: strings, MISSING, tuples of strings,
+    typed scalars, UNKNOWN), so values are looked up as read: one that is not its own canonical
+    form (a number, a list holding one, an object) equals no stored key (JSON gives no type
+    objects, no UNKNOWN), misses, and `specialize` canonicalizes it. No per-element type test on
+    the way of the usual event (a fifth of a level's cost). `numeric` fields are typed inline."""
+    inline, bindings = F.inline_source(
+        [F.split_path(p) for p in paths], [f"v{i}" for i in range(len(paths))], "K", raw_lists=True
+    )
+    key = "v0" if len(paths) == 1 else "(" + "".join(f"v{i}, " for i in range(len(paths))) + ")"
+    # Fields the rules compare as numbers (status codes) usually hold numbers: their values take
+    # the typed form here rather than on a miss, as every event would.
+    typed = [
+        f"    if v{i}.__class__ is not str and v{i} is not MISSING and v{i}.__class__ is not tuple:"
+        f" v{i} = (v{i}.__class__, v{i})"  # _key_value's form; an object in it is unhashable
+        for i, path in enumerate(paths)
+        if path in numeric
+    ]
+    body = [
+        "def match(doc):",
+        *inline,
+        *typed,
+        "    try:",
+        f"        fn = TABLE.get({key})",
+        "    except TypeError:  # an object or nested list: unhashable, never stored",
+        "        fn = None",
+        "    if fn is None:",
+        f"        fn = SPECIALIZE({key}, doc)",
+        "    return fn(doc)",
+    ]
+    namespace = dict(RUNTIME)
+    namespace.update(bindings)
+    namespace.update({"TABLE": table, "SPECIALIZE": specialize})
+    exec(compile("\n".join(body) + "\n", f"<kubesigma level {', '.join(paths)}>", "exec"), namespace)
+    return namespace["match"]
+
+
+class _Unknown:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()
