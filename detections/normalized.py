@@ -8,9 +8,10 @@
   rest, except a record written before the API server decided (stage `RequestReceived`): a record
   without a response status still counts, so a rule does not go blind on logs that leave it out.
   A rule about something done (created, changed, bound, granted, read, executed) fires only on
-  success: every rule that does not name the outcome itself (neither `event.outcome` nor the raw
-  fields it is made of) gets `event.outcome: success` added. Rules about attempts say
-  `event.outcome: failure`; rules about both say `event.outcome: [success, failure]`.
+  success: every rule that does not name `event.outcome` itself gets `event.outcome: success` added
+  (raw status or decision fields in a rule narrow it further, they do not choose the outcome). Rules
+  about attempts say `event.outcome: failure`; rules about both say `event.outcome: [success, failure]`.
+  A dry run (`dryRun=All` in the request URI) changed nothing: it is no success either.
 * `exec.command` (Kubernetes): the command of an exec or attach, as the user typed it. kube-apiserver
   keeps it only in the request URI (`?command=tar&command=cf&command=-`, URL-encoded, arguments
   apart); GKE in the entry's label `command.gke.io/command` (arguments joined by spaces). A value is
@@ -59,7 +60,8 @@ OUTCOMES: dict[tuple[str, str], Outcome] = {
             ("responseStatus.code|gte", 400),
             ("annotations.authorization.k8s.io/decision", "forbid"),
         ),
-        undecided=(("stage", "RequestReceived"),),
+        # Written before the API server decided, or a dry run (nothing was changed).
+        undecided=(("stage", "RequestReceived"), ("requestURI|contains", "dryRun=")),
     ),
     ("gcp", "gcp.audit"): Outcome(
         failure=(
@@ -160,7 +162,7 @@ class OutcomeGateTransformation(ConditionTransformation):
             named: set[str] = set()
             for detection in rule.detection.detections.values():
                 named |= _fields_named(detection)
-            if outcome is not None and OUTCOME_FIELD not in named and not named & outcome.fields():
+            if outcome is not None and OUTCOME_FIELD not in named:
                 rule.detection.detections[GATE] = success_detection(outcome)
                 self._gate = True
         super().apply(rule)

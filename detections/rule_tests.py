@@ -289,6 +289,15 @@ def refused(record: dict[str, Any], how: str) -> dict[str, Any]:
     return out
 
 
+def dry_run(record: dict[str, Any]) -> dict[str, Any]:
+    """A completed audit Event as the same request made with `--dry-run=server` (`dryRun=All`)."""
+    out = copy.deepcopy(record)
+    uri = str(out.get("requestURI", ""))
+    out["requestURI"] = uri + ("&" if "?" in uri else "?") + "dryRun=All"
+    out["auditID"] = _stable_uuid(out["auditID"], "dry run")
+    return out
+
+
 def _refused_deliveries(record: dict[str, Any], how: str) -> Iterator[tuple[str, Any]]:
     for fmt, value in deliveries("kubernetes/audit", record):
         if fmt == "gke" and how == "refused by admission":
@@ -311,7 +320,7 @@ def run_rule_cases(
 ) -> None:
     """Deliver each case in every format and check the rule's verdict. With `success_only` (a rule
     about something done: detections/normalized.py), every `match` case is also delivered as refused,
-    by the authorizer and by admission, and must then raise nothing."""
+    by the authorizer and by admission, and as a dry run, and must then raise nothing."""
     key = _logsource_key(info)
     complete = COMPLETERS.get(key)
     if complete is None:
@@ -335,6 +344,14 @@ def run_rule_cases(
                 (f"{case.name}, {how}", "no_match", _refused_deliveries(refused(record, how), how))
                 for how in REFUSALS
             ]
+            # A dry run changes nothing; GKE keeps no query string, so only native and EKS can tell.
+            variants.append(
+                (
+                    f"{case.name}, as a dry run",
+                    "no_match",
+                    ((f, v) for f, v in deliveries(key, dry_run(record)) if f != "gke"),
+                )
+            )
         for name, expect, delivered in variants:
             _check(ruleset, info, case, name, expect, delivered, outcome)
 

@@ -69,11 +69,14 @@ def _verdicts(logsource: dict[str, str], view: Any, doc: dict[str, Any]) -> tupl
 CODES = (None, 101, 200, 201, 403, 404, 409, 500)
 DECISIONS = (None, "allow", "forbid")
 STAGES = (None, "RequestReceived", "ResponseStarted", "ResponseComplete")
+URIS = ("/api/v1/namespaces/shop/pods", "/api/v1/namespaces/shop/pods?dryRun=All&fieldManager=kubectl")
 
 
-@pytest.mark.parametrize(("code", "decision", "stage"), list(itertools.product(CODES, DECISIONS, STAGES)))
-def test_kubernetes_rules_and_alerts_agree_on_the_outcome(code, decision, stage) -> None:
-    doc: dict[str, Any] = {"kind": "Event", "verb": "create"}
+@pytest.mark.parametrize(
+    ("code", "decision", "stage", "uri"), list(itertools.product(CODES, DECISIONS, STAGES, URIS))
+)
+def test_kubernetes_rules_and_alerts_agree_on_the_outcome(code, decision, stage, uri) -> None:
+    doc: dict[str, Any] = {"kind": "Event", "verb": "create", "requestURI": uri}
     if code is not None:
         doc["responseStatus"] = {"code": code}
     if decision is not None:
@@ -83,8 +86,8 @@ def test_kubernetes_rules_and_alerts_agree_on_the_outcome(code, decision, stage)
     ecs = profile_of(KUBERNETES_AUDIT).outcome(doc)
     success, failure, either, gated = _verdicts(K8S, KUBERNETES_AUDIT, doc)
     assert failure == (ecs == "failure")
-    # success: not refused, and written after the API server decided
-    assert success == (ecs != "failure" and stage != "RequestReceived")
+    # success: not refused, written after the API server decided, and not a dry run (nothing changed)
+    assert success == (ecs != "failure" and stage != "RequestReceived" and "dryRun=" not in uri)
     assert gated == success
     assert either == (success or failure)
     assert ecs == (
