@@ -18,7 +18,8 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from operator import itemgetter
+from typing import Any, Final
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -74,36 +75,40 @@ class CorrelationHit:
 
 # -- contributions in transit ----------------------------------------------------------------------
 
-# A contribution and its event, frozen to bytes once where it was routed: the stage thaws only the event
-# of a contribution that completes a correlation (the alert shows it); the rest cross the shuffle and
-# state as bytes, never decoded.
-Counted = tuple[Contribution, bytes]
+# A contribution travels from where it was routed to where it is counted (across the shuffle, and in
+# state while it waits for the watermark) as a row, its event frozen to bytes once:
+#
+#     (time, identity, rule index, value, event id, event)
+#
+# in pickled lists per key, with the key's group (a pack). Rows stay plain tuples on purpose: pickle
+# writes them in C, where a class instance (a named tuple too) costs Python calls each way; most routed
+# contributions (later steps of sequences nothing opened) are dropped unread; and a streaming key reads
+# what it holds again at every flush. Typed rows made the streaming path several percent slower. Rows
+# are read through the names below; where one is counted it becomes a `Contribution` and its event,
+# which is thawed only if it completes a correlation (the alert shows it).
+Row = tuple[float, str, int, Any, str, bytes]
+TIME: Final = 0
+RULE: Final = 2
+_in_order = itemgetter(0, 1, 2)  # time, identity, rule: the order a key's contributions are counted in
+
 # What a routing step emits per key and bundle: whether the contributions can open a window, how many
 # there are, and their pack. The count lets a step drop them without unpacking.
 Routed = tuple[bool, int, bytes]
 
-# In a pack, a key's group and its contributions as rows, (time, identity, rule index, value, event id,
-# event), pickled: pickle writes plain tuples in C, where a typed object costs a Python call each way,
-# and most routed contributions (later steps of sequences nothing opened) are dropped unread. `_Route`
-# writes rows, `pack` and `unpack` convert; everything else sees `Counted`.
-_Row = tuple[float, str, int, Any, str, bytes]
+
+def pack(group: tuple[str, ...], rows: list[Row]) -> bytes:
+    return dump((group, rows))
 
 
-def pack(group: tuple[str, ...], counted: Iterable[Counted]) -> bytes:
-    return dump((group, [(c.time, c.identity, c.rule, c.value, c.event_id, event) for c, event in counted]))
-
-
-def unpack(packed: bytes) -> tuple[tuple[str, ...], list[Counted]]:
+def unpack(packed: bytes) -> tuple[tuple[str, ...], list[Row]]:
     group, rows = load(packed)
-    return group, [
-        (Contribution(t, identity, rule, value, eid), event) for t, identity, rule, value, eid, event in rows
-    ]
+    return group, rows
 
 
-def _in_order(counted: Counted) -> tuple[float, str, int]:
-    """The order a key's contributions are counted in: time, identity, rule."""
-    c = counted[0]
-    return c.time, c.identity, c.rule
+def counted(row: Row) -> tuple[Contribution, bytes]:
+    """A row as it is counted: the contribution, and its event (frozen)."""
+    time, identity, rule, value, event_id, event = row
+    return Contribution(time, identity, rule, value, event_id), event
 
 
 class _Route(beam.DoFn):
@@ -120,7 +125,7 @@ class _Route(beam.DoFn):
         self.routes: dict[str, list[tuple[Any, int]]] = {}
 
     def start_bundle(self) -> None:
-        self.buffer: dict[tuple[str, tuple[str, ...]], list[_Row]] = {}  # (rule, group) -> rows
+        self.buffer: dict[tuple[str, tuple[str, ...]], list[Row]] = {}  # (rule, group) -> contributions
         self.buffered = 0
 
     def process(self, item: Any) -> Iterator[Any]:
@@ -147,11 +152,11 @@ class _Route(beam.DoFn):
         for key, earliest, value in self._drain():
             yield WindowedValue((key, value), timestamp(earliest), (GlobalWindow(),))
 
-    def _opens(self, spec_id: str, rows: list[_Row]) -> bool:
+    def _opens(self, spec_id: str, rows: list[Row]) -> bool:
         """Whether these contributions can open a window: in a temporal_ordered rule only its first
         step can (later steps count only after one); in the other types any event can."""
         spec = self.plan.spec(spec_id)
-        return spec.type != "temporal_ordered" or any(row[2] == 0 for row in rows)
+        return spec.type != "temporal_ordered" or any(row[RULE] == 0 for row in rows)
 
     def _routes(self, rule_id: str) -> list[tuple[Any, int]]:
         routes = self.routes.get(rule_id)
@@ -181,7 +186,7 @@ class _Route(beam.DoFn):
                 blob = frozen.get(id(event))
                 if blob is None:
                     blob = frozen[id(event)] = event_to_bytes(event)
-            row = (when, identity, index, spec.value(rid, doc), event_id, blob)
+            row: Row = (when, identity, index, spec.value(rid, doc), event_id, blob)
             sid = spec.id
             for group in groups:
                 rows = buffer.get((sid, group))
@@ -194,8 +199,8 @@ class _Route(beam.DoFn):
     def _drain(self) -> list[tuple[str, float, Routed]]:
         out = []
         for (sid, group), rows in self.buffer.items():
-            routed = (self._opens(sid, rows), len(rows), dump((group, rows)))
-            out.append((key_of(sid, group), min(row[0] for row in rows), routed))
+            routed = (self._opens(sid, rows), len(rows), pack(group, rows))
+            out.append((key_of(sid, group), min(row[TIME] for row in rows), routed))
         self.buffer, self.buffered = {}, 0
         return sorted(out, key=lambda x: x[0])
 
@@ -208,11 +213,17 @@ class _Hits:
 
     fired: Any  # the DoFn's correlation_fired counter
 
-    def _hits(self, firings: list[Firing], last: bytes | None, counted: Counted | None) -> Iterator[Any]:
-        """The contribution just counted is the trigger if it completed the correlation, else the
-        latest event counted (a closing window's last)."""
+    def _hits(
+        self,
+        firings: list[Firing],
+        last: bytes | None,
+        c: Contribution | None = None,
+        event: bytes | None = None,
+    ) -> Iterator[Any]:
+        """The contribution just counted (`c`, with its `event`) is the trigger if it completed the
+        correlation, else the latest event counted (a closing window's last)."""
         for firing in firings:
-            trigger = counted[1] if counted is not None and firing.trigger == counted[0] else last
+            trigger = event if c is not None and firing.trigger == c else last
             if trigger is None:  # cannot happen: a window is never closed before an event was counted
                 continue
             self.fired.inc()
@@ -243,21 +254,22 @@ class _CorrelateComplete(_Hits, beam.DoFn):
     def _evaluate(self, key: str, packs: list[bytes]) -> Iterator[Any]:
         spec = self.plan.spec(rule_of(key))
         group: tuple[str, ...] = ()
-        counted: list[Counted] = []
+        rows: list[Row] = []
         for packed in packs:
             group, part = unpack(packed)
-            counted.extend(part)
-        self.state_events.update(len(counted))
-        counted.sort(key=_in_order)
+            rows.extend(part)
+        self.state_events.update(len(rows))
+        rows.sort(key=_in_order)
         window = GroupWindow()
         last: bytes | None = None
-        for x in counted:
-            firings = window.add(spec, group, x[0])
+        for row in rows:
+            c, event = counted(row)
+            firings = window.add(spec, group, c)
             if firings:
-                yield from self._hits(firings, last, x)
-            last = x[1]
+                yield from self._hits(firings, last, c, event)
+            last = event
         if last is not None:
-            yield from self._hits(window.advance(spec, group, math.inf), last, None)
+            yield from self._hits(window.advance(spec, group, math.inf), last)
 
 
 @dataclass
@@ -268,19 +280,14 @@ class _GroupMeta(Progress):
     gc: bool = False  # the expire timer is a final garbage collection
 
 
-class _PendingContributions(Pending[Counted]):
-    def time(self, element: Counted) -> float:
-        return element[0].time
+def _pending_contributions() -> Pending[Row]:
+    """A key's contributions wait in state as packs (one per routed element, or what was left over)."""
 
-    def order(self, element: Counted) -> tuple[float, str, int]:
-        return _in_order(element)
+    def pack_rest(meta: _GroupMeta, rest: list[Row]) -> Iterator[bytes]:
+        if rest:
+            yield pack(meta.group, rest)
 
-    def unpack(self, packed: bytes) -> list[Counted]:
-        return unpack(packed)[1]
-
-    def pack(self, progress: _GroupMeta, elements: list[Counted]) -> Iterator[bytes]:
-        if elements:
-            yield pack(progress.group, elements)
+    return Pending(itemgetter(TIME), _in_order, lambda packed: unpack(packed)[1], pack_rest)
 
 
 class _CorrelateGroups(_Hits, beam.DoFn):
@@ -299,7 +306,7 @@ class _CorrelateGroups(_Hits, beam.DoFn):
         self.lateness = allowed_lateness
 
     def setup(self) -> None:
-        self.pending = _PendingContributions()
+        self.held = _pending_contributions()
         self.fired = Metrics.counter(NAMESPACE, "correlation_fired")
         self.late = Metrics.counter(NAMESPACE, "late_counted")
         self.dropped = Metrics.counter(NAMESPACE, "late_dropped")
@@ -316,13 +323,13 @@ class _CorrelateGroups(_Hits, beam.DoFn):
         expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> Iterator[Any]:
         key, (_, _, packed) = element
-        group, counted = unpack(packed)
+        group, rows = unpack(packed)
         meta: _GroupMeta = load(meta_state.read()) or _GroupMeta(group=group)
         horizon = meta.horizon
-        late = [x for x in counted if x[0].time <= horizon]
-        fresh = [x for x in counted if x[0].time > horizon] if late else counted
+        late = [row for row in rows if row[TIME] <= horizon]
+        fresh = [row for row in rows if row[TIME] > horizon] if late else rows
         if late:
-            kept = [x for x in late if x[0].time >= horizon - self.lateness]
+            kept = [row for row in late if row[TIME] >= horizon - self.lateness]
             if len(kept) < len(late):
                 self.dropped.inc(len(late) - len(kept))
             if kept:
@@ -330,13 +337,14 @@ class _CorrelateGroups(_Hits, beam.DoFn):
                 self.late.inc(len(kept))
                 spec = self.plan.spec(rule_of(key))
                 window: GroupWindow = load(window_state.read()) or GroupWindow()
-                for x in kept:
-                    yield from self._hits(window.add(spec, meta.group, x[0]), meta.last_event, x)
-                    self._remember(spec, meta, x)
+                for row in kept:
+                    c, event = counted(row)
+                    yield from self._hits(window.add(spec, meta.group, c), meta.last_event, c, event)
+                    self._remember(spec, meta, c, event)
                 self._schedule(spec, window, meta, window_state, expire)
         if fresh:
-            earliest = min(x[0].time for x in fresh)
-            self.pending.hold(meta, pending, flush, packed if not late else pack(group, fresh), earliest)
+            earliest = min(row[TIME] for row in fresh)
+            self.held.hold(meta, pending, flush, packed if not late else pack(group, fresh), earliest)
             meta.gc = False
         meta_state.write(dump(meta))
 
@@ -374,10 +382,11 @@ class _CorrelateGroups(_Hits, beam.DoFn):
         meta: _GroupMeta = load(meta_state.read()) or _GroupMeta()
         spec = self.plan.spec(rule_of(key))
         window: GroupWindow = load(window_state.read()) or GroupWindow()
-        for x in self.pending.release(meta, pending, flush, now):
-            yield from self._hits(window.add(spec, meta.group, x[0]), meta.last_event, x)
-            self._remember(spec, meta, x)
-        yield from self._hits(window.advance(spec, meta.group, now), meta.last_event, None)
+        for row in self.held.release(meta, pending, flush, now):
+            c, event = counted(row)
+            yield from self._hits(window.add(spec, meta.group, c), meta.last_event, c, event)
+            self._remember(spec, meta, c, event)
+        yield from self._hits(window.advance(spec, meta.group, now), meta.last_event)
         self.state_events.update(len(window))
         if not window.events and meta.flush_at is None:  # nothing counted, nothing pending
             window_state.clear()
@@ -401,10 +410,9 @@ class _CorrelateGroups(_Hits, beam.DoFn):
             expire.set(timer_at(deadline))
 
     @staticmethod
-    def _remember(spec: CorrelationSpec, meta: _GroupMeta, counted: Counted) -> None:
+    def _remember(spec: CorrelationSpec, meta: _GroupMeta, c: Contribution, event: bytes) -> None:
         # Only a window that closes (lt, lte, eq, neq) fires on an event other than the one just
         # counted: other rules keep no event in state (about a kilobyte per group).
-        c, event = counted
         if not spec.on_arrival and c.time >= meta.last_time:
             meta.last_time = c.time
             meta.last_event = event
@@ -460,8 +468,8 @@ def _first_steps(element: tuple[str, Routed], ordered: dict[str, float]) -> Iter
     """(key, time) of each first step among these contributions (only those that open carry any)."""
     key, (opens, _, packed) = element
     if opens and rule_of(key) in ordered:
-        _, counted = unpack(packed)
-        for when in {c.time for c, _ in counted if c.rule == 0}:
+        _, rows = unpack(packed)
+        for when in {row[TIME] for row in rows if row[RULE] == 0}:
             yield key, when
 
 
@@ -481,12 +489,12 @@ class _KeepNearFirstSteps(beam.DoFn):
         if not times:  # no first step in this group at all: dropped without unpacking
             self.dropped.inc(count)
             return
-        group, counted = unpack(packed)
+        group, rows = unpack(packed)
         span = self.ordered[rule_of(key)] + 1e-3  # event times carry microseconds
-        kept = [x for x in counted if _near(times, x[0].time, span)]
-        if len(kept) < len(counted):
-            self.dropped.inc(len(counted) - len(kept))
-        if len(kept) == len(counted):
+        kept = [row for row in rows if _near(times, row[TIME], span)]
+        if len(kept) < len(rows):
+            self.dropped.inc(len(rows) - len(kept))
+        if len(kept) == len(rows):
             yield element
         elif kept:
             yield key, (False, len(kept), pack(group, kept))

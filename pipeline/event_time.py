@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -74,21 +74,18 @@ class Progress:
 
 class Pending(Generic[T]):
     """A key's elements ahead of the watermark: pickled batches in a bag state, released in event-time
-    order by a flush timer once the watermark passes them. A stage says how its elements are packed,
-    timed and ordered."""
+    order by a flush timer once the watermark passes them. A stage says how its elements are timed,
+    ordered (the sort key, event time first), unpacked from a batch and packed into batches (with
+    the key's metadata at hand)."""
 
-    def time(self, element: T) -> float:
-        raise NotImplementedError
-
-    def order(self, element: T) -> Any:
-        """The sort key of the order elements are processed in (event time first)."""
-        raise NotImplementedError
-
-    def unpack(self, packed: bytes) -> Iterable[T]:
-        raise NotImplementedError
-
-    def pack(self, progress: Any, elements: list[T]) -> Iterable[bytes]:
-        raise NotImplementedError
+    def __init__(
+        self,
+        time: Callable[[T], float],
+        order: Callable[[T], Any],
+        unpack: Callable[[bytes], Iterable[T]],
+        pack: Callable[[Any, list[T]], Iterable[bytes]],
+    ) -> None:
+        self.time, self.order, self.unpack, self.pack = time, order, unpack, pack
 
     def hold(self, progress: Progress, bag: Any, flush: Any, packed: bytes, earliest: float) -> None:
         """Keep a batch (its earliest element at `earliest`) until the watermark passes it."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import apache_beam as beam
@@ -37,18 +38,14 @@ class _RunMeta(Progress):
     representative: Candidate | None = None  # the latest folded candidate: the follow-up's content
 
 
-class _PendingCandidates(Pending[Candidate]):
-    def time(self, element: Candidate) -> float:
-        return element.time
-
-    def order(self, element: Candidate) -> tuple[float, str]:
-        return element.time, element.alert_id
-
-    def unpack(self, packed: bytes) -> list[Candidate]:
-        return [load(packed)]
-
-    def pack(self, progress: _RunMeta, elements: list[Candidate]) -> Iterator[bytes]:
-        return (dump(c) for c in elements)
+def _pending_candidates() -> Pending[Candidate]:
+    """Candidates wait in state one a batch, decided in event time, then alert id order."""
+    return Pending(
+        attrgetter("time"),
+        attrgetter("time", "alert_id"),
+        lambda packed: [load(packed)],
+        lambda meta, rest: [dump(c) for c in rest],
+    )
 
 
 class _SuppressGroups(beam.DoFn):
@@ -63,7 +60,7 @@ class _SuppressGroups(beam.DoFn):
         self.window = window
 
     def setup(self) -> None:
-        self.pending = _PendingCandidates()
+        self.held = _pending_candidates()
         self.folded = Metrics.counter(NAMESPACE, "alerts_folded")
 
     def process(
@@ -80,7 +77,7 @@ class _SuppressGroups(beam.DoFn):
             # Late: an alert is never dropped; it joins (or opens) a run in arrival order.
             yield from self._offer(meta, candidate, close)
         else:
-            self.pending.hold(meta, pending, flush, dump(candidate), candidate.time)
+            self.held.hold(meta, pending, flush, dump(candidate), candidate.time)
         meta_state.write(dump(meta))
 
     @on_timer(FLUSH)
@@ -107,7 +104,7 @@ class _SuppressGroups(beam.DoFn):
 
     def _advance(self, now, pending, meta_state, flush, close):
         meta: _RunMeta = load(meta_state.read()) or _RunMeta()
-        for candidate in self.pending.release(meta, pending, flush, now):
+        for candidate in self.held.release(meta, pending, flush, now):
             yield from self._offer(meta, candidate, close)
         if meta.run is not None and now >= meta.run.end:
             yield from self._close_run(meta, now)

@@ -87,4 +87,10 @@ class _Unpickler(pickle.Unpickler):
 
 def load_pickle(data: bytes) -> Any:
     """`pickle.loads`, also for pickles of model classes written where they lived before."""
-    return _Unpickler(io.BytesIO(data)).load()
+    try:
+        # In C first: a pickle naming a class where it lived before fails here (none of those paths
+        # resolves any more), and only such pickles pay for the mapping unpickler, a Python class whose
+        # construction alone cost the correlation state more than unpickling its rows did.
+        return pickle.loads(data)
+    except (ImportError, AttributeError):
+        return _Unpickler(io.BytesIO(data)).load()
