@@ -83,9 +83,9 @@ class CorrelationHit:
 # in pickled lists per key, with the key's group (a pack). Rows stay plain tuples on purpose: pickle
 # writes them in C, where a class instance (a named tuple too) costs Python calls each way; most routed
 # contributions (later steps of sequences nothing opened) are dropped unread; and a streaming key reads
-# what it holds again at every flush. Typed rows made the streaming path several percent slower. Rows
-# are read through the names below; where one is counted it becomes a `Contribution` and its event,
-# which is thawed only if it completes a correlation (the alert shows it).
+# what it holds again at every flush (typed rows, a named tuple or a Contribution with its event, made
+# the unbounded stage 10-20% slower). Rows are read through the names below; where one is counted it
+# becomes a `Contribution` and its event, thawed only if it completes a correlation (the alert shows it).
 Row = tuple[float, str, int, Any, str, bytes]
 TIME: Final = 0
 RULE: Final = 2
@@ -96,16 +96,16 @@ _in_order = itemgetter(0, 1, 2)  # time, identity, rule: the order a key's contr
 Routed = tuple[bool, int, bytes]
 
 
-def pack(group: tuple[str, ...], rows: list[Row]) -> bytes:
+def _pack(group: tuple[str, ...], rows: list[Row]) -> bytes:
     return dump((group, rows))
 
 
-def unpack(packed: bytes) -> tuple[tuple[str, ...], list[Row]]:
+def _unpack(packed: bytes) -> tuple[tuple[str, ...], list[Row]]:
     group, rows = load(packed)
     return group, rows
 
 
-def counted(row: Row) -> tuple[Contribution, bytes]:
+def _counted(row: Row) -> tuple[Contribution, bytes]:
     """A row as it is counted: the contribution, and its event (frozen)."""
     time, identity, rule, value, event_id, event = row
     return Contribution(time, identity, rule, value, event_id), event
@@ -199,7 +199,7 @@ class _Route(beam.DoFn):
     def _drain(self) -> list[tuple[str, float, Routed]]:
         out = []
         for (sid, group), rows in self.buffer.items():
-            routed = (self._opens(sid, rows), len(rows), pack(group, rows))
+            routed = (self._opens(sid, rows), len(rows), _pack(group, rows))
             out.append((key_of(sid, group), min(row[TIME] for row in rows), routed))
         self.buffer, self.buffered = {}, 0
         return sorted(out, key=lambda x: x[0])
@@ -256,14 +256,14 @@ class _CorrelateComplete(_Hits, beam.DoFn):
         group: tuple[str, ...] = ()
         rows: list[Row] = []
         for packed in packs:
-            group, part = unpack(packed)
+            group, part = _unpack(packed)
             rows.extend(part)
         self.state_events.update(len(rows))
         rows.sort(key=_in_order)
         window = GroupWindow()
         last: bytes | None = None
         for row in rows:
-            c, event = counted(row)
+            c, event = _counted(row)
             firings = window.add(spec, group, c)
             if firings:
                 yield from self._hits(firings, last, c, event)
@@ -274,6 +274,8 @@ class _CorrelateComplete(_Hits, beam.DoFn):
 
 @dataclass
 class _GroupMeta(Progress):
+    """What a key keeps besides its window and pending contributions (state `meta`)."""
+
     group: tuple[str, ...] = ()
     last_event: bytes | None = None  # the latest event counted, frozen (trigger of closing windows)
     last_time: float = -math.inf
@@ -285,9 +287,9 @@ def _pending_contributions() -> Pending[Row]:
 
     def pack_rest(meta: _GroupMeta, rest: list[Row]) -> Iterator[bytes]:
         if rest:
-            yield pack(meta.group, rest)
+            yield _pack(meta.group, rest)
 
-    return Pending(itemgetter(TIME), _in_order, lambda packed: unpack(packed)[1], pack_rest)
+    return Pending(itemgetter(TIME), _in_order, lambda packed: _unpack(packed)[1], pack_rest)
 
 
 class _CorrelateGroups(_Hits, beam.DoFn):
@@ -323,7 +325,7 @@ class _CorrelateGroups(_Hits, beam.DoFn):
         expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> Iterator[Any]:
         key, (_, _, packed) = element
-        group, rows = unpack(packed)
+        group, rows = _unpack(packed)
         meta: _GroupMeta = load(meta_state.read()) or _GroupMeta(group=group)
         horizon = meta.horizon
         late = [row for row in rows if row[TIME] <= horizon]
@@ -338,13 +340,13 @@ class _CorrelateGroups(_Hits, beam.DoFn):
                 spec = self.plan.spec(rule_of(key))
                 window: GroupWindow = load(window_state.read()) or GroupWindow()
                 for row in kept:
-                    c, event = counted(row)
+                    c, event = _counted(row)
                     yield from self._hits(window.add(spec, meta.group, c), meta.last_event, c, event)
                     self._remember(spec, meta, c, event)
                 self._schedule(spec, window, meta, window_state, expire)
         if fresh:
             earliest = min(row[TIME] for row in fresh)
-            self.held.hold(meta, pending, flush, packed if not late else pack(group, fresh), earliest)
+            self.held.hold(meta, pending, flush, packed if not late else _pack(group, fresh), earliest)
             meta.gc = False
         meta_state.write(dump(meta))
 
@@ -383,7 +385,7 @@ class _CorrelateGroups(_Hits, beam.DoFn):
         spec = self.plan.spec(rule_of(key))
         window: GroupWindow = load(window_state.read()) or GroupWindow()
         for row in self.held.release(meta, pending, flush, now):
-            c, event = counted(row)
+            c, event = _counted(row)
             yield from self._hits(window.add(spec, meta.group, c), meta.last_event, c, event)
             self._remember(spec, meta, c, event)
         yield from self._hits(window.advance(spec, meta.group, now), meta.last_event)
@@ -468,7 +470,7 @@ def _first_steps(element: tuple[str, Routed], ordered: dict[str, float]) -> Iter
     """(key, time) of each first step among these contributions (only those that open carry any)."""
     key, (opens, _, packed) = element
     if opens and rule_of(key) in ordered:
-        _, rows = unpack(packed)
+        _, rows = _unpack(packed)
         for when in {row[TIME] for row in rows if row[RULE] == 0}:
             yield key, when
 
@@ -489,7 +491,7 @@ class _KeepNearFirstSteps(beam.DoFn):
         if not times:  # no first step in this group at all: dropped without unpacking
             self.dropped.inc(count)
             return
-        group, rows = unpack(packed)
+        group, rows = _unpack(packed)
         span = self.ordered[rule_of(key)] + 1e-3  # event times carry microseconds
         kept = [row for row in rows if _near(times, row[TIME], span)]
         if len(kept) < len(rows):
@@ -497,7 +499,7 @@ class _KeepNearFirstSteps(beam.DoFn):
         if len(kept) == len(rows):
             yield element
         elif kept:
-            yield key, (False, len(kept), pack(group, kept))
+            yield key, (False, len(kept), _pack(group, kept))
 
 
 def _near(times: list[float], when: float, span: float) -> bool:

@@ -34,6 +34,8 @@ from kubesigma.pipeline.metrics import NAMESPACE
 
 @dataclass
 class _RunMeta(Progress):
+    """What a rule and group keeps besides its pending candidates (state `meta`): the open run."""
+
     run: FoldedRun | None = None
     representative: Candidate | None = None  # the latest folded candidate: the follow-up's content
 
