@@ -39,14 +39,9 @@ from kubesigma.detections.correlation import Contribution, CorrelationPlan, Corr
 from kubesigma.detections.correlation.replay import replay
 from kubesigma.detections.engine import RuleSet
 from kubesigma.pipeline import transforms
-from kubesigma.pipeline.streaming import (
-    CandidateAlerts,
-    Correlate,
-    Suppress,
-    ToCandidates,
-    _single_candidate,
-    candidate_alert,
-)
+from kubesigma.pipeline.alerts import CandidateAlerts, ToCandidates, candidate_alert, match_candidates
+from kubesigma.pipeline.correlate import Correlate
+from kubesigma.pipeline.suppress import Suppress
 from kubesigma.pipeline.transforms import DecodeAudit, Detect, ReadAuditFiles, settle_heap
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,7 +151,7 @@ class AlertingRules:
     def match(self, event: AuditEvent) -> list[Any]:
         rules = self.ruleset.match(event)
         if rules:
-            for stamped in _single_candidate([(rule, event) for rule in rules], self.plan):
+            for stamped in match_candidates([(rule, event) for rule in rules], self.plan):
                 candidate_alert(stamped.value, self.plan, SOFT_LIMIT)
                 self.documents += 1
         return rules

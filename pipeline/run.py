@@ -21,8 +21,12 @@ from kubesigma.connectors.sinks.elasticsearch import (
     config_from_options,
     install_templates,
 )
+from kubesigma.connectors.sinks.jsonlines import WriteJsonLines, WriteJsonLinesWindowed, dead_letter_documents
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
+from kubesigma.pipeline.alerts import CandidateAlerts, ToAlerts, ToCandidates
+from kubesigma.pipeline.correlate import Correlate
+from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS, MeasureLag
 from kubesigma.pipeline.options import (
     KubesigmaOptions,
     OptionError,
@@ -32,24 +36,8 @@ from kubesigma.pipeline.options import (
     rule_paths,
     validate_args,
 )
-from kubesigma.pipeline.streaming import (
-    CandidateAlerts,
-    Correlate,
-    MeasureLag,
-    Suppress,
-    ToCandidates,
-    WriteJsonLinesWindowed,
-)
-from kubesigma.pipeline.transforms import (
-    NAMESPACE,
-    RULE_HITS,
-    DecodeAudit,
-    Detect,
-    ReadAuditFiles,
-    ToAlerts,
-    WriteJsonLines,
-    dead_letter_docs,
-)
+from kubesigma.pipeline.suppress import Suppress
+from kubesigma.pipeline.transforms import DecodeAudit, Detect, ReadAuditFiles
 
 log = logging.getLogger("kubesigma")
 
@@ -188,7 +176,7 @@ def build(
         if es.index_events:
             dead_letters.append((events.events | "IndexEvents" >> IndexEvents(es, limits.soft)).dead_letter)
     all_dead = dead_letters[0] if len(dead_letters) == 1 else dead_letters | "DeadLetters" >> beam.Flatten()
-    dead_letter_docs(all_dead) | "WriteDeadLetters" >> write(options.dead_letter)
+    dead_letter_documents(all_dead) | "WriteDeadLetters" >> write(options.dead_letter)
 
 
 def read_records(

@@ -1,6 +1,8 @@
-"""The Beam graph as composite transforms that read like the data's path:
+"""The first stages of the Beam graph as composite transforms that read like the data's path:
 
-    files | ReadAuditFiles() | DecodeAudit() | Detect(rules) | ToAlerts() | WriteJsonLines(path)
+    files | ReadAuditFiles() | DecodeAudit() | Detect(rules) → batches of (rule, event) matches
+
+(then correlate.py, alerts.py, suppress.py, and the sinks in connectors/sinks/).
 
 DoFns work on batches of records (per-element overhead dominates otherwise) and set up expensive
 things (the compiled rule set) once per worker in `setup`. Dead letters leave every stage as a tagged
@@ -17,7 +19,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
-import orjson
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import TimestampedValue
@@ -25,13 +26,11 @@ from apache_beam.transforms.window import TimestampedValue
 from kubesigma.connectors.formats import DecodeContext, decode_record
 from kubesigma.connectors.model import AuditEvent, DeadLetter, RawRecord, RuleInfo, Skipped
 from kubesigma.connectors.model import coders as _coders  # noqa: F401  (registers the model's coders)
-from kubesigma.connectors.model.alert import alert_document, match_alert_id
 from kubesigma.connectors.model.records import RecordBatch
 from kubesigma.connectors.sources import RECORD_BATCH
 from kubesigma.connectors.sources.files import ReadLimits, read_file
+from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS
 
-NAMESPACE = "kubesigma"
-RULE_HITS = "kubesigma.rule_hits"
 DEAD_LETTER = "dead_letter"
 # What Detect emits, in batches: a rule and an event it matched.
 Match = tuple[RuleInfo, AuditEvent]
@@ -194,52 +193,3 @@ class Detect(beam.PTransform):
 
     def expand(self, events: pvalue.PCollection) -> pvalue.PCollection:
         return events | "Match" >> beam.ParDo(_Detect(self.rules)).with_output_types(list[Match])
-
-
-class _ToAlert(beam.DoFn):
-    def __init__(self, soft_limit: int) -> None:
-        self.soft_limit = soft_limit
-
-    def setup(self) -> None:
-        self.alerts = Metrics.counter(NAMESPACE, "alerts")
-
-    def process(self, matches: list[Match]) -> Iterator[TimestampedValue]:
-        self.alerts.inc(len(matches))
-        for rule, event in matches:
-            # Each alert at its event's time (streaming output files are cut by event time).
-            yield TimestampedValue(
-                alert_document(
-                    rule, event, alert_id=match_alert_id(rule.id, event), soft_limit=self.soft_limit
-                ),
-                event.time,
-            )
-
-
-class ToAlerts(beam.PTransform):
-    """Batches of (rule, event) matches → ECS alert documents, redacted, one per match."""
-
-    def __init__(self, soft_limit: int) -> None:
-        super().__init__()
-        self.soft_limit = soft_limit
-
-    def expand(self, matches: pvalue.PCollection) -> pvalue.PCollection:
-        return matches | "Alert" >> beam.ParDo(_ToAlert(self.soft_limit))
-
-
-class WriteJsonLines(beam.PTransform):
-    """One JSON document per line into exactly one file (written whole at the end, then renamed)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = path
-
-    def expand(self, docs: pvalue.PCollection) -> pvalue.PDone:
-        return (
-            docs
-            | "Json" >> beam.Map(lambda doc: orjson.dumps(doc).decode("utf-8"))
-            | "Write" >> beam.io.WriteToText(self.path, shard_name_template="", num_shards=1)
-        )
-
-
-def dead_letter_docs(dead_letters: pvalue.PCollection) -> pvalue.PCollection:
-    return dead_letters | "DeadLetterJson" >> beam.Map(DeadLetter.as_dict)

@@ -105,5 +105,5 @@ def test_the_import_graph_sees_the_imports_it_checks() -> None:
     """The checks above would pass on an empty graph: the walk finds the imports that matter."""
     graph = _graph()
     assert "kubesigma.connectors.model.event" in graph["kubesigma.connectors.model.records"]
-    assert "kubesigma.connectors.model.alert" in graph["kubesigma.pipeline.transforms"]
+    assert "kubesigma.connectors.model.alert" in graph["kubesigma.pipeline.alerts"]
     assert sum(len(t) for t in graph.values()) > 100

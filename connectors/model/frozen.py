@@ -59,8 +59,10 @@ def fast_init(cls: type[T]) -> type[T]:
     return cls
 
 
-# Where classes lived before the model had one home. A streaming job updated in place (Dataflow
-# `--update`) keeps pickles of them in its state; they load as the classes' new homes.
+# Where classes lived before the model had one home, and before the streaming stages were split. A
+# streaming job updated in place (Dataflow `--update`) keeps pickles of them in its state (suppression
+# holds candidates with their hit, event and rule; both stages their per-key metadata); they load as the
+# classes' new homes. Paths only: nothing here imports the pipeline.
 MOVED_MODULES = {
     "kubesigma.connectors.event": "kubesigma.connectors.model.event",
     "kubesigma.detections.rule": "kubesigma.connectors.model.rule",
@@ -69,6 +71,10 @@ _MOVED_CLASSES = {
     ("kubesigma.connectors.model.event", "RawRecord"): "kubesigma.connectors.model.records",
     ("kubesigma.connectors.model.event", "DeadLetter"): "kubesigma.connectors.model.records",
     ("kubesigma.connectors.model.event", "Skipped"): "kubesigma.connectors.model.records",
+    ("kubesigma.pipeline.streaming", "CorrelationHit"): "kubesigma.pipeline.correlate",
+    ("kubesigma.pipeline.streaming", "_GroupMeta"): "kubesigma.pipeline.correlate",
+    ("kubesigma.pipeline.streaming", "Candidate"): "kubesigma.pipeline.alerts",
+    ("kubesigma.pipeline.streaming", "_RunMeta"): "kubesigma.pipeline.suppress",
 }
 
 
@@ -81,4 +87,10 @@ class _Unpickler(pickle.Unpickler):
 
 def load_pickle(data: bytes) -> Any:
     """`pickle.loads`, also for pickles of model classes written where they lived before."""
-    return _Unpickler(io.BytesIO(data)).load()
+    try:
+        # In C first: a pickle naming a class where it lived before fails here (none of those paths
+        # resolves any more), and only such pickles pay for the mapping unpickler, a Python class whose
+        # construction alone cost the correlation state more than unpickling its rows did.
+        return pickle.loads(data)
+    except (ImportError, AttributeError):
+        return _Unpickler(io.BytesIO(data)).load()

@@ -16,6 +16,7 @@ from kubesigma.detections.correlation.window import (
     Correlator,
     Firing,
     GroupWindow,
+    correlation_fields,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "Firing",
     "GroupWindow",
     "compile_correlations",
+    "correlation_fields",
 ]

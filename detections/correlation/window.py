@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubesigma.connectors.model.alert import correlation_alert_id
-from kubesigma.connectors.model.frozen import fast_pickle
+from kubesigma.connectors.model.alert import correlation_alert_id, iso_time
+from kubesigma.connectors.model.frozen import fast_init, fast_pickle
 from kubesigma.detections.correlation.spec import CorrelationSpec, evaluate
 
 # Contributing event ids listed in a correlation alert (the total is always given).
@@ -28,6 +28,7 @@ MAX_MEMBERS = 50
 MAX_WINDOW_EVENTS = 10_000
 
 
+@fast_init  # made per routed contribution, when a group is evaluated
 @fast_pickle
 @dataclass(frozen=True, slots=True, order=True)
 class Contribution:
@@ -56,6 +57,22 @@ class Firing:
     events: int  # contributions in the window
     members: tuple[str, ...]  # contributing event ids, capped at MAX_MEMBERS
     rules_seen: tuple[str, ...]
+
+
+def correlation_fields(firing: Firing, spec: CorrelationSpec) -> dict[str, Any]:
+    """What a correlation's alert says about its firing (`kubesigma.correlation` in the document)."""
+    return {
+        "type": spec.type,
+        "condition": spec.condition_text(),
+        "timespan": spec.timespan,
+        "group": dict(zip(spec.group_by, firing.group, strict=True)),
+        "value": firing.value,
+        "events": firing.events,
+        "event_ids": list(firing.members),
+        "rules": list(firing.rules_seen),
+        "window": {"start": iso_time(firing.window_start), "end": iso_time(firing.window_end)},
+        "first_event": firing.first.identity,
+    }
 
 
 class GroupWindow:

@@ -20,7 +20,9 @@ from apache_beam.testing.util import assert_that
 from kubesigma.connectors.model import AuditEvent
 from kubesigma.detections.correlation import CorrelationPlan, compile_correlations
 from kubesigma.detections.engine import RuleSet
-from kubesigma.pipeline.streaming import CandidateAlerts, Correlate, Suppress, ToCandidates
+from kubesigma.pipeline.alerts import CandidateAlerts, ToCandidates
+from kubesigma.pipeline.correlate import Correlate
+from kubesigma.pipeline.suppress import Suppress
 from kubesigma.pipeline.transforms import Detect
 
 SECRET_READ = "5a0f3c1e-7d2b-4c6a-9e41-1f8b2d3c4e01"
