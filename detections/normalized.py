@@ -34,7 +34,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaTransformationError
 from sigma.processing.transformations.base import ConditionTransformation, DetectionItemTransformation
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
-from sigma.types import SigmaString, SpecialChars
+from sigma.types import SigmaString, SigmaType, SpecialChars
 
 OUTCOME_FIELD = "event.outcome"
 EXEC_COMMAND_FIELD = "exec.command"
@@ -119,8 +119,9 @@ class OutcomeFieldTransformation(DetectionItemTransformation):
         rule = self._rule
         outcome = _outcome_of(rule) if isinstance(rule, SigmaRule) else None
         if outcome is None:
+            ls = rule.logsource if isinstance(rule, SigmaRule) else None
             raise SigmaTransformationError(
-                f"{OUTCOME_FIELD} is not known for logsource {rule.logsource.product}/{rule.logsource.service}"
+                f"{OUTCOME_FIELD} is not known for logsource {ls.product if ls else '-'}/{ls.service if ls else '-'}"
             )
         words = []
         for value in detection_item.value:
@@ -198,7 +199,7 @@ def _spellings(text: str) -> set[str]:
     return out
 
 
-def _uri_values(value: SigmaString) -> list[SigmaString]:
+def _uri_values(value: SigmaString) -> list[SigmaType]:
     """The value's spellings in a request URI, as `contains` patterns (wildcards kept in place)."""
     parts: list[Any] = list(value.s)
     anchored_start = bool(parts) and parts[0] is not SpecialChars.WILDCARD_MULTI
@@ -208,7 +209,7 @@ def _uri_values(value: SigmaString) -> list[SigmaString]:
             choices.append(sorted(_spellings(part)))
         else:
             choices.append([part])
-    out: list[SigmaString] = []
+    out: list[SigmaType] = []
     for combo in product(*choices):
         spelled = list(combo)
         # An argument that starts with the value: `command=` right before it.
@@ -246,8 +247,8 @@ class ExecCommandTransformation(DetectionItemTransformation):
             return None
         if detection_item.negated:
             raise SigmaTransformationError(f"{EXEC_COMMAND_FIELD} cannot be negated with |neq")
-        uri: list[SigmaString] = []
-        label: list[SigmaString] = []
+        uri: list[SigmaType] = []
+        label: list[SigmaType] = []
         for value in detection_item.value:
             if not isinstance(value, SigmaString) or value.contains_placeholder():
                 raise SigmaTransformationError(
