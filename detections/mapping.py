@@ -157,9 +157,7 @@ def _mapping_items() -> list[ProcessingItem]:
             identifier="kubesigma_value_lists",
             transformation=ValueListPlaceholderTransformation(),
         ),
-        # Normalized fields (detections/normalized.py): the outcome gate first, as it looks for rules
-        # that name the outcome themselves.
-        ProcessingItem(identifier="kubesigma_outcome_gate", transformation=OutcomeGateTransformation()),
+        # Normalized fields (detections/normalized.py).
         ProcessingItem(identifier="kubesigma_outcome_field", transformation=OutcomeFieldTransformation()),
         ProcessingItem(
             identifier="kubesigma_exec_command",
@@ -194,9 +192,12 @@ def kubesigma_pipeline() -> ProcessingPipeline:
         )
         for (product, service), prefix in INDEX_PREFIXES.items()
     ]
+    # Queries see every record, refused ones too: rules about something done say so in the query (the
+    # engine checks it per event). First, as it looks for rules that name the outcome themselves.
+    gate = ProcessingItem(identifier="kubesigma_outcome_gate", transformation=OutcomeGateTransformation())
     return ProcessingPipeline(
         name="kubesigma (alert index fields)",
         priority=20,
-        items=[*_mapping_items(), *prefix_items],
+        items=[gate, *_mapping_items(), *prefix_items],
         vars=dict(load_value_lists((LISTS_DIR,))),
     )

@@ -8,8 +8,10 @@
   rest, except a record written before the API server decided (stage `RequestReceived`): a record
   without a response status still counts, so a rule does not go blind on logs that leave it out.
   A rule about something done (created, changed, bound, granted, read, executed) fires only on
-  success: every rule that does not name `event.outcome` itself gets `event.outcome: success` added
-  (raw status or decision fields in a rule narrow it further, they do not choose the outcome). Rules
+  success: every rule that does not name `event.outcome` itself fires on success only (raw status or
+  decision fields in a rule narrow it further, they do not choose the outcome). The engine checks that
+  once per event (`RuleInfo.success_only`, the logsource profile's `succeeded`); sigma-cli's pipeline
+  adds `event.outcome: success` to such rules, so converted queries say the same. Rules
   about attempts say `event.outcome: failure`; rules about both say `event.outcome: [success, failure]`.
   A dry run (`dryRun=All` in the request URI) changed nothing: it is no success either.
 * `exec.command` (Kubernetes): the command of an exec or attach, as the user typed it. kube-apiserver
@@ -152,20 +154,28 @@ class OutcomeFieldTransformation(DetectionItemTransformation):
 GATE = "_kubesigma_outcome_success"
 
 
+def fires_on_success_only(rule: SigmaRule | SigmaCorrelationRule) -> bool:
+    """A rule about something done: its logsource knows the outcome, and it names no `event.outcome`."""
+    if not isinstance(rule, SigmaRule) or _outcome_of(rule) is None:
+        return False
+    named: set[str] = set()
+    for detection in rule.detection.detections.values():
+        named |= _fields_named(detection)
+    return OUTCOME_FIELD not in named
+
+
 @dataclass
 class OutcomeGateTransformation(ConditionTransformation):
-    """A rule that does not name the outcome fires on success only (module docstring)."""
+    """For sigma-cli's pipeline (queries on indexed records): `event.outcome: success` added to every
+    rule that fires on success only. The engine checks the same once per event instead
+    (`RuleInfo.success_only`, the logsource profile's `succeeded`): one test per event, not per rule."""
 
     def apply(self, rule: SigmaRule | SigmaCorrelationRule) -> None:
-        self._gate = False
-        if isinstance(rule, SigmaRule):
+        self._gate = fires_on_success_only(rule)
+        if self._gate and isinstance(rule, SigmaRule):
             outcome = _outcome_of(rule)
-            named: set[str] = set()
-            for detection in rule.detection.detections.values():
-                named |= _fields_named(detection)
-            if outcome is not None and OUTCOME_FIELD not in named:
-                rule.detection.detections[GATE] = success_detection(outcome)
-                self._gate = True
+            assert outcome is not None
+            rule.detection.detections[GATE] = success_detection(outcome)
         super().apply(rule)
 
     def apply_condition(self, cond: SigmaCondition) -> None:

@@ -402,23 +402,5 @@ def run_tests(paths: Sequence[str | Path], tests_dir: Path = TESTS_DIR) -> Outco
         except CaseFileError as e:
             outcome.failures.append(str(e))
             continue
-        run_rule_cases(ruleset, info, cases, outcome, success_only=fires_on_success_only(info.path, info.id))
+        run_rule_cases(ruleset, info, cases, outcome, success_only=info.success_only)
     return outcome
-
-
-def fires_on_success_only(path: str | Path, rule_id: str) -> bool:
-    """Whether the rule, as the engine evaluates it, fires on succeeded requests only (it names no
-    outcome itself, so the outcome gate was added: detections/normalized.py)."""
-    from sigma.collection import SigmaCollection
-    from sigma.rule import SigmaRule
-
-    from kubesigma.detections.mapping import evaluation_pipeline
-    from kubesigma.detections.normalized import GATE
-
-    collection = SigmaCollection.from_yaml(Path(path).read_text(encoding="utf-8"))
-    pipeline = evaluation_pipeline()
-    for rule in collection.rules:
-        if isinstance(rule, SigmaRule) and str(rule.id) == rule_id:
-            pipeline.apply(rule)
-            return GATE in rule.detection.detections
-    return False

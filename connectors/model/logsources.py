@@ -36,6 +36,9 @@ class LogSourceProfile:
     # ECS `event.action` and `event.outcome` of a record.
     action: Callable[[dict[str, Any]], str | None]
     outcome: Callable[[dict[str, Any]], str]
+    # Whether the API server let the request happen: not refused or failed, decided, not a dry run.
+    # Rules about something done fire only then (detections/normalized.py holds the Sigma form).
+    succeeded: Callable[[dict[str, Any]], bool]
     # What a record acted on (a repeat of the same identity on the same object folds into one alert).
     object_of: Callable[[dict[str, Any]], str]
     # Fields a record carries at the top level, with their known sub-fields (`rules check` warnings).
@@ -84,6 +87,13 @@ def _status_outcome(doc: dict[str, Any]) -> str:
     if (numeric and code >= 400) or _get(doc, "annotations", "authorization.k8s.io/decision") == "forbid":
         return "failure"
     return "success" if numeric else "unknown"
+
+
+def _kubernetes_succeeded(doc: dict[str, Any]) -> bool:
+    if _status_outcome(doc) == "failure" or doc.get("stage") == "RequestReceived":
+        return False
+    uri = doc.get("requestURI")
+    return not (isinstance(uri, str) and "dryrun=" in uri.lower())
 
 
 def _gcp_outcome(doc: dict[str, Any]) -> str:
@@ -138,6 +148,7 @@ KUBERNETES = LogSourceProfile(
     bulky=("requestObject", "responseObject"),
     action=lambda doc: doc.get("verb"),
     outcome=_status_outcome,
+    succeeded=_kubernetes_succeeded,
     object_of=_kubernetes_object,
     known_fields={
         "kind": set(),
@@ -229,6 +240,7 @@ GCP = LogSourceProfile(
     bulky=("protoPayload.request", "protoPayload.response"),
     action=_gcp_method,
     outcome=_gcp_outcome,
+    succeeded=lambda doc: _gcp_outcome(doc) != "failure",
     object_of=_gcp_object,
     known_fields={
         "logName": set(),
@@ -287,6 +299,7 @@ CLOUDTRAIL = LogSourceProfile(
     bulky=("requestParameters", "responseElements"),
     action=lambda doc: doc.get("eventName"),
     outcome=lambda doc: "failure" if doc.get("errorCode") else "success",
+    succeeded=lambda doc: not doc.get("errorCode"),
     object_of=_cloudtrail_object,
     known_fields=dict.fromkeys(
         (
@@ -351,6 +364,7 @@ GENERIC = LogSourceProfile(
     bulky=KUBERNETES.bulky,
     action=KUBERNETES.action,
     outcome=KUBERNETES.outcome,
+    succeeded=KUBERNETES.succeeded,
     object_of=KUBERNETES.object_of,
     known_fields={},
 )

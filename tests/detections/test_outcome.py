@@ -197,3 +197,43 @@ def test_the_gate_leaves_one_of_them_and_all_of_them_alone() -> None:
     assert not rules.match_document(KUBERNETES_AUDIT, {"verb": "get"})
     assert rules.match_document(KUBERNETES_AUDIT, {"verb": "create"})
     assert not rules.match_document(KUBERNETES_AUDIT, {"verb": "create", "responseStatus": {"code": 403}})
+
+
+def _gated_ir(logsource: dict[str, str]) -> Any:
+    """A rule about something done, through the gate sigma-cli's pipeline adds (raw paths: no index
+    prefixes), as the engine's IR."""
+    from sigma.collection import SigmaCollection
+    from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+
+    from kubesigma.detections.engine.ir import rule_ir
+    from kubesigma.detections.mapping import evaluation_pipeline
+    from kubesigma.detections.normalized import OutcomeGateTransformation
+
+    (rule,) = SigmaCollection.from_yaml(
+        _rule(
+            6,
+            logsource,
+            {"sel": {"kind|exists": True}, "other": {"kind|exists": False}, "condition": "sel or other"},
+        )
+    ).rules
+    gate = ProcessingPipeline(items=[ProcessingItem(OutcomeGateTransformation(), identifier="gate")])
+    (gate + evaluation_pipeline()).apply(rule)
+    return rule_ir(rule)
+
+
+@pytest.mark.parametrize(
+    ("code", "decision", "stage", "uri"), list(itertools.product(CODES, DECISIONS, STAGES, URIS))
+)
+def test_the_gate_sigma_cli_writes_says_what_the_engine_checks(code, decision, stage, uri) -> None:
+    """Converted queries (`sigma convert -p kubesigma`) carry the outcome in each rule; the engine checks
+    it once per event (the profile's `succeeded`): both must say the same."""
+    from kubesigma.detections.engine.interpret import evaluate
+
+    doc: dict[str, Any] = {"kind": "Event", "verb": "create", "requestURI": uri}
+    if code is not None:
+        doc["responseStatus"] = {"code": code}
+    if decision is not None:
+        doc["annotations"] = {"authorization.k8s.io/decision": decision}
+    if stage is not None:
+        doc["stage"] = stage
+    assert evaluate(_gated_ir(K8S), doc) == profile_of(KUBERNETES_AUDIT).succeeded(doc)

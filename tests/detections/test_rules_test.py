@@ -42,10 +42,10 @@ def test_kubernetes_cases_are_delivered_in_three_formats_and_refused_as_well() -
 
 
 def test_a_rule_that_fires_on_refused_requests_fails_its_refused_cases(tmp_path: Path, monkeypatch) -> None:
-    """The refused copies catch a rule that alerts whatever the outcome (the gate's condition dropped)."""
-    from kubesigma.detections import normalized
+    """The refused copies catch a rule that alerts whatever the outcome (the per-event check dropped)."""
+    from kubesigma.detections.engine import routing
 
-    monkeypatch.setattr(normalized.OutcomeGateTransformation, "apply_condition", lambda self, cond: None)
+    monkeypatch.setattr(routing, "_on_success", lambda match, succeeded: match)
     outcome = run_tests([EXEC_RULE])
     assert outcome.failures
     assert all("FALSE HIT" in f and ("refused by" in f or "dry run" in f) for f in outcome.failures)
