@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from traces import DATASETS, falco_events
 
 from kubesigma.connectors.delivery import write_cloudwatch_gzip
+from support.falco_traces import falco_events
+from support.paths import FORMAT_SAMPLES
 
-FORMAT_SAMPLES = DATASETS / "format-samples"
 BAD_TRACE_RECORD = ("fal_01_003.json", 1)  # {"kind": 0}: Falco rejects it, so do we
 
 

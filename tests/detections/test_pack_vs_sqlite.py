@@ -15,7 +15,6 @@ import json
 import re
 import sqlite3
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,10 +28,9 @@ from kubesigma.detections.engine import RuleSet
 from kubesigma.detections.engine.fields import resolve, split_path
 from kubesigma.detections.mapping import evaluation_pipeline
 from kubesigma.detections.rule_tests import TESTS_DIR, complete_audit_event, load_cases
+from support.paths import FALCO_TRACES, SHIPPED_RULES
 
-ROOT = Path(__file__).resolve().parents[2]
-K8S_RULES = sorted((ROOT / "detections" / "rules" / "kubernetes" / "audit").glob("*.yml"))
-FALCO = (ROOT.parent / "shared" / "datasets" / "falco-k8s-audit" / "traces").resolve()
+K8S_RULES = sorted((SHIPPED_RULES / "kubernetes" / "audit").glob("*.yml"))
 
 
 def _flatten(doc: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -100,7 +98,7 @@ def _events() -> list[dict[str, Any]]:
                 continue
             docs.append(complete_audit_event(case.event, f"{path.stem}/{case.name}"))
     docs.extend(generate(3, 2000, attack_ratio=0.05))
-    for trace in sorted(FALCO.glob("*.json")):
+    for trace in sorted(FALCO_TRACES.glob("*.json")):
         for line in trace.read_text().splitlines():
             doc = json.loads(line) if line.strip() else None
             if isinstance(doc, dict) and doc.get("kind") == "Event":
