@@ -10,16 +10,18 @@ from hypothesis import strategies as st
 
 from kubesigma.connectors.model import DeadLetter, Source
 from kubesigma.connectors.redact import REDACTED, _redact, redact_document, redact_raw
+from support.audit_records import audit_event
 
 JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJpc3MiOiJrdWJlcm5ldGVzIn0.c2lnbmF0dXJlLXZhbHVl"
 
 
 def secret_create() -> dict:
-    return {
-        "kind": "Event",
-        "auditID": "a",
-        "verb": "create",
-        "requestObject": {
+    """A Secret created, logged at RequestResponse level: its values in the request, and in the response
+    a list of Secrets (what a list would answer)."""
+    return audit_event(
+        verb="create",
+        name="db",
+        request_object={
             "kind": "Secret",
             "apiVersion": "v1",
             "metadata": {"name": "db", "annotations": {"note": "keep me"}},
@@ -27,8 +29,8 @@ def secret_create() -> dict:
             "data": {"password": "aHVudGVyMg=="},
             "stringData": {"token": "plain"},
         },
-        "responseObject": {"kind": "SecretList", "items": [{"kind": "Secret", "data": {"k": "dg=="}}]},
-    }
+        response_object={"kind": "SecretList", "items": [{"kind": "Secret", "data": {"k": "dg=="}}]},
+    )
 
 
 def test_secret_values_are_redacted_but_their_keys_kept() -> None:

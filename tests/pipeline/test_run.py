@@ -14,7 +14,7 @@ import pytest
 
 from kubesigma.connectors.sources.files import MiB
 from kubesigma.pipeline.cli import main
-from support.records import audit_event
+from support.audit_records import audit_event, routine_read
 
 SECRET_RULE = """
 title: Secret Read In Tests
@@ -114,15 +114,15 @@ def test_falco_traces_read_52_normalized_51_dead_lettered_1(
 def write_garbage_mix(path: Path) -> None:
     """1,000 garbage lines and 1,003 valid events (three padded past 2 MiB), shuffled."""
     rng = random.Random(11)
-    valid = [orjson.dumps(audit_event(i)) for i in range(1000)]
+    valid = [orjson.dumps(routine_read(i)) for i in range(1000)]
     padded = [
-        orjson.dumps(audit_event(5000 + i, requestObject={"pad": "p" * (2 * MiB + 100)})) for i in range(3)
+        orjson.dumps(routine_read(5000 + i, requestObject={"pad": "p" * (2 * MiB + 100)})) for i in range(3)
     ]
     garbage: list[bytes] = []
     for i in range(998):
         kind = i % 3
         if kind == 0:
-            full = orjson.dumps(audit_event(9000 + i))
+            full = orjson.dumps(routine_read(9000 + i))
             garbage.append(full[: rng.randrange(5, len(full) - 5)])
         elif kind == 1:
             garbage.append(bytes(rng.randrange(256) for _ in range(40)).replace(b"\n", b"\x00"))
@@ -149,7 +149,7 @@ def test_garbage_mix_counts_every_record_and_exits_zero(tmp_path: Path, rules: P
 
 def test_records_over_the_default_hard_limit_are_dead_lettered(tmp_path: Path, rules: Path) -> None:
     path = tmp_path / "huge.log"
-    path.write_bytes(orjson.dumps(audit_event(1, requestObject={"pad": "p" * (17 * MiB)})) + b"\n")
+    path.write_bytes(orjson.dumps(routine_read(1, requestObject={"pad": "p" * (17 * MiB)})) + b"\n")
     _, metrics, _, dead, _ = run(tmp_path, [str(path)], rules)
     assert (metrics["read"], metrics["dead_lettered"]) == (1, 1)
     assert "over the hard limit of 16777216 bytes" in dead[0]["reason"]
@@ -161,7 +161,7 @@ def test_event_list_and_multi_member_gzip_count_each_event_once(tmp_path: Path, 
             {
                 "kind": "EventList",
                 "apiVersion": "audit.k8s.io/v1",
-                "items": [audit_event(i) for i in range(7)],
+                "items": [routine_read(i) for i in range(7)],
             },
             indent=2,
         )
@@ -170,35 +170,37 @@ def test_event_list_and_multi_member_gzip_count_each_event_once(tmp_path: Path, 
         for member in range(4):
             handle.write(
                 gzip.compress(
-                    b"".join(orjson.dumps(audit_event(100 + member * 5 + i)) + b"\n" for i in range(5))
+                    b"".join(orjson.dumps(routine_read(100 + member * 5 + i)) + b"\n" for i in range(5))
                 )
             )
     _, metrics, _, _, _ = run(tmp_path, [str(tmp_path / "list.json"), str(tmp_path / "*.gz")], rules)
     assert (metrics["read"], metrics["normalized"]) == (27, 27)
 
 
-def secret_read(n: int, **extra: Any) -> dict[str, Any]:
+def secret_create(n: int, **members: Any) -> dict[str, Any]:
+    """A Secret `db-<n>` created with kubectl, its password in the request object; logged at Metadata
+    level all the same, two source addresses."""
     return audit_event(
         n,
         verb="create",
-        requestURI="/api/v1/namespaces/prod/secrets",
-        objectRef={"resource": "secrets", "namespace": "prod", "name": f"db-{n}", "apiVersion": "v1"},
-        user={"username": "mallory", "groups": ["system:authenticated"]},
+        namespace="prod",
+        name=f"db-{n}",
+        uri="/api/v1/namespaces/prod/secrets",
+        user_agent="kubectl/v1.31.0",
         sourceIPs=["203.0.113.9", "10.0.0.1"],
-        userAgent="kubectl/v1.31.0",
         requestObject={
             "kind": "Secret",
             "apiVersion": "v1",
             "metadata": {"name": f"db-{n}"},
             "data": {"password": "aHVudGVyMg=="},
         },
-        **extra,
+        **members,
     )
 
 
 def test_alerts_are_ecs_documents_with_deterministic_ids(tmp_path: Path, rules: Path) -> None:
     path = tmp_path / "audit.log"
-    path.write_bytes(orjson.dumps(secret_read(1)) + b"\n" + orjson.dumps(audit_event(2)) + b"\n")
+    path.write_bytes(orjson.dumps(secret_create(1)) + b"\n" + orjson.dumps(routine_read(2)) + b"\n")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first = run(tmp_path / "a", [str(path)], rules)
@@ -207,7 +209,7 @@ def test_alerts_are_ecs_documents_with_deterministic_ids(tmp_path: Path, rules: 
     assert alert["kubesigma"]["alert_id"] == second[2][0]["kubesigma"]["alert_id"]
     assert alert["@timestamp"] == "2026-11-28T10:00:00.000000Z"
     assert alert["event"]["kind"] == "alert"
-    assert alert["event"]["id"] == audit_event(1)["auditID"]
+    assert alert["event"]["id"] == routine_read(1)["auditID"]
     assert alert["event"]["severity"] == 47
     assert alert["rule"]["name"] == "Secret Read In Tests"
     assert alert["rule"]["level"] == "medium"
@@ -221,7 +223,7 @@ def test_alerts_are_ecs_documents_with_deterministic_ids(tmp_path: Path, rules: 
 
 def test_secret_values_are_redacted_in_alerts_while_the_rule_still_fires(tmp_path: Path, rules: Path) -> None:
     path = tmp_path / "audit.log"
-    path.write_bytes(orjson.dumps(secret_read(1)) + b"\n")
+    path.write_bytes(orjson.dumps(secret_create(1)) + b"\n")
     _, metrics, alerts, _, _ = run(tmp_path, [str(path)], rules)
     assert metrics["alerts"] == 1
     assert alerts[0]["kubernetes"]["audit"]["requestObject"]["data"] == {"password": "[REDACTED]"}
@@ -230,7 +232,7 @@ def test_secret_values_are_redacted_in_alerts_while_the_rule_still_fires(tmp_pat
 
 def test_cluster_name_option_reaches_alerts(tmp_path: Path, rules: Path) -> None:
     path = tmp_path / "audit.log"
-    path.write_bytes(orjson.dumps(secret_read(1)) + b"\n")
+    path.write_bytes(orjson.dumps(secret_create(1)) + b"\n")
     _, _, alerts, _, _ = run(tmp_path, [str(path)], rules, "--cluster-name", "prod-eu1")
     assert alerts[0]["orchestrator"]["cluster"]["name"] == "prod-eu1"
 
@@ -239,7 +241,7 @@ def test_outputs_of_records_over_the_soft_limit_drop_bulky_objects_and_say_so(
     tmp_path: Path, rules: Path
 ) -> None:
     path = tmp_path / "audit.log"
-    event = secret_read(1)
+    event = secret_create(1)
     event["requestObject"]["metadata"]["annotations"] = {"pad": "p" * (2 * MiB)}
     path.write_bytes(orjson.dumps(event) + b"\n")
     _, _, alerts, _, _ = run(tmp_path, [str(path)], rules)
@@ -299,7 +301,7 @@ def test_bad_rule_is_refused_at_start_up_naming_its_file(
         SECRET_RULE.replace("condition: selection", "condition: selection and nothing")
     )
     path = tmp_path / "audit.log"
-    path.write_bytes(orjson.dumps(audit_event(1)) + b"\n")
+    path.write_bytes(orjson.dumps(routine_read(1)) + b"\n")
     code = main(
         [
             "run",
@@ -341,7 +343,7 @@ def test_summary_folds_correlation_inputs_that_raise_no_alert_of_their_own(
 ) -> None:
     (rules / "burst.yml").write_text(SECRET_BURST)
     path = tmp_path / "audit.log"
-    path.write_bytes(b"".join(orjson.dumps(secret_read(i)) + b"\n" for i in range(4)))
+    path.write_bytes(b"".join(orjson.dumps(secret_create(i)) + b"\n" for i in range(4)))
     _, metrics, alerts, _, printed = run(tmp_path, [str(path)], rules)
     assert [a["rule"]["name"] for a in alerts] == ["Secret Burst In Tests"]
     assert metrics["alerts"] == 1

@@ -21,6 +21,7 @@ from kubesigma.connectors.formats.cloudwatch import (
 )
 from kubesigma.connectors.model import AuditEvent, DeadLetter, RawRecord, Skipped, Source
 from kubesigma.connectors.sources.files import read_file
+from support.audit_records import audit_event
 
 SOURCE = Source("kinesis://eks-audit/shardId-000000000000", message_id="4959")
 
@@ -161,20 +162,17 @@ def test_cut_message_before_audit_id_is_dead_lettered(exec_event):
 
 
 def test_cut_secret_event_keeps_object_ref_and_verb():
-    secret = {
-        "kind": "Event",
-        "apiVersion": "audit.k8s.io/v1",
-        "level": "Request",
-        "auditID": "0d6e2f6e-1111-4a4a-8b8b-123456789abc",
-        "stage": "ResponseComplete",
-        "requestURI": "/api/v1/namespaces/prod/secrets",
-        "verb": "create",
-        "user": {"username": "ci-bot"},
-        "sourceIPs": ["10.1.2.3"],
-        "objectRef": {"resource": "secrets", "namespace": "prod", "name": "db", "apiVersion": "v1"},
-        "requestObject": {"kind": "Secret", "data": {"blob": "QUJD" * 80_000}},
-        "requestReceivedTimestamp": "2026-11-28T10:00:00Z",
-    }
+    secret = audit_event(
+        verb="create",
+        namespace="prod",
+        name="db",
+        uri="/api/v1/namespaces/prod/secrets",
+        user="ci-bot",
+        ip="10.1.2.3",
+        level="Request",
+        request_object={"kind": "Secret", "data": {"blob": "QUJD" * 80_000}},
+        auditID="0d6e2f6e-1111-4a4a-8b8b-123456789abc",
+    )
     event = _cut_outcome(orjson.dumps(secret).decode()[: EVENT_SIZE_LIMIT - 26])
     assert event.truncated and event.document["objectRef"]["resource"] == "secrets"
     assert event.document["verb"] == "create"

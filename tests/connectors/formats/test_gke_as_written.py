@@ -8,34 +8,27 @@ from typing import Any
 from kubesigma.connectors.delivery import as_gke_logentry
 from kubesigma.connectors.formats import decode_value
 from kubesigma.connectors.model import AuditEvent, Source
+from support.audit_records import T0, audit_event
 
 AUDIT_ID = "2f1c9a44-5d3e-4b7a-9c1e-0d2f3a4b5c6d"
 
 
 def _exec(stage: str, when: str) -> dict[str, Any]:
-    return {
-        "kind": "Event",
-        "apiVersion": "audit.k8s.io/v1",
-        "level": "Metadata",
-        "auditID": AUDIT_ID,
-        "stage": stage,
-        "requestURI": "/api/v1/namespaces/shop/pods/web-1/exec?command=cat&command=%2Fetc%2Fpasswd&container=web&stdout=true",
-        "verb": "get",
-        "user": {"username": "bob@acme.dev", "groups": ["system:authenticated"]},
-        "sourceIPs": ["192.0.2.10"],
-        "userAgent": "kubectl/v1.30.4 (darwin/arm64) kubernetes/a51b3b7",
-        "objectRef": {
-            "resource": "pods",
-            "namespace": "shop",
-            "name": "web-1",
-            "apiVersion": "v1",
-            "subresource": "exec",
-        },
-        "responseStatus": {"metadata": {}, "code": 101},
-        "requestReceivedTimestamp": "2026-11-30T10:00:00.000000Z",
-        "stageTimestamp": when,
-        "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""},
-    }
+    return audit_event(
+        at=T0 + 2 * 86_400,  # 2026-11-30T10:00:00Z
+        resource="pods",
+        namespace="shop",
+        name="web-1",
+        subresource="exec",
+        uri="/api/v1/namespaces/shop/pods/web-1/exec?command=cat&command=%2Fetc%2Fpasswd&container=web&stdout=true",
+        user="bob@acme.dev",
+        ip="192.0.2.10",
+        user_agent="kubectl/v1.30.4 (darwin/arm64) kubernetes/a51b3b7",
+        code=101,
+        auditID=AUDIT_ID,
+        stage=stage,
+        stageTimestamp=when,
+    )
 
 
 def test_a_long_running_request_is_two_entries_sharing_the_operation_id() -> None:

@@ -13,7 +13,7 @@ import pytest
 from kubesigma.connectors.formats import decode_record
 from kubesigma.connectors.model import AuditEvent, DeadLetter, RawRecord
 from kubesigma.connectors.sources.files import MiB, ReadLimits, read_file
-from support.records import audit_event
+from support.audit_records import routine_read
 
 
 def outcomes(path: Path, limits: ReadLimits = ReadLimits()) -> list[object]:
@@ -44,7 +44,7 @@ def test_pretty_printed_event_list_counts_each_item_once(tmp_path: Path) -> None
             {
                 "kind": "EventList",
                 "apiVersion": "audit.k8s.io/v1",
-                "items": [audit_event(i) for i in range(5)],
+                "items": [routine_read(i) for i in range(5)],
             },
             indent=2,
         )
@@ -56,19 +56,19 @@ def test_pretty_printed_event_list_counts_each_item_once(tmp_path: Path) -> None
 
 def test_several_pretty_printed_documents_one_after_another(tmp_path: Path) -> None:
     path = tmp_path / "docs.json"
-    path.write_text("\n".join(json.dumps(audit_event(i), indent=2) for i in range(3)))
+    path.write_text("\n".join(json.dumps(routine_read(i), indent=2) for i in range(3)))
     items = outcomes(path)
     assert tally(items) == {"AuditEvent": 3}
     assert [e.source.line for e in items if isinstance(e, AuditEvent)] == [
         1,
-        1 + len(json.dumps(audit_event(0), indent=2).splitlines()),
-        1 + 2 * len(json.dumps(audit_event(0), indent=2).splitlines()),
+        1 + len(json.dumps(routine_read(0), indent=2).splitlines()),
+        1 + 2 * len(json.dumps(routine_read(0), indent=2).splitlines()),
     ]
 
 
 def test_concatenated_values_on_one_line_are_separate_records(tmp_path: Path) -> None:
     path = tmp_path / "firehose"
-    path.write_bytes(b"".join(orjson.dumps(audit_event(i)) for i in range(4)))
+    path.write_bytes(b"".join(orjson.dumps(routine_read(i)) for i in range(4)))
     assert tally(outcomes(path)) == {"AuditEvent": 4}
 
 
@@ -76,7 +76,7 @@ def test_multi_member_gzip_reads_every_member(tmp_path: Path) -> None:
     path = tmp_path / "shipped.log.gz"
     with path.open("wb") as handle:
         for member in range(3):
-            lines = b"".join(orjson.dumps(audit_event(member * 10 + i)) + b"\n" for i in range(10))
+            lines = b"".join(orjson.dumps(routine_read(member * 10 + i)) + b"\n" for i in range(10))
             handle.write(gzip.compress(lines))
     events = [e for e in outcomes(path) if isinstance(e, AuditEvent)]
     assert len(events) == 30
@@ -84,7 +84,7 @@ def test_multi_member_gzip_reads_every_member(tmp_path: Path) -> None:
 
 
 def test_corrupt_gzip_keeps_earlier_records_and_dead_letters_the_break(tmp_path: Path) -> None:
-    data = gzip.compress(b"".join(orjson.dumps(audit_event(i)) + b"\n" for i in range(2000)))
+    data = gzip.compress(b"".join(orjson.dumps(routine_read(i)) + b"\n" for i in range(2000)))
     path = tmp_path / "cut.gz"
     path.write_bytes(data[: len(data) // 2] + b"\x00garbage" * 50)
     items = outcomes(path)
@@ -93,12 +93,12 @@ def test_corrupt_gzip_keeps_earlier_records_and_dead_letters_the_break(tmp_path:
     # Deflate may turn the garbage into corrupt lines before it fails: those are dead-lettered too,
     # and every record before the damaged block comes through intact and in order.
     events = [i for i in items if isinstance(i, AuditEvent)]
-    assert [e.event_id for e in events[:900]] == [audit_event(i)["auditID"] for i in range(900)]
+    assert [e.event_id for e in events[:900]] == [routine_read(i)["auditID"] for i in range(900)]
 
 
 def test_blank_lines_are_not_records_and_missing_final_newline_is_fine(tmp_path: Path) -> None:
     path = tmp_path / "a.log"
-    path.write_bytes(b"\n" + orjson.dumps(audit_event(1)) + b"\n\n   \n" + orjson.dumps(audit_event(2)))
+    path.write_bytes(b"\n" + orjson.dumps(routine_read(1)) + b"\n\n   \n" + orjson.dumps(routine_read(2)))
     items = outcomes(path)
     assert tally(items) == {"AuditEvent": 2}
     assert [e.source.line for e in items if isinstance(e, AuditEvent)] == [2, 5]
@@ -106,7 +106,7 @@ def test_blank_lines_are_not_records_and_missing_final_newline_is_fine(tmp_path:
 
 def test_bare_array_is_one_record_not_a_container(tmp_path: Path) -> None:
     path = tmp_path / "a.log"
-    path.write_bytes(orjson.dumps([audit_event(1), audit_event(2)]) + b"\n")
+    path.write_bytes(orjson.dumps([routine_read(1), routine_read(2)]) + b"\n")
     items = outcomes(path)
     assert tally(items) == {"DeadLetter": 1}
     assert "not an object" in items[0].reason  # type: ignore[attr-defined]
@@ -126,7 +126,7 @@ def test_garbage_is_dead_lettered_with_a_reason_and_its_line(
     tmp_path: Path, line: bytes, reason: str
 ) -> None:
     path = tmp_path / "mixed.log"
-    path.write_bytes(orjson.dumps(audit_event(1)) + b"\n" + line + b"\n")
+    path.write_bytes(orjson.dumps(routine_read(1)) + b"\n" + line + b"\n")
     items = outcomes(path)
     assert isinstance(items[0], AuditEvent)
     dead = items[1]
@@ -136,14 +136,14 @@ def test_garbage_is_dead_lettered_with_a_reason_and_its_line(
     assert dead.as_dict()["source"] == {
         "uri": str(path),
         "line": 2,
-        "offset": len(orjson.dumps(audit_event(1))) + 1,
+        "offset": len(orjson.dumps(routine_read(1))) + 1,
     }
 
 
 def test_record_over_hard_limit_is_dead_lettered_unparsed_and_reading_goes_on(tmp_path: Path) -> None:
     path = tmp_path / "big.log"
-    big = orjson.dumps(audit_event(1, requestObject={"pad": "x" * (3 * MiB)}))
-    path.write_bytes(big + b"\n" + orjson.dumps(audit_event(2)) + b"\n")
+    big = orjson.dumps(routine_read(1, requestObject={"pad": "x" * (3 * MiB)}))
+    path.write_bytes(big + b"\n" + orjson.dumps(routine_read(2)) + b"\n")
     items = outcomes(path, ReadLimits(hard=2 * MiB, soft=MiB))
     assert tally(items) == {"DeadLetter": 1, "AuditEvent": 1}
     assert "over the hard limit" in items[0].reason  # type: ignore[attr-defined]
@@ -152,7 +152,7 @@ def test_record_over_hard_limit_is_dead_lettered_unparsed_and_reading_goes_on(tm
 
 def test_record_under_hard_limit_is_evaluated_whole_however_padded(tmp_path: Path) -> None:
     path = tmp_path / "padded.log"
-    padded = audit_event(
+    padded = routine_read(
         1, requestObject={"pad": "x" * (3 * MiB), "spec": {"containers": [{"image": "xmrig"}]}}
     )
     path.write_bytes(orjson.dumps(padded) + b"\n")
@@ -164,36 +164,40 @@ def test_record_under_hard_limit_is_evaluated_whole_however_padded(tmp_path: Pat
 
 def test_audit_versions_and_missing_api_version_are_accepted(tmp_path: Path) -> None:
     path = tmp_path / "versions.log"
-    old = audit_event(1)
+    old = routine_read(1)
     del old["apiVersion"]
     path.write_bytes(
         b"\n".join(
             orjson.dumps(e)
-            for e in (old, audit_event(2, apiVersion="audit.k8s.io/v1beta1"), audit_event(3, apiVersion="v1"))
+            for e in (
+                old,
+                routine_read(2, apiVersion="audit.k8s.io/v1beta1"),
+                routine_read(3, apiVersion="v1"),
+            )
         )
     )
     assert tally(outcomes(path)) == {"AuditEvent": 2, "DeadLetter": 1}
 
 
 def test_event_identity_is_audit_id_and_stage() -> None:
-    record = RawRecord(orjson.dumps(audit_event(1, stage="ResponseStarted")), source=None)  # type: ignore[arg-type]
+    record = RawRecord(orjson.dumps(routine_read(1, stage="ResponseStarted")), source=None)  # type: ignore[arg-type]
     (event,) = decode_record(record)
     assert isinstance(event, AuditEvent)
-    assert event.identity == f"{audit_event(1)['auditID']}/ResponseStarted"
+    assert event.identity == f"{routine_read(1)['auditID']}/ResponseStarted"
     assert event.time == pytest.approx(1795860000.0)
 
 
 @pytest.mark.parametrize(
     "value",
     [
-        audit_event(1),
-        {**audit_event(2), "apiVersion": ["audit.k8s.io/v1"]},  # unhashable: its sniff raised
-        {**audit_event(3), "apiVersion": 1},
-        {**audit_event(4), "apiVersion": "v1"},
-        {**audit_event(5), "kind": ["Event"]},
-        {k: v for k, v in audit_event(6).items() if k != "auditID"},
-        {**audit_event(7), "auditID": 7},
-        {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [audit_event(8), {"kind": "Pod"}]},
+        routine_read(1),
+        {**routine_read(2), "apiVersion": ["audit.k8s.io/v1"]},  # unhashable: its sniff raised
+        {**routine_read(3), "apiVersion": 1},
+        {**routine_read(4), "apiVersion": "v1"},
+        {**routine_read(5), "kind": ["Event"]},
+        {k: v for k, v in routine_read(6).items() if k != "auditID"},
+        {**routine_read(7), "auditID": 7},
+        {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [routine_read(8), {"kind": "Pod"}]},
         ["not", "an", "object"],
     ],
 )

@@ -17,11 +17,11 @@ from kubesigma.connectors.sources.tail import (
     poll,
     record_time,
 )
-from support.audit_records import T0, audit_doc
+from support.audit_records import T0, audit_event
 
 
 def line(n: int) -> bytes:
-    return orjson.dumps(audit_doc(T0 + n, n, name=f"s-{n}")) + b"\n"
+    return orjson.dumps(audit_event(n, at=T0 + n, name=f"s-{n}")) + b"\n"
 
 
 def ids(records) -> list[int]:

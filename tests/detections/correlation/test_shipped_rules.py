@@ -7,7 +7,7 @@ import pytest
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.correlation.replay import replay
 from kubesigma.detections.engine import RuleSet
-from support.audit_records import T0, audit_doc, to_event
+from support.audit_records import T0, audit_event, to_event
 from support.paths import SHIPPED_CORRELATIONS, SHIPPED_RULES
 
 RULES = [SHIPPED_RULES, SHIPPED_CORRELATIONS]
@@ -37,24 +37,24 @@ def test_secret_enumeration_title(pack) -> None:
 
 
 def test_secret_enumeration_fires_on_ten_distinct_secrets_in_five_minutes(pack) -> None:
-    docs = [audit_doc(T0 + 20 * i, i, name=f"secret-{i}", user="dev@example.com") for i in range(10)]
+    docs = [audit_event(i, at=T0 + 20 * i, name=f"secret-{i}", user="dev@example.com") for i in range(10)]
     assert fired(pack, docs).count(ENUMERATION) == 1
 
 
 def test_secret_enumeration_ignores_the_same_secret_read_again(pack) -> None:
-    docs = [audit_doc(T0 + 5 * i, i, name="app-tls", user="dev@example.com") for i in range(30)]
+    docs = [audit_event(i, at=T0 + 5 * i, name="app-tls", user="dev@example.com") for i in range(30)]
     assert ENUMERATION not in fired(pack, docs)
 
 
 def test_secret_enumeration_ignores_reads_spread_over_an_hour(pack) -> None:
-    docs = [audit_doc(T0 + 360 * i, i, name=f"secret-{i}", user="dev@example.com") for i in range(10)]
+    docs = [audit_event(i, at=T0 + 360 * i, name=f"secret-{i}", user="dev@example.com") for i in range(10)]
     assert ENUMERATION not in fired(pack, docs)
 
 
 def anonymous_denied(t: float, n: int, ip: str) -> dict:
-    return audit_doc(
-        t,
+    return audit_event(
         n,
+        at=t,
         verb="list",
         resource="pods",
         namespace="kube-system",
@@ -78,9 +78,9 @@ def test_scanner_burst_ignores_denials_from_many_addresses(pack) -> None:
 
 def probing(user: str, ip: str, allowed_after: float | None) -> list[dict]:
     docs = [
-        audit_doc(
-            T0 + 10 * i,
+        audit_event(
             i,
+            at=T0 + 10 * i,
             verb="list",
             resource="secrets",
             namespace=f"ns-{i}",
@@ -92,7 +92,9 @@ def probing(user: str, ip: str, allowed_after: float | None) -> list[dict]:
         for i in range(12)
     ]
     if allowed_after is not None:
-        docs.append(audit_doc(T0 + 110 + allowed_after, 100, verb="list", resource="pods", user=user, ip=ip))
+        docs.append(
+            audit_event(100, at=T0 + 110 + allowed_after, verb="list", resource="pods", user=user, ip=ip)
+        )
     return docs
 
 
@@ -121,9 +123,9 @@ def binding(t: float, n: int, subject: str) -> dict:
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
         "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": subject}],
     }
-    return audit_doc(
-        t,
+    return audit_event(
         n,
+        at=t,
         verb="create",
         resource="clusterrolebindings",
         namespace=None,
@@ -134,9 +136,9 @@ def binding(t: float, n: int, subject: str) -> dict:
 
 
 def exec_by(t: float, n: int, user: str) -> dict:
-    return audit_doc(
-        t,
+    return audit_event(
         n,
+        at=t,
         verb="create",
         resource="pods",
         name="web-0",
@@ -162,9 +164,9 @@ def test_exec_before_the_binding_does_not_fire(pack) -> None:
 
 
 def discovery(t: float, n: int, ip: str) -> dict:
-    return audit_doc(
-        t,
+    return audit_event(
         n,
+        at=t,
         verb="get",
         resource="",
         namespace=None,
@@ -176,9 +178,9 @@ def discovery(t: float, n: int, ip: str) -> dict:
 
 
 def workload(t: float, n: int, ip: str) -> dict:
-    return audit_doc(
-        t,
+    return audit_event(
         n,
+        at=t,
         verb="create",
         resource="deployments",
         name="xmrig",

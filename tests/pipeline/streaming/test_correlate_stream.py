@@ -15,7 +15,7 @@ from kubesigma.connectors.model.event import event_from_bytes as _thaw
 from kubesigma.connectors.model.event import event_to_bytes as _freeze
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import RuleSet
-from support.audit_records import T0, audit_doc, secret_reads, to_event
+from support.audit_records import T0, audit_event, secret_reads, to_event
 from support.beam_runs import ENUMERATION, RULES, Collected, load_rules, run_batch, run_stream, script
 from support.falco_traces import falco_events
 from support.paths import SHIPPED_CORRELATIONS, SHIPPED_RULES
@@ -175,7 +175,7 @@ def test_events_frozen_by_an_earlier_version_still_thaw(datasets: Path) -> None:
 
 def test_an_event_json_cannot_hold_crosses_as_an_object() -> None:
     """orjson refuses integers beyond 64 bits: such an event is pickled instead, and still comes back."""
-    doc = audit_doc(T0, 1, resource="pods", user="eve")
+    doc = audit_event(1, at=T0, resource="pods", user="eve")
     doc["requestObject"] = {"spec": {"replicas": 2**70}}
     (event,) = decode_record(RawRecord(orjson.dumps({**doc, "requestObject": None}), Source("x", line=1)))
     event = dataclasses.replace(event, views=((event.views[0][0], doc),))
@@ -188,11 +188,11 @@ def test_grouped_batch_and_state_and_timers_agree_on_chained_correlations(tmp_pa
     ruleset = RuleSet.load(SHIPPED)
     plan = compile_correlations(ruleset)
     denied = [
-        to_event(audit_doc(T0 + i, i, resource="secrets", user="eve", decision="forbid", code=403), i)
+        to_event(audit_event(i, at=T0 + i, resource="secrets", user="eve", decision="forbid", code=403), i)
         for i in range(12)
     ]
     allowed = [
-        to_event(audit_doc(T0 + 40 + i, 100 + i, resource="pods", user="eve"), 100 + i) for i in range(3)
+        to_event(audit_event(100 + i, at=T0 + 40 + i, resource="pods", user="eve"), 100 + i) for i in range(3)
     ]
     background = secret_reads(T0, 30, step=7, user="mallory", first_n=200)
     events = sorted(denied + allowed + background, key=lambda e: e.time)
@@ -231,13 +231,13 @@ def test_dropping_what_no_first_step_is_near_keeps_every_window_whole(tmp_path: 
     for step in range(360):  # every 10 s for an hour, each user: allowed reads
         for user, ip in users:
             t = T0 + step * 10 + rng.random()
-            docs.append(audit_doc(t, len(docs), resource="configmaps", user=user, ip=ip))
+            docs.append(audit_event(len(docs), at=t, resource="configmaps", user=user, ip=ip))
     for start in (300.0, 1500.0, 1620.0, 3000.0):  # bursts of denials, one user each
         user, ip = rng.choice(users)
         for k in range(11):
             t = T0 + start + k * 3 + rng.random()
             docs.append(
-                audit_doc(t, len(docs), resource="pods", user=user, ip=ip, decision="forbid", code=403)
+                audit_event(len(docs), at=t, resource="pods", user=user, ip=ip, decision="forbid", code=403)
             )
     # A quiet identity: a burst, an allowed request 400 s after its hit (within the 10-minute timespan:
     # it completes the sequence), another 650 s after it (too late: nothing), a second burst 1,000 s
@@ -246,10 +246,12 @@ def test_dropping_what_no_first_step_is_near_keeps_every_window_whole(tmp_path: 
     hit1 = T0 + 327.0
     for t in [T0 + 300 + k * 3 for k in range(11)] + [hit1 + 1000 + k * 3 for k in range(11)]:
         docs.append(
-            audit_doc(t, len(docs), resource="pods", user=quiet, ip=quiet_ip, decision="forbid", code=403)
+            audit_event(
+                len(docs), at=t, resource="pods", user=quiet, ip=quiet_ip, decision="forbid", code=403
+            )
         )
     for t in (hit1 + 400, hit1 + 650):
-        docs.append(audit_doc(t, len(docs), resource="configmaps", user=quiet, ip=quiet_ip))
+        docs.append(audit_event(len(docs), at=t, resource="configmaps", user=quiet, ip=quiet_ip))
     events = sorted((to_event(d, n) for n, d in enumerate(docs)), key=lambda e: e.time)
     grouped, stateful = Collected(tmp_path / "grouped.json"), Collected(tmp_path / "stateful.json")
     counters = run_batch(events, ruleset, plan, grouped, projection=_with_correlation)

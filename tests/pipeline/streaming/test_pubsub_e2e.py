@@ -19,13 +19,12 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 
-from support.audit_records import audit_doc
+from support.audit_records import audit_event, rfc3339
 from support.beam_runs import finished_documents
 from support.paths import FORMAT_SAMPLES, REPO
 
@@ -74,10 +73,6 @@ def pubsub_host() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def gke_sink_messages() -> list[tuple[bytes, dict[str, str]]]:
     """The GKE LogEntries as a log sink publishes them, written now."""
     out = []
@@ -123,7 +118,7 @@ def pubsub_run(pubsub_host: str, tmp_path_factory: pytest.TempPathFactory) -> It
             publisher.publish(topic, data, **attributes).result(timeout=30)
         now = time.time()
         for i in range(12):  # another producer: raw audit Events, no sink attribute
-            doc = audit_doc(now + i * 0.05, 2000 + i, name=f"secret-{i}")
+            doc = audit_event(2000 + i, at=now + i * 0.05, name=f"secret-{i}")
             publisher.publish(topic, orjson.dumps(doc)).result(timeout=30)
         bad_message_id = publisher.publish(topic, b'{"kind": "Event", "verb": ').result(timeout=30)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from support.audit_records import T0, audit_doc, to_event
+from support.audit_records import T0, audit_event, to_event
 from support.beam_runs import Collected, load_rules, run_batch, run_stream, script
 
 # A single-event rule that alerts alone (no correlation references it).
@@ -29,8 +29,8 @@ level: medium
 def execs(start: float, count: int, step: float, *, pod: str = "web-0", first_n: int = 0):
     return [
         to_event(
-            audit_doc(
-                start + i * step, first_n + i, verb="create", resource="pods", name=pod, subresource="exec"
+            audit_event(
+                first_n + i, at=start + i * step, verb="create", resource="pods", name=pod, subresource="exec"
             )
         )
         for i in range(count)

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import pytest
 
-from support.audit_records import audit_doc
+from support.audit_records import audit_event
 from support.beam_runs import finished_documents
 from support.portable_runners import prism_binary
 
@@ -51,7 +51,7 @@ class Apiserver:
         self.n += 1
         self.lines += 1
         self.last_time = time.time()
-        return orjson.dumps(audit_doc(self.last_time, 1000 + self.n, **kw)) + b"\n"
+        return orjson.dumps(audit_event(1000 + self.n, at=self.last_time, **kw)) + b"\n"
 
     def write(self, *lines: bytes) -> None:
         with self.log.open("ab") as handle:
