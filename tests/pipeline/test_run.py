@@ -15,47 +15,15 @@ import pytest
 from kubesigma.connectors.sources.files import MiB
 from kubesigma.pipeline.cli import main
 from support.audit_records import audit_event, routine_read
-
-SECRET_RULE = """
-title: Secret Read In Tests
-id: 5b1e8a52-9d0c-4a59-9d35-0d7f1f1e2a01
-status: experimental
-description: A test rule firing on any secret access.
-level: medium
-tags:
-    - attack.credential-access
-    - attack.t1552.007
-logsource:
-    product: kubernetes
-    service: audit
-detection:
-    selection:
-        objectRef.resource: secrets
-    condition: selection
-"""
-
-EXEC_RULE = """
-title: Exec In Tests
-id: 0f0a3c1e-7d4b-4d0e-8a8e-3c2b1a0f9e02
-status: experimental
-description: A test rule firing on pods/exec.
-level: high
-logsource:
-    product: kubernetes
-    service: audit
-detection:
-    selection:
-        objectRef.subresource: exec
-    condition: selection
-"""
+from support.correlation_pack import POD_EXEC_RULE, SECRET_ACCESS, SECRET_ACCESS_RULE, correlation
 
 
 @pytest.fixture
 def rules(tmp_path: Path) -> Path:
     folder = tmp_path / "rules"
     folder.mkdir()
-    (folder / "secret.yml").write_text(SECRET_RULE)
-    (folder / "exec.yml").write_text(EXEC_RULE)
+    (folder / "secret.yml").write_text(SECRET_ACCESS_RULE)
+    (folder / "exec.yml").write_text(POD_EXEC_RULE)
     return folder
 
 
@@ -211,7 +179,7 @@ def test_alerts_are_ecs_documents_with_deterministic_ids(tmp_path: Path, rules: 
     assert alert["event"]["kind"] == "alert"
     assert alert["event"]["id"] == routine_read(1)["auditID"]
     assert alert["event"]["severity"] == 47
-    assert alert["rule"]["name"] == "Secret Read In Tests"
+    assert alert["rule"]["name"] == "Secret Access"
     assert alert["rule"]["level"] == "medium"
     assert alert["threat"][0]["technique"][0]["id"] == "T1552.007"
     assert alert["user"]["name"] == "mallory"
@@ -257,11 +225,11 @@ def test_summary_lists_rules_that_fired_with_level_and_hits(
     _, metrics, alerts, _, printed = run(
         tmp_path, [str(datasets / "falco-k8s-audit" / "traces" / "*.json")], rules
     )
-    exec_hits = sum(a["rule"]["name"] == "Exec In Tests" for a in alerts)
+    exec_hits = sum(a["rule"]["name"] == "Pod Exec" for a in alerts)
     assert exec_hits >= 1
     assert metrics["alerts"] == len(alerts)
-    line = next(row for row in printed.splitlines() if "Exec In Tests" in row)
-    assert line.split()[:2] == ["high", str(exec_hits)]
+    line = next(row for row in printed.splitlines() if "Pod Exec" in row)
+    assert line.split()[:2] == ["medium", str(exec_hits)]
 
 
 def test_unknown_option_fails_fast_with_a_message(
@@ -298,7 +266,7 @@ def test_bad_rule_is_refused_at_start_up_naming_its_file(
     tmp_path: Path, rules: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (rules / "broken.yml").write_text(
-        SECRET_RULE.replace("condition: selection", "condition: selection and nothing")
+        SECRET_ACCESS_RULE.replace("condition: selection", "condition: selection and nothing")
     )
     path = tmp_path / "audit.log"
     path.write_bytes(orjson.dumps(routine_read(1)) + b"\n")
@@ -320,22 +288,21 @@ def test_bad_rule_is_refused_at_start_up_naming_its_file(
     assert not (tmp_path / "a").exists()
 
 
-SECRET_BURST = """
-title: Secret Burst In Tests
-id: 7c1f0d7e-2b1e-4c55-9d7a-0a3c5e6f7a03
-status: experimental
-level: high
-correlation:
+SECRET_BURST = correlation(
+    f"""\
     type: event_count
     rules:
-        - 5b1e8a52-9d0c-4a59-9d35-0d7f1f1e2a01
+        - {SECRET_ACCESS}
     group-by:
         - user.username
     timespan: 5m
     generate: false
     condition:
         gte: 3
-"""
+""",
+    title="Secret Burst In Tests",
+    cid="7c1f0d7e-2b1e-4c55-9d7a-0a3c5e6f7a03",
+)
 
 
 def test_summary_folds_correlation_inputs_that_raise_no_alert_of_their_own(
@@ -347,5 +314,5 @@ def test_summary_folds_correlation_inputs_that_raise_no_alert_of_their_own(
     _, metrics, alerts, _, printed = run(tmp_path, [str(path)], rules)
     assert [a["rule"]["name"] for a in alerts] == ["Secret Burst In Tests"]
     assert metrics["alerts"] == 1
-    assert "Secret Read In Tests" not in printed
+    assert "Secret Access" not in printed
     assert "correlation inputs (no alerts of their own): 1 rules matched 4 events" in printed

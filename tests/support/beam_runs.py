@@ -18,51 +18,14 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that
 
 from kubesigma.connectors.model import AuditEvent
-from kubesigma.detections.correlation import CorrelationPlan, compile_correlations
+from kubesigma.detections.correlation import CorrelationPlan
 from kubesigma.detections.engine import RuleSet
 from kubesigma.pipeline.alerts import CandidateAlerts, ToCandidates
 from kubesigma.pipeline.correlate import Correlate
 from kubesigma.pipeline.suppress import Suppress
 from kubesigma.pipeline.transforms import Detect
 from support.audit_records import T0, secret_reads
-
-SECRET_READ = "5a0f3c1e-7d2b-4c6a-9e41-1f8b2d3c4e01"
-ENUMERATION = "5a0f3c1e-7d2b-4c6a-9e41-1f8b2d3c4e02"
-
-RULES = f"""\
-title: Secret Read (test helper)
-id: {SECRET_READ}
-name: test_secret_read
-status: test
-logsource:
-    product: kubernetes
-    service: audit
-detection:
-    selection:
-        verb: [get, list]
-        objectRef.resource: secrets
-    condition: selection
-level: low
----
-title: Secret Enumeration (test)
-id: {ENUMERATION}
-status: test
-correlation:
-    type: value_count
-    rules: test_secret_read
-    group-by: [user.username]
-    timespan: 5m
-    condition:
-        gte: 10
-        field: objectRef.name
-level: high
-"""
-
-
-def load_rules(tmp_path: Path, text: str = RULES) -> tuple[RuleSet, CorrelationPlan]:
-    (tmp_path / "rules.yml").write_text(text)
-    ruleset = RuleSet.load([tmp_path])
-    return ruleset, compile_correlations(ruleset)
+from support.correlation_pack import SECRET_ENUMERATION, load
 
 
 def project(doc: dict[str, Any]) -> tuple[str, str, int | None]:
@@ -203,7 +166,7 @@ def direct_runner_alerts(
 ) -> tuple[RuleSet, CorrelationPlan, list[tuple[Any, ...]]]:
     """The rules, their plan, and the alerts a batch run on FnApiRunner gives: what a portable runner
     must give too."""
-    ruleset, plan = load_rules(tmp_path)
+    ruleset, plan = load(tmp_path, SECRET_ENUMERATION)
     expected = Collected(tmp_path / "direct.json")
     run_batch(events, ruleset, plan, expected, **kw)
     return ruleset, plan, expected.items

@@ -8,40 +8,32 @@ import pytest
 
 from kubesigma.detections.correlation import CorrelationError
 from kubesigma.detections.engine import RuleLoadError
-from support.correlation_pack import BINDING, EXEC, SECRET_READ, correlation, load
+from support.correlation_pack import BINDING, ENUMERATION_BODY, POD_EXEC, SECRET_ACCESS, correlation, load
 
-ENUM = """\
-    type: value_count
-    rules: secret_read
-    group-by: [user.username]
-    timespan: 5m
-    condition:
-        gte: 10
-        field: objectRef.name
-"""
+ENUM = ENUMERATION_BODY  # ten distinct secrets by one identity in five minutes
 
 
 def test_rules_referenced_by_name_resolve_to_their_ids(tmp_path: Path) -> None:
     _, plan = load(tmp_path, correlation(ENUM))
     (spec,) = plan.specs
-    assert spec.rules == (SECRET_READ,)
+    assert spec.rules == (SECRET_ACCESS,)
     assert spec.timespan == 300
 
 
 def test_rules_referenced_by_id_resolve_too(tmp_path: Path) -> None:
-    _, plan = load(tmp_path, correlation(ENUM.replace("rules: secret_read", f"rules: {EXEC}")))
-    assert plan.specs[0].rules == (EXEC,)
+    _, plan = load(tmp_path, correlation(ENUM.replace("rules: secret_access", f"rules: {POD_EXEC}")))
+    assert plan.specs[0].rules == (POD_EXEC,)
 
 
 def test_generate_false_silences_the_referenced_rules(tmp_path: Path) -> None:
     _, plan = load(tmp_path, correlation(ENUM))
-    assert not plan.alerts_alone(SECRET_READ)
-    assert plan.alerts_alone(EXEC)
+    assert not plan.alerts_alone(SECRET_ACCESS)
+    assert plan.alerts_alone(POD_EXEC)
 
 
 def test_generate_true_keeps_the_referenced_rules_alerting(tmp_path: Path) -> None:
     _, plan = load(tmp_path, correlation(ENUM + "    generate: true\n"))
-    assert plan.alerts_alone(SECRET_READ)
+    assert plan.alerts_alone(SECRET_ACCESS)
 
 
 def test_aliases_give_each_rule_its_own_group_field(tmp_path: Path) -> None:
@@ -61,17 +53,17 @@ def test_aliases_give_each_rule_its_own_group_field(tmp_path: Path) -> None:
         "requestObject": {"subjects": [{"kind": "User", "name": "mallory"}, {"kind": "User", "name": "eve"}]}
     }
     assert spec.groups(BINDING, binding) == [("mallory",), ("eve",)]
-    assert spec.groups(EXEC, {"user": {"username": "mallory"}}) == [("mallory",)]
+    assert spec.groups(POD_EXEC, {"user": {"username": "mallory"}}) == [("mallory",)]
 
 
 def test_an_event_without_the_group_field_belongs_to_no_group(tmp_path: Path) -> None:
     _, plan = load(tmp_path, correlation(ENUM))
-    assert plan.specs[0].groups(SECRET_READ, {"verb": "get"}) == []
+    assert plan.specs[0].groups(SECRET_ACCESS, {"verb": "get"}) == []
 
 
 def test_unknown_rule_reference_is_refused_with_the_file(tmp_path: Path) -> None:
     with pytest.raises((CorrelationError, RuleLoadError)) as err:
-        load(tmp_path, correlation(ENUM.replace("rules: secret_read", "rules: no_such_rule")))
+        load(tmp_path, correlation(ENUM.replace("rules: secret_access", "rules: no_such_rule")))
     assert "correlations.yml" in str(err.value)
     assert "no_such_rule" in str(err.value)
 

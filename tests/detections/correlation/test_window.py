@@ -21,7 +21,7 @@ def spec_of(tmp_path: Path, body: str) -> CorrelationSpec:
 def count(gte: int = 5, timespan: str = "5m", op: str = "gte") -> str:
     return f"""\
     type: event_count
-    rules: secret_read
+    rules: secret_access
     group-by: [user.username]
     timespan: {timespan}
     condition:
@@ -76,7 +76,7 @@ def test_alert_id_depends_on_rule_group_and_first_event_only(tmp_path: Path) -> 
 def test_value_count_counts_distinct_values(tmp_path: Path) -> None:
     body = """\
     type: value_count
-    rules: secret_read
+    rules: secret_access
     group-by: [user.username]
     timespan: 5m
     condition:
@@ -168,7 +168,7 @@ def test_eq_condition_compares_the_whole_window(tmp_path: Path) -> None:
 def test_value_aggregations(tmp_path: Path, kind: str, extra: str, values: list[int], fires: bool) -> None:
     body = f"""\
     type: {kind}
-    rules: secret_read
+    rules: secret_access
     group-by: [user.username]
     timespan: 5m
     condition:

@@ -16,7 +16,8 @@ from kubesigma.connectors.model.event import event_to_bytes as _freeze
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import RuleSet
 from support.audit_records import T0, audit_event, secret_reads, to_event
-from support.beam_runs import ENUMERATION, RULES, Collected, load_rules, run_batch, run_stream, script
+from support.beam_runs import Collected, run_batch, run_stream, script
+from support.correlation_pack import ENUMERATION, SECRET_ENUMERATION, correlation, load
 from support.falco_traces import falco_events
 from support.paths import SHIPPED_CORRELATIONS, SHIPPED_RULES
 
@@ -30,7 +31,7 @@ def enumeration_alerts(items: list[tuple]) -> list[tuple]:
 
 
 def test_burst_across_a_fixed_window_boundary_fires(tmp_path: Path) -> None:
-    ruleset, plan = load_rules(tmp_path)
+    ruleset, plan = load(tmp_path, SECRET_ENUMERATION)
     burst = secret_reads(T0 - 30, 10, step=6)  # 10 distinct secrets from 09:59:30 to 10:00:24
     out = Collected(tmp_path / "out.json")
     run_stream(script(("watermark", T0 - 60), ("add", burst), ("watermark", T0 + 60)), ruleset, plan, out)
@@ -38,7 +39,7 @@ def test_burst_across_a_fixed_window_boundary_fires(tmp_path: Path) -> None:
 
 
 def test_slow_pattern_does_not_fire(tmp_path: Path) -> None:
-    ruleset, plan = load_rules(tmp_path)
+    ruleset, plan = load(tmp_path, SECRET_ENUMERATION)
     slow = secret_reads(T0, 12, step=40)  # 12 secrets, one every 40 s: at most 8 in any 5 minutes
     out = Collected(tmp_path / "out.json")
     run_stream(script(("watermark", T0), ("add", slow), ("watermark", T0 + 600)), ruleset, plan, out)
@@ -46,7 +47,7 @@ def test_slow_pattern_does_not_fire(tmp_path: Path) -> None:
 
 
 def test_out_of_order_arrival_gives_the_same_alert(tmp_path: Path) -> None:
-    ruleset, plan = load_rules(tmp_path)
+    ruleset, plan = load(tmp_path, SECRET_ENUMERATION)
     burst = secret_reads(T0, 10, step=5)
     shuffled = burst[:]
     random.Random(7).shuffle(shuffled)
@@ -60,7 +61,7 @@ def test_out_of_order_arrival_gives_the_same_alert(tmp_path: Path) -> None:
 
 
 def test_events_split_by_a_watermark_still_correlate(tmp_path: Path) -> None:
-    ruleset, plan = load_rules(tmp_path)
+    ruleset, plan = load(tmp_path, SECRET_ENUMERATION)
     burst = secret_reads(T0, 10, step=10)
     steps = (
         ("watermark", T0),
@@ -87,7 +88,7 @@ def _late_script(burst):
 
 
 def test_late_event_beyond_allowed_lateness_is_dropped(tmp_path: Path) -> None:
-    ruleset, plan = load_rules(tmp_path)
+    ruleset, plan = load(tmp_path, SECRET_ENUMERATION)
     burst = secret_reads(T0, 10, step=10)
     out = Collected(tmp_path / "out.json")
     run_stream(_late_script(burst), ruleset, plan, out, lateness=0)
@@ -95,7 +96,7 @@ def test_late_event_beyond_allowed_lateness_is_dropped(tmp_path: Path) -> None:
 
 
 def test_late_event_within_allowed_lateness_is_counted(tmp_path: Path) -> None:
-    ruleset, plan = load_rules(tmp_path)
+    ruleset, plan = load(tmp_path, SECRET_ENUMERATION)
     burst = secret_reads(T0, 10, step=10)
     out = Collected(tmp_path / "out.json")
     run_stream(_late_script(burst), ruleset, plan, out, lateness=300)
@@ -103,7 +104,7 @@ def test_late_event_within_allowed_lateness_is_counted(tmp_path: Path) -> None:
 
 
 def test_watermark_jump_far_ahead_fires_once_and_forgets_the_group(tmp_path: Path) -> None:
-    ruleset, plan = load_rules(tmp_path)
+    ruleset, plan = load(tmp_path, SECRET_ENUMERATION)
     first = secret_reads(T0, 10, step=1)
     # After a jump of a day, 9 more reads by the same identity must not fire with the old ones.
     later = secret_reads(T0 + 86_400 * 2, 9, step=1, first_n=100)
@@ -114,7 +115,7 @@ def test_watermark_jump_far_ahead_fires_once_and_forgets_the_group(tmp_path: Pat
 
 
 def test_batch_and_streaming_give_the_same_alerts(tmp_path: Path) -> None:
-    ruleset, plan = load_rules(tmp_path)
+    ruleset, plan = load(tmp_path, SECRET_ENUMERATION)
     events = (
         secret_reads(T0, 25, step=3)
         + secret_reads(T0 + 30, 12, step=40, user="bob", first_n=200)
@@ -266,27 +267,25 @@ def test_dropping_what_no_first_step_is_near_keeps_every_window_whole(tmp_path: 
     assert stateful.items == grouped.items
 
 
-CLOSING = (
-    RULES.split("---")[0]
-    + """---
-title: Few Secret Reads (test, window closes)
-id: 5a0f3c1e-7d2b-4c6a-9e41-1f8b2d3c4e03
-status: test
-correlation:
+FEW_READS = "5a0f3c1e-7d2b-4c6a-9e41-1f8b2d3c4e03"
+CLOSING = correlation(
+    """\
     type: event_count
-    rules: test_secret_read
+    rules: secret_access
     group-by: [user.username]
     timespan: 5m
     condition:
         lte: 2
-level: low
-"""
+""",
+    title="Few Secret Reads (test, window closes)",
+    cid=FEW_READS,
+    level="low",
 )
 
 
 def test_a_window_that_closes_fires_the_same_grouped_stateful_and_streaming(tmp_path: Path) -> None:
     """lte fires when the window closes, on the window's last event: the same in all three paths."""
-    ruleset, plan = load_rules(tmp_path, CLOSING)
+    ruleset, plan = load(tmp_path, CLOSING)
     events = secret_reads(T0, 2, step=20, user="quiet") + secret_reads(
         T0, 5, step=20, user="busy", first_n=50
     )
@@ -294,7 +293,7 @@ def test_a_window_that_closes_fires_the_same_grouped_stateful_and_streaming(tmp_
     run_batch(events, ruleset, plan, outs[0])
     run_batch(events, ruleset, plan, outs[1], bounded=False)
     run_stream(script(("watermark", T0), ("add", events), ("watermark", T0 + 900)), ruleset, plan, outs[2])
-    few = [x for x in outs[0].items if x[0] == "5a0f3c1e-7d2b-4c6a-9e41-1f8b2d3c4e03"]
+    few = [x for x in outs[0].items if x[0] == FEW_READS]
     assert len(few) == 1  # the quiet user only
     assert outs[1].items == outs[0].items
     assert outs[2].items == outs[0].items

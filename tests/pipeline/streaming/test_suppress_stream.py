@@ -6,24 +6,8 @@ import random
 from pathlib import Path
 
 from support.audit_records import T0, audit_event, to_event
-from support.beam_runs import Collected, load_rules, run_batch, run_stream, script
-
-# A single-event rule that alerts alone (no correlation references it).
-EXEC_RULE = """\
-title: Pod Exec (test)
-id: 7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e01
-status: test
-logsource:
-    product: kubernetes
-    service: audit
-detection:
-    selection:
-        verb: create
-        objectRef.resource: pods
-        objectRef.subresource: exec
-    condition: selection
-level: medium
-"""
+from support.beam_runs import Collected, run_batch, run_stream, script
+from support.correlation_pack import load
 
 
 def execs(start: float, count: int, step: float, *, pod: str = "web-0", first_n: int = 0):
@@ -38,7 +22,7 @@ def execs(start: float, count: int, step: float, *, pod: str = "web-0", first_n:
 
 
 def test_repeats_within_the_window_fold_into_one_follow_up(tmp_path: Path) -> None:
-    ruleset, plan = load_rules(tmp_path, EXEC_RULE)
+    ruleset, plan = load(tmp_path)  # Pod Exec alerts alone: no correlation here
     events = execs(T0, 6, 30)  # six execs into the same pod by the same user within 3 minutes
     out = Collected(tmp_path / "out.json")
     run_stream(
@@ -49,7 +33,7 @@ def test_repeats_within_the_window_fold_into_one_follow_up(tmp_path: Path) -> No
 
 
 def test_a_repeat_after_the_window_opens_a_new_run(tmp_path: Path) -> None:
-    ruleset, plan = load_rules(tmp_path, EXEC_RULE)
+    ruleset, plan = load(tmp_path)  # Pod Exec alerts alone: no correlation here
     events = execs(T0, 2, 700)
     out = Collected(tmp_path / "out.json")
     run_stream(
@@ -59,7 +43,7 @@ def test_a_repeat_after_the_window_opens_a_new_run(tmp_path: Path) -> None:
 
 
 def test_other_objects_are_not_folded_together(tmp_path: Path) -> None:
-    ruleset, plan = load_rules(tmp_path, EXEC_RULE)
+    ruleset, plan = load(tmp_path)  # Pod Exec alerts alone: no correlation here
     events = execs(T0, 1, 1) + execs(T0 + 5, 1, 1, pod="db-0", first_n=10)
     out = Collected(tmp_path / "out.json")
     run_stream(
@@ -70,7 +54,7 @@ def test_other_objects_are_not_folded_together(tmp_path: Path) -> None:
 
 
 def test_folding_does_not_depend_on_arrival_order(tmp_path: Path) -> None:
-    ruleset, plan = load_rules(tmp_path, EXEC_RULE)
+    ruleset, plan = load(tmp_path)  # Pod Exec alerts alone: no correlation here
     events = execs(T0, 8, 20)
     shuffled = events[:]
     random.Random(11).shuffle(shuffled)
@@ -85,7 +69,7 @@ def test_folding_does_not_depend_on_arrival_order(tmp_path: Path) -> None:
 
 
 def test_batch_with_suppression_matches_streaming(tmp_path: Path) -> None:
-    ruleset, plan = load_rules(tmp_path, EXEC_RULE)
+    ruleset, plan = load(tmp_path)  # Pod Exec alerts alone: no correlation here
     events = execs(T0, 8, 100)
     batch, stream = Collected(tmp_path / "batch.json"), Collected(tmp_path / "stream.json")
     run_batch(events, ruleset, plan, batch, suppress=600)
