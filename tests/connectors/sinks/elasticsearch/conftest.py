@@ -41,7 +41,8 @@ from kubesigma.connectors.model.alert import (
     UserFields,
     alert_id,
 )
-from kubesigma.connectors.sinks.elasticsearch import ElasticsearchConfig, WriteToElasticsearch
+from kubesigma.connectors.sinks.elasticsearch import WriteToElasticsearch
+from kubesigma.connectors.sinks.es_config import ElasticsearchConfig
 from support.falco_traces import falco_events
 from support.paths import FALCO_TRACES
 

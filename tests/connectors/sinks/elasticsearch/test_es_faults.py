@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from kubesigma.connectors.sinks.elasticsearch import (
-    BulkWriter,
-    ElasticsearchConfig,
-    bulk_item,
-    install_templates,
-    make_client,
-)
+from kubesigma.connectors.sinks.elasticsearch import BulkWriter, bulk_item
+from kubesigma.connectors.sinks.es_config import ElasticsearchConfig, make_client
+from kubesigma.connectors.sinks.es_indices import install_templates
 
 pytestmark = pytest.mark.elasticsearch
 

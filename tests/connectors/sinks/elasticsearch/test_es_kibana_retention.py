@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from kubesigma.connectors.sinks import es_mapping, kibana
-from kubesigma.connectors.sinks.elasticsearch import delete_expired_indices, expired_indices
+from kubesigma.connectors.sinks.es_indices import delete_expired_indices, expired_indices
 from kubesigma.pipeline.cli import main
 from support.paths import REPO
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from kubesigma.connectors.model import KUBERNETES_AUDIT, AuditEvent, Source
 from kubesigma.connectors.model.alert import Alert
 from kubesigma.connectors.sinks import es_mapping
-from kubesigma.connectors.sinks.elasticsearch import install_templates
+from kubesigma.connectors.sinks.es_indices import install_templates
 
 
 def test_every_top_level_alert_field_is_mapped():
@@ -128,7 +128,7 @@ class _RecordingCluster:
 
 
 def test_with_ilm_the_template_names_a_delete_phase_policy_counted_from_the_index_date():
-    from kubesigma.connectors.sinks.elasticsearch import ElasticsearchConfig
+    from kubesigma.connectors.sinks.es_config import ElasticsearchConfig
 
     cluster = _RecordingCluster()
     config = ElasticsearchConfig(url="https://es.example:9200", retention_days=14)

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from kubesigma.connectors.sinks.elasticsearch import install_templates
+from kubesigma.connectors.sinks.es_indices import install_templates
 from kubesigma.pipeline.commands.rules_export import convert_elastic, run_export
 
 

@@ -15,16 +15,18 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from kubesigma.connectors.sinks.elasticsearch import (
     BulkWriter,
-    ElasticsearchConfig,
-    ElasticsearchConfigError,
-    ElasticsearchUnavailable,
     WriteToElasticsearch,
     _WriteBundles,
     bulk_item,
+)
+from kubesigma.connectors.sinks.es_config import (
+    ElasticsearchConfig,
+    ElasticsearchConfigError,
+    ElasticsearchUnavailable,
     config_from_options,
-    install_templates,
     make_client,
 )
+from kubesigma.connectors.sinks.es_indices import install_templates
 
 SECRET_KEY = "a2V5LWlkOnMzY3IzdC1hcGkta2V5LXZhbHVl"  # never a real key
 SECRET_PASSWORD = "hunter2-never-log-me"
@@ -89,7 +91,7 @@ def test_password_from_the_environment_is_sent_as_basic_auth_and_never_logged(
 def test_no_option_takes_a_secret_value():
     import argparse
 
-    from kubesigma.connectors.sinks.elasticsearch import ElasticsearchOptions
+    from kubesigma.connectors.sinks.es_config import ElasticsearchOptions
 
     parser = argparse.ArgumentParser()
     ElasticsearchOptions._add_argparse_args(parser)
