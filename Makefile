@@ -31,7 +31,7 @@ demo: install
 
 # Everything CI runs: lint, types, rule checks, a real Elasticsearch, all tests, benchmark smoke runs.
 # The portable-runner tests build Prism from the Go module proxy and build Flink's job server from Maven
-# Central themselves (tests/streaming/portable.py), and skip saying why only when no Go or Maven is installed.
+# Central themselves (tests/support/portable_runners.py), and skip saying why only when no Go or Maven is installed.
 test: install
 	$(MAKE) check
 	$(MAKE) es-up

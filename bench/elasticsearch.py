@@ -142,7 +142,8 @@ def bench_helpers_bulk(es: Any, config: Any, docs: list[dict[str, Any]]) -> floa
 
 
 def bench_writer(config: Any, docs: list[dict[str, Any]]) -> float:
-    from kubesigma.connectors.sinks.elasticsearch import BulkWriter, bulk_item, make_client
+    from kubesigma.connectors.sinks.elasticsearch import BulkWriter, bulk_item
+    from kubesigma.connectors.sinks.es_config import make_client
 
     client = make_client(config)
     writer = BulkWriter(client, config)
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from elasticsearch import Elasticsearch
 
-    from kubesigma.connectors.sinks.elasticsearch import ElasticsearchConfig, install_templates
+    from kubesigma.connectors.sinks.es_config import ElasticsearchConfig
+    from kubesigma.connectors.sinks.es_indices import install_templates
 
     es = Elasticsearch(ES_URL, request_timeout=120)
     try:

@@ -13,7 +13,6 @@ import copy
 import gc
 import os
 import random
-import sqlite3
 import sys
 import tempfile
 import time
@@ -27,9 +26,18 @@ from typing import Any
 import orjson
 import yaml
 
+from kubesigma.connectors.formats import decode_record
+from kubesigma.connectors.model import AuditEvent, RawRecord, Source
 from kubesigma.connectors.simulated_cluster import generate
+from kubesigma.detections.engine import RuleSet
+from kubesigma.detections.mapping import evaluation_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
+# The SQLite peer is the tests' oracle (tests/support/sqlite_oracle.py): bench/ is run from a checkout,
+# as the tests are. Appended, so nothing under tests/ can shadow an installed package.
+sys.path.append(str(REPO / "tests"))
+from support.sqlite_oracle import SQLiteOracle, detection_fields  # noqa: E402
+
 SHIPPED_RULES = REPO / "detections" / "rules"
 # The rule set the peers can run: SigmaHQ's Kubernetes audit rules, read in place (never copied).
 PEER_RULES = (
@@ -118,81 +126,18 @@ def _sigma_rules(paths: Iterable[Path]) -> list[Any]:
     return list(SigmaCollection.load_ruleset([str(p) for p in paths]).rules)
 
 
-def _detection_fields(rule: Any) -> set[str]:
-    from sigma.rule import SigmaDetection
-
-    out: set[str] = set()
-
-    def walk(item: Any) -> None:
-        if isinstance(item, SigmaDetection):
-            for sub in item.detection_items:
-                walk(sub)
-        elif getattr(item, "field", None):
-            out.add(item.field)
-
-    for detection in rule.detection.detections.values():
-        walk(detection)
-    return out
-
-
-def _flatten(doc: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
-    # Zircolite flattens objects into dotted column names and keeps lists as one text value.
-    for key, value in doc.items():
-        name = prefix + key
-        if type(value) is dict:
-            _flatten(value, name + ".", out)
-        elif type(value) is list:
-            out[name] = orjson.dumps(value).decode()
-        else:
-            out[name] = value
-
-
 class ZircoliteSQLite:
-    """Every event flattened into one in-memory SQLite table (text columns, NOCASE), one query per rule."""
+    """pySigma's SQLite backend the way Zircolite uses it: every event parsed, flattened into one
+    in-memory table, one `SELECT COUNT(*)` per rule. The table, its flattening and its boolean policy
+    are the tests' SQLite oracle (tests/support/sqlite_oracle.py), so the bench and the differential
+    tests compare against the same peer."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
-        from sigma.backends.sqlite import sqliteBackend
-
-        backend = sqliteBackend()
-        self.queries: list[tuple[str, str]] = []
-        self.fields: set[str] = set()
-        for rule in _sigma_rules(paths):
-            # Rules are converted ahead of time (Zircolite ships converted rule sets): not measured.
-            for query in backend.convert_rule(rule):
-                self.queries.append((str(rule.id), f"SELECT COUNT(*) FROM ({query})"))
-            self.fields |= _detection_fields(rule)
+        self.oracle = SQLiteOracle(paths)  # rules converted ahead of time (Zircolite ships them so)
 
     def run(self, lines: Sequence[bytes]) -> Counter[str]:
         loads = orjson.loads
-        rows: list[dict[str, Any]] = []
-        columns: dict[str, None] = {}
-        for line in lines:
-            flat: dict[str, Any] = {}
-            _flatten(loads(line), "", flat)
-            rows.append(flat)
-            columns.update(dict.fromkeys(flat))
-        # Fields a rule names but no event carries still need a column, or the query fails to prepare.
-        columns.update(dict.fromkeys(f for f in sorted(self.fields) if f not in columns))
-        names = list(columns)
-        db = sqlite3.connect(":memory:")
-        quoted = ", ".join(f"`{c}` TEXT COLLATE NOCASE" for c in names)
-        db.execute(f"CREATE TABLE logs (row_id INTEGER PRIMARY KEY, {quoted})")
-        marks = ", ".join("?" for _ in names)
-        cols = ", ".join(f"`{c}`" for c in names)
-        db.executemany(
-            f"INSERT INTO logs ({cols}) VALUES ({marks})",
-            ([_sql_value(row.get(c)) for c in names] for row in rows),
-        )
-        hits: Counter[str] = Counter()
-        for rule_id, query in self.queries:
-            (count,) = db.execute(query).fetchone()
-            hits[rule_id] += count
-        db.close()
-        return hits
-
-
-def _sql_value(v: Any) -> Any:
-    return str(v).lower() if type(v) is bool else v
+        return self.oracle.hits([loads(line) for line in lines])
 
 
 # ---- sigma-rule-matcher (PyPI) ---------------------------------------------------------------
@@ -225,19 +170,8 @@ class RuleMatcherPeer:
 # ---- kubesigma -------------------------------------------------------------------------------
 
 
-def kubesigma_available() -> str | None:
-    """None when the engine can run, else why not."""
-    try:
-        from kubesigma.detections.engine import RuleSet  # noqa: F401
-    except ImportError as err:
-        return f"engine not available: {err}"
-    return None
-
-
 def loadable(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
     """The rule files kubesigma loads, and a line per file it refuses (a rule pack still in progress)."""
-    from kubesigma.detections.engine import RuleSet
-
     refused = {}
     for report in RuleSet.check([str(p) for p in paths]):
         if not report.ok:
@@ -251,13 +185,11 @@ def mapped_rule_ids(paths: Sequence[Path]) -> set[str]:
 
     On these the peers, which read raw field names, are expected to find fewer matches.
     """
-    from kubesigma.detections.mapping import evaluation_pipeline
-
-    raw = {str(r.id): _detection_fields(r) for r in _sigma_rules(paths)}
+    raw = {str(r.id): detection_fields(r) for r in _sigma_rules(paths)}
     out = set()
     for rule in _sigma_rules(paths):  # a fresh copy: pipelines mutate rules in place
         evaluation_pipeline().apply(rule)
-        if _detection_fields(rule) != raw[str(rule.id)]:
+        if detection_fields(rule) != raw[str(rule.id)]:
             out.add(str(rule.id))
     return out
 
@@ -266,14 +198,9 @@ class Kubesigma:
     """Decode (kubesigma's format registry and normalizer) and match with kubesigma's RuleSet."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
-        from kubesigma.detections.engine import RuleSet
-
         self.rules = RuleSet.load([str(p) for p in paths])
 
     def run(self, lines: Sequence[bytes]) -> Counter[str]:
-        from kubesigma.connectors.formats import decode_record
-        from kubesigma.connectors.model import AuditEvent, RawRecord, Source
-
         match = self.rules.match
         hits: Counter[str] = Counter()
         uri = "bench.jsonl"
@@ -288,9 +215,6 @@ class Kubesigma:
 
 def run_kubesigma_decode(lines: Sequence[bytes]) -> int:
     """kubesigma's decode and normalize alone: the part of the pipeline's cost no rule adds."""
-    from kubesigma.connectors.formats import decode_record
-    from kubesigma.connectors.model import RawRecord, Source
-
     n = 0
     source, record = Source.build, RawRecord.build  # as the file reader makes them
     for i, line in enumerate(lines, 1):
@@ -481,9 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     peer_paths = rule_files(PEER_RULES)
     shipped_paths = rule_files(SHIPPED_RULES)
-    missing = kubesigma_available()
     refused: list[str] = []
-    if missing is None and shipped_paths:
+    if shipped_paths:
         shipped_paths, refused = loadable(shipped_paths)
         if refused:
             print(
@@ -504,28 +427,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Result] = {}
     n_shipped = 0
     workdir = tempfile.TemporaryDirectory(prefix="kubesigma-bench-")
-    if missing is None:
-        runners["kubesigma_decode"] = ("kubesigma decode+normalize only (no rules)", run_kubesigma_decode)
-        if shipped_paths:
-            shipped = Kubesigma(shipped_paths)
-            n_shipped = len(shipped.rules)
-            runners["kubesigma"] = (
-                f"kubesigma decode+normalize+match ({n_shipped} shipped rules)",
-                shipped.run,
-            )
-        runners["kubesigma_peer"] = (f"kubesigma ({n_peer} SigmaHQ rules)", Kubesigma(peer_paths).run)
-        usable, _ = loadable(rule_files(SHIPPED_RULES) + peer_paths)
-        bases = detection_rule_docs(usable)
-        for count in scaling_counts:
-            folder = Path(workdir.name) / str(count)
-            folder.mkdir()
-            # A few more than asked, in case a mutation makes a rule the engine refuses.
-            paths, _ = loadable(write_rule_variants(bases, count + count // 10 + 5, folder, args.seed))
-            runners[f"scaling_{count}"] = (f"kubesigma scaling, {count} rules", Kubesigma(paths[:count]).run)
+    runners["kubesigma_decode"] = ("kubesigma decode+normalize only (no rules)", run_kubesigma_decode)
+    if shipped_paths:
+        shipped = Kubesigma(shipped_paths)
+        n_shipped = len(shipped.rules)
+        runners["kubesigma"] = (
+            f"kubesigma decode+normalize+match ({n_shipped} shipped rules)",
+            shipped.run,
+        )
+    runners["kubesigma_peer"] = (f"kubesigma ({n_peer} SigmaHQ rules)", Kubesigma(peer_paths).run)
+    usable, _ = loadable(rule_files(SHIPPED_RULES) + peer_paths)
+    bases = detection_rule_docs(usable)
+    for count in scaling_counts:
+        folder = Path(workdir.name) / str(count)
+        folder.mkdir()
+        # A few more than asked, in case a mutation makes a rule the engine refuses.
+        paths, _ = loadable(write_rule_variants(bases, count + count // 10 + 5, folder, args.seed))
+        runners[f"scaling_{count}"] = (f"kubesigma scaling, {count} rules", Kubesigma(paths[:count]).run)
     if "kubesigma" not in runners:
-        results["kubesigma"] = Result("kubesigma, shipped rules", note=missing or "no shipped rules")
-    if "kubesigma_peer" not in runners:
-        results["kubesigma_peer"] = Result("kubesigma, SigmaHQ rules", note=missing or "")
+        results["kubesigma"] = Result("kubesigma, shipped rules", note="no shipped rules")
 
     # The engines run on a settled heap: what is loaded by now (every engine's rules, the events) is
     # frozen out of later garbage collections once, as a kubesigma worker does once its rules are
@@ -578,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The three engines on the peer set must find the same (rule, event) matches, except on the
     # rules kubesigma's field mapping rewrites: there the peers read names no raw event carries.
     engines = [k for k in ("kubesigma_peer", "sqlite", "matcher") if results[k].hits is not None]
-    mapped = mapped_rule_ids(peer_paths) if missing is None else set()
+    mapped = mapped_rule_ids(peer_paths)
     titles = {str(r.id): r.title for r in _sigma_rules(peer_paths)}
     warnings: list[str] = []
     expected: list[str] = []

@@ -1,7 +1,7 @@
 """What each attack scenario injected by the noise benchmark should raise: scenario -> substrings, any of
 which, found (case-insensitively) in the title or id of a rule that alerted on the scenario's records,
 counts the attack as caught. Edit this table when rules are renamed or added; bench/noise.py reports
-scenarios missing from it, and tests/test_noise_bench.py fails on them.
+scenarios missing from it, and tests/bench/test_noise_bench.py fails on them.
 
 Where the pack has no rule for a class yet (issue 14, point 4), the substrings are a guess at the title
 the new rule will carry, so the scenario shows as missed until it exists."""

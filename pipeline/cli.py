@@ -104,10 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as err:  # user-caused errors carry their own message; show it, not a traceback
-        from kubesigma.connectors.sinks.elasticsearch import (
-            ElasticsearchConfigError,
-            ElasticsearchUnavailable,
-        )
+        from kubesigma.connectors.sinks.es_config import ElasticsearchConfigError, ElasticsearchUnavailable
         from kubesigma.detections.engine import RuleLoadError
         from kubesigma.pipeline.options import OptionError
 

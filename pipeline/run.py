@@ -14,13 +14,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from kubesigma.connectors.sinks.elasticsearch import (
-    ElasticsearchConfig,
-    IndexEvents,
-    WriteToElasticsearch,
-    config_from_options,
-    install_templates,
-)
+from kubesigma.connectors.sinks.elasticsearch import IndexEvents, WriteToElasticsearch
+from kubesigma.connectors.sinks.es_config import ElasticsearchConfig, config_from_options
+from kubesigma.connectors.sinks.es_indices import install_templates
 from kubesigma.connectors.sinks.jsonlines import WriteJsonLines, WriteJsonLinesWindowed, dead_letter_documents
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet

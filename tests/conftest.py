@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-DATASETS = (ROOT.parent / "shared" / "datasets").resolve()
-FALCO_TRACES = DATASETS / "falco-k8s-audit" / "traces"
+from support.paths import DATASETS
 
 
 @pytest.fixture(scope="session")

@@ -198,7 +198,7 @@ GCE_POLICY = AuditPolicy(
 
 _EVENTS = (("", ("events",)), ("events.k8s.io", ("events",)))
 
-# docs/audit-policy.yaml, rule for rule (tests/test_noise_bench.py compares the two).
+# docs/audit-policy.yaml, rule for rule (tests/bench/test_noise_bench.py compares the two).
 KUBESIGMA_POLICY = AuditPolicy(
     "kubesigma-recommended",
     (

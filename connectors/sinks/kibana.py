@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubesigma.connectors.sinks.elasticsearch import DEFAULT_PREFIX
+from kubesigma.connectors.sinks.es_config import DEFAULT_PREFIX
 
 ALERTS_VIEW = "kubesigma-alerts"
 EVENTS_VIEW = "kubesigma-events"

@@ -16,7 +16,7 @@ from kubesigma.pipeline.options import OptionError
 def _config(extra: Sequence[str]):  # -> ElasticsearchConfig
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from kubesigma.connectors.sinks.elasticsearch import (
+    from kubesigma.connectors.sinks.es_config import (
         ElasticsearchConfigError,
         ElasticsearchOptions,
         config_from_options,
@@ -38,11 +38,8 @@ def _config(extra: Sequence[str]):  # -> ElasticsearchConfig
 
 def run_retention(keep_days: int, extra: Sequence[str]) -> int:
     """Delete kubesigma's date-named indices older than `keep_days`; prints each deleted index."""
-    from kubesigma.connectors.sinks.elasticsearch import (
-        ElasticsearchConfigError,
-        ElasticsearchUnavailable,
-        delete_expired_indices,
-    )
+    from kubesigma.connectors.sinks.es_config import ElasticsearchConfigError, ElasticsearchUnavailable
+    from kubesigma.connectors.sinks.es_indices import delete_expired_indices
 
     if keep_days < 1:
         raise OptionError("--keep-days must be at least 1")

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from traces import DATASETS, falco_events
 
 from kubesigma.connectors.delivery import write_cloudwatch_gzip
+from support.audit_records import audit_event
+from support.falco_traces import falco_events
+from support.paths import FORMAT_SAMPLES
 
-FORMAT_SAMPLES = DATASETS / "format-samples"
 BAD_TRACE_RECORD = ("fal_01_003.json", 1)  # {"kind": 0}: Falco rejects it, so do we
 
 
@@ -31,26 +32,19 @@ def write_falco_cloudwatch_fixture(tmp_path: Path, per_envelope: int = 7) -> Pat
 def exec_into_pod_event(padding: int = 300_000) -> dict[str, Any]:
     """`kubectl exec` into a pod in kube-system by a user, the request object padded past CloudWatch's
     256 KiB event limit (as a large PodExecOptions never is, but a Secret or ConfigMap often is)."""
-    return {
-        "kind": "Event",
-        "apiVersion": "audit.k8s.io/v1",
-        "level": "RequestResponse",
-        "auditID": "5e1f4a3c-7d2b-4f7e-9b1a-2c3d4e5f6a7b",
-        "stage": "ResponseComplete",
-        "requestURI": "/api/v1/namespaces/kube-system/pods/etcd-0/exec?command=%2Fbin%2Fsh&stdin=true&tty=true",
-        "verb": "create",
-        "user": {"username": "mallory@example.com", "groups": ["system:authenticated"]},
-        "sourceIPs": ["203.0.113.9"],
-        "userAgent": "kubectl/v1.31.0 (linux/amd64) kubernetes/abcdef",
-        "objectRef": {
-            "resource": "pods",
-            "namespace": "kube-system",
-            "name": "etcd-0",
-            "apiVersion": "v1",
-            "subresource": "exec",
-        },
-        "responseStatus": {"metadata": {}, "code": 101},
-        "requestObject": {
+    return audit_event(
+        verb="create",
+        resource="pods",
+        namespace="kube-system",
+        name="etcd-0",
+        subresource="exec",
+        uri="/api/v1/namespaces/kube-system/pods/etcd-0/exec?command=%2Fbin%2Fsh&stdin=true&tty=true",
+        user="mallory@example.com",
+        ip="203.0.113.9",
+        user_agent="kubectl/v1.31.0 (linux/amd64) kubernetes/abcdef",
+        code=101,
+        took=0.25,
+        request_object={
             "kind": "PodExecOptions",
             "apiVersion": "v1",
             "stdin": True,
@@ -58,10 +52,8 @@ def exec_into_pod_event(padding: int = 300_000) -> dict[str, Any]:
             "container": "etcd",
             "command": ["/bin/sh", "-c", "x" * padding],
         },
-        "requestReceivedTimestamp": "2026-11-28T10:00:00.000000Z",
-        "stageTimestamp": "2026-11-28T10:00:00.250000Z",
-        "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""},
-    }
+        auditID="5e1f4a3c-7d2b-4f7e-9b1a-2c3d4e5f6a7b",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kubesigma.connectors.secrets import GCP_ENDPOINT_ENV, SecretError, parse_ref, read_secret
-from kubesigma.connectors.sinks.elasticsearch import ElasticsearchConfig, ElasticsearchConfigError
+from kubesigma.connectors.sinks.es_config import ElasticsearchConfig, ElasticsearchConfigError
 
 API_KEY = "c2VjcmV0LWtleS1pZDpuZXZlci1sb2ctbWU="  # never a real key
 REGION = "eu-west-1"

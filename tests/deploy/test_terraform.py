@@ -17,11 +17,11 @@ import boto3
 import orjson
 import pytest
 from deploy.terraform_hcl import MODULES, load, named, output_list, render, unquote
-from traces import falco_events
 
 from kubesigma.connectors.secrets import parse_ref
 from kubesigma.pipeline.cli import main
 from kubesigma.pipeline.options import validate_args
+from support.falco_traces import falco_events
 
 CREDENTIAL_WORDS = ("password", "secret", "token", "api_key", "apikey", "access_key", "credential")
 

@@ -12,8 +12,9 @@ import pytest
 from kubesigma.connectors.formats import decode_value
 from kubesigma.connectors.model import AuditEvent, Source
 from kubesigma.connectors.simulated_cluster import generate
+from support.paths import SHIPPED_RULES
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "detections" / "rules"
+RULES_DIR = SHIPPED_RULES
 MEDIUM_PLUS = {"medium", "high", "critical"}
 SEEDS = (1, 7, 42)  # the scenarios pick namespaces, images and commands at random: try several
 

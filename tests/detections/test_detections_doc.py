@@ -6,8 +6,9 @@ from pathlib import Path
 
 from kubesigma.detections import frameworks
 from kubesigma.pipeline.commands import rules_doc
+from support.paths import REPO
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "detections.md"
+DOC = REPO / "docs" / "detections.md"
 
 
 def test_detections_doc_is_up_to_date() -> None:

@@ -19,10 +19,10 @@ import pytest
 
 from kubesigma.connectors.formats import decode_value
 from kubesigma.connectors.model import AuditEvent, DeadLetter, Source
+from support.paths import DATASETS, SHIPPED_RULES
 
-ROOT = Path(__file__).resolve().parents[2]
-DATASET = (ROOT.parent / "shared" / "datasets" / "falco-k8s-audit").resolve()
-RULES_DIR = ROOT / "detections" / "rules"
+DATASET = DATASETS / "falco-k8s-audit"
+RULES_DIR = SHIPPED_RULES
 
 # Falco rule -> the rules here that detect the same thing (file stems).
 EQUIVALENT: dict[str, tuple[str, ...]] = {

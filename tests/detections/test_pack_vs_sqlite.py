@@ -2,95 +2,31 @@
 (pysigma-backend-sqlite 2.0.0) over flattened events agrees with kubesigma's engine on every
 (rule, event) pair SQL can express.
 
-SQLite sees one flat row per event (nested keys joined with dots, lists stored as JSON text), so pairs
-where a rule field runs through a list or stops on an object are left out, as are rules the backend
-cannot convert (keyword search). Booleans are stored as the words `true`/`false`, as Sigma
-compares them. Events: every test case of the pack (native Events), the demo cluster's log and
-Falco's traces.
+The SQLite side is the one oracle of the tests (support/sqlite_oracle.py): one flat row per event,
+booleans stored as the words `true`/`false`, as Sigma compares them. Pairs where a rule field runs
+through a list or stops on an object are left out, as are rules the backend cannot convert (keyword
+search). Events: every test case of the pack (native Events), the demo cluster's log and Falco's traces.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import sqlite3
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sigma.backends.sqlite import sqliteBackend
-from sigma.collection import SigmaCollection
-from sigma.exceptions import SigmaError
 
-from kubesigma.connectors.model import KUBERNETES_AUDIT
-from kubesigma.connectors.model.logsources import profile_of
 from kubesigma.connectors.simulated_cluster import generate
-from kubesigma.detections.engine import RuleSet
-from kubesigma.detections.engine.fields import resolve, split_path
 from kubesigma.detections.mapping import evaluation_pipeline
 from kubesigma.detections.rule_tests import TESTS_DIR, complete_audit_event, load_cases
+from support.paths import FALCO_TRACES, SHIPPED_RULES
+from support.sqlite_oracle import EngineVsSQLite
 
-ROOT = Path(__file__).resolve().parents[2]
-K8S_RULES = sorted((ROOT / "detections" / "rules" / "kubernetes" / "audit").glob("*.yml"))
-FALCO = (ROOT.parent / "shared" / "datasets" / "falco-k8s-audit" / "traces").resolve()
-
-
-def _flatten(doc: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
-    out = {} if out is None else out
-    for key, value in doc.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            _flatten(value, name + ".", out)
-        elif isinstance(value, list):
-            out[name] = json.dumps(value)
-        elif isinstance(value, bool):
-            out[name] = "true" if value else "false"
-        else:
-            out[name] = value
-    return out
+K8S_RULES = sorted((SHIPPED_RULES / "kubernetes" / "audit").glob("*.yml"))
 
 
-@cache
-def _queries() -> tuple[dict[str, str], tuple[str, ...]]:
-    queries: dict[str, str] = {}
-    refused: list[str] = []
-    for path in K8S_RULES:
-        # processing pipelines mutate rules: a fresh backend and a freshly parsed rule per conversion
-        (rule,) = SigmaCollection.load_ruleset([path]).rules
-        backend = sqliteBackend(evaluation_pipeline(), collate_nocase=True)
-        try:
-            (query,) = backend.convert(SigmaCollection([rule]))
-        except SigmaError:
-            refused.append(path.stem)
-            continue
-        queries[str(rule.id)] = query.replace("SELECT * FROM logs", "SELECT rowid FROM logs", 1)
-    return queries, tuple(refused)
-
-
-def _sqlite_hits(docs: list[dict[str, Any]]) -> set[tuple[str, int]]:
-    db = sqlite3.connect(":memory:")
-    db.create_function("REGEXP", 2, lambda p, v: v is not None and re.search(p, str(v)) is not None)
-    rows = [_flatten(d) for d in docs]
-    columns = sorted({c for r in rows for c in r})
-    db.execute("CREATE TABLE logs (" + ", ".join(f'"{c}" TEXT COLLATE NOCASE' for c in columns) + ")")
-    for i, row in enumerate(rows, start=1):
-        names = ", ".join(["rowid", *(f'"{c}"' for c in row)])
-        db.execute(
-            f"INSERT INTO logs ({names}) VALUES ({', '.join('?' * (len(row) + 1))})", [i, *row.values()]
-        )
-    found: set[tuple[str, int]] = set()
-    for rule_id, query in _queries()[0].items():
-        while True:
-            try:
-                found.update((rule_id, rowid - 1) for (rowid,) in db.execute(query))
-                break
-            except sqlite3.OperationalError as e:  # a field no event has: an empty column
-                missing = re.match(r"no such column: (.+)$", str(e))
-                if not missing:
-                    raise
-                db.execute(f'ALTER TABLE logs ADD COLUMN "{missing.group(1).strip("`")}" TEXT COLLATE NOCASE')
-    return found
+@pytest.fixture(scope="module")
+def pack() -> EngineVsSQLite:
+    return EngineVsSQLite(K8S_RULES, evaluation_pipeline)
 
 
 def _events() -> list[dict[str, Any]]:
@@ -101,7 +37,7 @@ def _events() -> list[dict[str, Any]]:
                 continue
             docs.append(complete_audit_event(case.event, f"{path.stem}/{case.name}"))
     docs.extend(generate(3, 2000, attack_ratio=0.05))
-    for trace in sorted(FALCO.glob("*.json")):
+    for trace in sorted(FALCO_TRACES.glob("*.json")):
         for line in trace.read_text().splitlines():
             doc = json.loads(line) if line.strip() else None
             if isinstance(doc, dict) and doc.get("kind") == "Event":
@@ -109,34 +45,13 @@ def _events() -> list[dict[str, Any]]:
     return docs
 
 
-def _comparable(fields: set[str], doc: dict[str, Any]) -> bool:
-    for f in fields:
-        x = resolve(doc, split_path(f))
-        if x.__class__ is tuple or x.__class__ is dict:
-            return False
-    return True
+def test_most_of_the_pack_converts_to_sql(pack: EngineVsSQLite) -> None:
+    assert len(pack.oracle.rule_ids) >= len(K8S_RULES) - 3, pack.oracle.refused
 
 
-def test_most_of_the_pack_converts_to_sql() -> None:
-    queries, refused = _queries()
-    assert len(queries) >= len(K8S_RULES) - 3, refused
-
-
-def test_engine_and_sqlite_agree_on_the_pack() -> None:
-    from kubesigma.detections.engine.analysis import field_names
-    from kubesigma.detections.engine.ir import KEYWORD
-
-    ruleset = RuleSet.load(K8S_RULES)
-    fields = {c.info.id: field_names(c.ir) - {KEYWORD} for c in ruleset._compiled}
-    docs = _events()
-    queries, _ = _queries()
-    keep = {(rid, i) for rid in queries for i, d in enumerate(docs) if _comparable(fields[rid], d)}
-    mine = {(r.id, i) for i, d in enumerate(docs) for r in ruleset.match_document(KUBERNETES_AUDIT, d)} & keep
-    # The outcome is checked once per event, not in the rules' SQL: the same check on the oracle's hits.
-    success_only = {r.id for r in ruleset.rules if r.success_only}
-    succeeded = profile_of(KUBERNETES_AUDIT).succeeded
-    theirs = {(r, i) for r, i in _sqlite_hits(docs) if r not in success_only or succeeded(docs[i])} & keep
-    titles = {r.id: r.title for r in ruleset.rules}
+def test_engine_and_sqlite_agree_on_the_pack(pack: EngineVsSQLite) -> None:
+    mine, theirs, _ = pack.compare(_events())
+    titles = {r.id: r.title for r in pack.engine.rules}
     only_mine = sorted({titles[r] for r, _ in mine - theirs})
     only_theirs = sorted({titles[r] for r, _ in theirs - mine})
     assert (only_mine, only_theirs) == ([], []), (len(mine), len(theirs))

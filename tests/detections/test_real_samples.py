@@ -9,15 +9,15 @@ import orjson
 
 from kubesigma.connectors.formats import decode_value
 from kubesigma.connectors.model import AuditEvent, Source
+from support.paths import FORMAT_SAMPLES, SHIPPED_RULES
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = (ROOT.parent / "shared" / "datasets" / "format-samples").resolve()
+SAMPLES = FORMAT_SAMPLES
 
 
 def _fired(name: str) -> list[tuple[str, set[str]]]:
     from kubesigma.detections.engine import RuleSet
 
-    ruleset = RuleSet.load([ROOT / "detections" / "rules"])
+    ruleset = RuleSet.load([SHIPPED_RULES])
     out = []
     for n, line in enumerate((SAMPLES / name).read_bytes().splitlines(), 1):
         if not line.strip():

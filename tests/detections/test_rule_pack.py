@@ -16,9 +16,9 @@ import yaml
 
 from kubesigma.detections import attack, frameworks
 from kubesigma.detections.rule_tests import TESTS_DIR
+from support.paths import SHIPPED_RULES
 
-ROOT = Path(__file__).resolve().parents[2]
-RULES_DIR = ROOT / "detections" / "rules"
+RULES_DIR = SHIPPED_RULES
 RULE_FILES = sorted(RULES_DIR.rglob("*.yml"))
 FOLDERS = {
     ("kubernetes", "audit"): "kubernetes/audit",

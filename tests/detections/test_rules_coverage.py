@@ -11,9 +11,9 @@ import yaml
 from kubesigma.detections.policy_coverage import Policy, PolicyError, Request, analyse
 from kubesigma.detections.rule_tests import RULES_DIR
 from kubesigma.pipeline.commands.rules_coverage import run_coverage
+from support.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_POLICY = ROOT / "docs" / "audit-policy.yaml"
+SHIPPED_POLICY = REPO / "docs" / "audit-policy.yaml"
 K8S_RULES = sorted((RULES_DIR / "kubernetes" / "audit").glob("*.yml"))
 
 
