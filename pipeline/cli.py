@@ -172,17 +172,33 @@ def _rules(args: argparse.Namespace) -> int:
     return run_export(args.paths, args.fmt, args.out)
 
 
-def _run_help() -> int:
+def run_parser() -> argparse.ArgumentParser:
+    """The options kubesigma itself declares for `kubesigma run` (Beam's own are accepted too, not listed):
+    what `--help` prints and what the Dataflow Flex Template declares (pipeline/commands/flex_template.py).
+    Every PipelineOptions class of a kubesigma module counts, so a new options class is listed as soon as
+    the job imports it."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    import kubesigma.pipeline.run  # noqa: F401  (imports every module that declares options of the job)
     from kubesigma.pipeline.options import KubesigmaOptions
 
+    found: list[type] = []
+    stack = list(PipelineOptions.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        if cls.__module__.startswith("kubesigma") and cls not in found:
+            found.append(cls)
+        stack.extend(cls.__subclasses__())
+    # The job's own options first, then the others by module, so the listing is stable.
+    found.sort(key=lambda cls: (cls is not KubesigmaOptions, cls.__module__, cls.__name__))
     parser = argparse.ArgumentParser(prog="kubesigma run", usage=RUN_USAGE)
-    KubesigmaOptions._add_argparse_args(parser)
-    for cls in PipelineOptions.__subclasses__():
-        if cls.__module__.startswith("kubesigma") and cls is not KubesigmaOptions:
-            cls._add_argparse_args(parser)  # type: ignore[arg-type]
-    parser.print_help()
+    for cls in found:
+        cls._add_argparse_args(parser)  # type: ignore[attr-defined]
+    return parser
+
+
+def _run_help() -> int:
+    run_parser().print_help()
     print("\nAny Beam pipeline option is accepted too (--runner, --streaming, --project, ...).")
     return 0
 
