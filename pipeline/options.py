@@ -144,9 +144,8 @@ class KubesigmaOptions(PipelineOptions):
 
 def validate_args(argv: Sequence[str]) -> None:
     """Reject options no PipelineOptions class knows (Beam itself only warns and drops them)."""
-    # The job's module imports every options class it reads (Elasticsearch's among them): without it,
-    # what is accepted would depend on what the caller happened to import first.
-    import kubesigma.pipeline.run  # noqa: F401
+    # Every options class of the job must be declared, whatever the caller happened to import first.
+    from kubesigma.connectors.sinks import es_config  # noqa: F401  (ElasticsearchOptions)
 
     parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
     seen: set[type] = set()
