@@ -47,7 +47,12 @@ PATTERNS = {
 }
 # A streaming job from Pub/Sub cannot start without these (`kubesigma run` refuses to).
 REQUIRED = frozenset({"pubsub_subscription", "alerts_out", "dead_letter"})
-GROUPS = (("es_", "Elasticsearch"), ("pubsub_", "Source"), ("alerts_out", "Outputs"), ("dead_letter", "Outputs"))
+GROUPS = (
+    ("es_", "Elasticsearch"),
+    ("pubsub_", "Source"),
+    ("alerts_out", "Outputs"),
+    ("dead_letter", "Outputs"),
+)
 WORDS = {"es": "Elasticsearch", "pubsub": "Pub/Sub", "url": "URL", "api": "API", "ca": "CA", "id": "ID"}
 
 
