@@ -75,11 +75,29 @@ def _parser() -> argparse.ArgumentParser:
     retention = es_sub.add_parser("retention", help="delete date-named indices older than N days")
     retention.add_argument("--keep-days", type=int, required=True)
     retention.epilog = "Elasticsearch options (--es-url, --es-ca-certs, ...) as for `kubesigma run`."
+    setup = es_sub.add_parser(
+        "setup",
+        help="install or update kubesigma's templates, lifecycle policies and writer role (idempotent)",
+    )
+    setup.add_argument("--check", action="store_true", help="change nothing; exit 1 if something differs")
+    setup.epilog = (
+        "Elasticsearch options (--es-url, --es-ca-certs, --es-index-events, ...) as for `kubesigma run`."
+    )
+    es_sub.add_parser("writer-role", help="print the role descriptor of the job's identity (JSON)")
 
     kibana = sub.add_parser("kibana", help="Kibana saved objects")
     kibana_sub = kibana.add_subparsers(dest="kibana_command", required=True, metavar="ACTION")
     kexport = kibana_sub.add_parser("export", help="write the data view, dashboard and saved searches")
     kexport.add_argument("--out", default="-")
+    kimport = kibana_sub.add_parser("import", help="import the saved objects Kibana lacks or holds otherwise")
+    kimport.add_argument("--kibana-url", required=True, help="http(s)://host:port of Kibana")
+    kimport.add_argument("--kibana-space", help="Kibana space (default: the default space)")
+    kimport.add_argument("--kibana-ca-certs", help="PEM of the CA that signed Kibana's certificate")
+    kimport.add_argument(
+        "--kibana-api-key-file", help="file holding a Kibana API key (else KUBESIGMA_KIBANA_API_KEY)"
+    )
+    kimport.add_argument("--es-index-prefix", default="kubesigma", help="index prefix the data views match")
+    kimport.add_argument("--check", action="store_true", help="change nothing; exit 1 if something differs")
     return parser
 
 
@@ -144,13 +162,19 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.cluster, args.region, args.since, args.until, args.out, args.checkpoint
         )
     if args.command == "es":
-        from kubesigma.pipeline.commands.es import run_retention
+        from kubesigma.pipeline.commands import es
 
-        return run_retention(args.keep_days, args.extra)
+        if args.es_command == "setup":
+            return es.run_setup(args.check, args.extra)
+        if args.es_command == "writer-role":
+            return es.run_writer_role(args.extra)
+        return es.run_retention(args.keep_days, args.extra)
     if args.command == "kibana":
-        from kubesigma.pipeline.commands.es import run_kibana_export
+        from kubesigma.pipeline.commands import es
 
-        return run_kibana_export(args.out)
+        if args.kibana_command == "import":
+            return es.run_kibana_import(args)
+        return es.run_kibana_export(args.out)
     raise AssertionError(args.command)
 
 
