@@ -27,6 +27,7 @@ TACTICS: dict[str, tuple[str, str]] = {
 
 # Technique id -> (name, tactics it belongs to).
 TECHNIQUES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "T1005": ("Data from Local System", ("collection",)),
     "T1046": ("Network Service Discovery", ("discovery",)),
     "T1053.007": (
         "Scheduled Task/Job: Container Orchestration Job",

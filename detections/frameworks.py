@@ -77,7 +77,6 @@ MTMK_OUT_OF_SCOPE: dict[str, str] = {
     "MS-TA9036": "layer-2 traffic; needs network telemetry",
     "MS-TA9037": "image pulls by the kubelet are not API requests",
     "MS-TA9040": "needs resource metrics, not audit records",
-    "MS-TA9041": "kubectl cp is an exec (covered by the exec rules) but its payload is not audited",
 }
 
 # OWASP Kubernetes Top 10 (2022): item -> name.

@@ -34,6 +34,11 @@ from sigma.types import SigmaString, SpecialChars
 
 from kubesigma.connectors.model.logsources import PROFILES
 from kubesigma.detections.lists import LISTS_DIR, load_value_lists
+from kubesigma.detections.normalized import (
+    ExecCommandTransformation,
+    OutcomeFieldTransformation,
+    OutcomeGateTransformation,
+)
 
 DECISION_FIELD = "annotations.authorization.k8s.io/decision"
 
@@ -152,6 +157,13 @@ def _mapping_items() -> list[ProcessingItem]:
             identifier="kubesigma_value_lists",
             transformation=ValueListPlaceholderTransformation(),
         ),
+        # Normalized fields (detections/normalized.py).
+        ProcessingItem(identifier="kubesigma_outcome_field", transformation=OutcomeFieldTransformation()),
+        ProcessingItem(
+            identifier="kubesigma_exec_command",
+            transformation=ExecCommandTransformation(),
+            rule_conditions=[k8s()],
+        ),
     ]
 
 
@@ -180,9 +192,12 @@ def kubesigma_pipeline() -> ProcessingPipeline:
         )
         for (product, service), prefix in INDEX_PREFIXES.items()
     ]
+    # Queries see every record, refused ones too: rules about something done say so in the query (the
+    # engine checks it per event). First, as it looks for rules that name the outcome themselves.
+    gate = ProcessingItem(identifier="kubesigma_outcome_gate", transformation=OutcomeGateTransformation())
     return ProcessingPipeline(
         name="kubesigma (alert index fields)",
         priority=20,
-        items=[*_mapping_items(), *prefix_items],
+        items=[gate, *_mapping_items(), *prefix_items],
         vars=dict(load_value_lists((LISTS_DIR,))),
     )

@@ -229,7 +229,7 @@ def deliveries(logsource: str, record: dict[str, Any]) -> Iterator[tuple[str, An
     """The record as each format of its logsource delivers it."""
     if logsource == "kubernetes/audit":
         yield "native", record
-        yield "gke", delivery.as_gke_logentry(record)
+        yield "gke", delivery.as_gke_logentry(record, as_written=True)
         yield "eks", delivery.as_cloudwatch_envelope([record])
     elif logsource == "aws/cloudtrail":
         yield "native", record
@@ -267,7 +267,60 @@ def matches(ruleset: RuleSet, info: RuleInfo, event: AuditEvent) -> list[RuleInf
     return out
 
 
-def run_rule_cases(ruleset: RuleSet, info: RuleInfo, cases: Sequence[Case], outcome: Outcome) -> None:
+# How a refused request looks where the authorizer refused it, and where admission did (a 403 the
+# authorizer had allowed: PodSecurity, policy webhooks; GKE keeps such a refusal in the response only).
+REFUSALS: dict[str, dict[str, Any]] = {
+    "refused by the authorizer": {
+        "responseStatus": {"metadata": {}, "status": "Failure", "reason": "Forbidden", "code": 403},
+        "annotations": {"authorization.k8s.io/decision": "forbid", "authorization.k8s.io/reason": ""},
+    },
+    "refused by admission": {
+        "responseStatus": {"metadata": {}, "status": "Failure", "reason": "Forbidden", "code": 403},
+        "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""},
+    },
+}
+
+
+def refused(record: dict[str, Any], how: str) -> dict[str, Any]:
+    """A completed audit Event as if the API server had refused the request (`how`: a REFUSALS key)."""
+    out = copy.deepcopy(record)
+    out.update(copy.deepcopy(REFUSALS[how]))
+    out["auditID"] = _stable_uuid(out["auditID"], how)
+    return out
+
+
+def dry_run(record: dict[str, Any]) -> dict[str, Any]:
+    """A completed audit Event as the same request made with `--dry-run=server` (`dryRun=All`)."""
+    out = copy.deepcopy(record)
+    uri = str(out.get("requestURI", ""))
+    out["requestURI"] = uri + ("&" if "?" in uri else "?") + "dryRun=All"
+    out["auditID"] = _stable_uuid(out["auditID"], "dry run")
+    return out
+
+
+def _refused_deliveries(record: dict[str, Any], how: str) -> Iterator[tuple[str, Any]]:
+    for fmt, value in deliveries("kubernetes/audit", record):
+        if fmt == "gke" and how == "refused by admission":
+            # GKE: no status, the authorizer's grant, and the failure Status as the response.
+            payload = value["protoPayload"]
+            payload["status"] = {}
+            for check in payload.get("authorizationInfo", []):
+                check["granted"] = True
+            payload["response"] = {"@type": "core.k8s.io/v1.Status", **REFUSALS[how]["responseStatus"]}
+        yield fmt, value
+
+
+def run_rule_cases(
+    ruleset: RuleSet,
+    info: RuleInfo,
+    cases: Sequence[Case],
+    outcome: Outcome,
+    *,
+    success_only: bool = False,
+) -> None:
+    """Deliver each case in every format and check the rule's verdict. With `success_only` (a rule
+    about something done: detections/normalized.py), every `match` case is also delivered as refused,
+    by the authorizer and by admission, and as a dry run, and must then raise nothing."""
     key = _logsource_key(info)
     complete = COMPLETERS.get(key)
     if complete is None:
@@ -283,20 +336,49 @@ def run_rule_cases(ruleset: RuleSet, info: RuleInfo, cases: Sequence[Case], outc
             )
             continue
         record = complete(case.event, f"{case.rule_stem}/{case.expect}/{case.name}")
-        for fmt, value in deliveries(key, record):
-            if case.formats is not None and fmt not in case.formats:
-                continue
-            outcome.deliveries += 1
-            events, problems = decode(value, f"{case.path.name}:{case.name}:{fmt}")
-            label = f"rule {info.title!r} ({Path(info.path).name}) {case.expect} '{case.name}' [{fmt}]"
-            if problems or not events:
-                outcome.failures.append(f"{label}: not decoded: {'; '.join(problems) or 'no event'}")
-                continue
-            hit = any(info.id in {r.id for r in matches(ruleset, info, e)} for e in events)
-            if case.expect == "match" and not hit:
-                outcome.failures.append(f"MISS {label}: expected an alert, got none")
-            elif case.expect == "no_match" and hit:
-                outcome.failures.append(f"FALSE HIT {label}: expected no alert, got one")
+        variants: list[tuple[str, str, Iterator[tuple[str, Any]]]] = [
+            (case.name, case.expect, deliveries(key, record))
+        ]
+        if success_only and case.expect == "match" and key == "kubernetes/audit":
+            variants += [
+                (f"{case.name}, {how}", "no_match", _refused_deliveries(refused(record, how), how))
+                for how in REFUSALS
+            ]
+            # A dry run changes nothing; GKE keeps no query string, so only native and EKS can tell.
+            variants.append(
+                (
+                    f"{case.name}, as a dry run",
+                    "no_match",
+                    ((f, v) for f, v in deliveries(key, dry_run(record)) if f != "gke"),
+                )
+            )
+        for name, expect, delivered in variants:
+            _check(ruleset, info, case, name, expect, delivered, outcome)
+
+
+def _check(
+    ruleset: RuleSet,
+    info: RuleInfo,
+    case: Case,
+    name: str,
+    expect: str,
+    delivered: Iterator[tuple[str, Any]],
+    outcome: Outcome,
+) -> None:
+    for fmt, value in delivered:
+        if case.formats is not None and fmt not in case.formats:
+            continue
+        outcome.deliveries += 1
+        events, problems = decode(value, f"{case.path.name}:{name}:{fmt}")
+        label = f"rule {info.title!r} ({Path(info.path).name}) {expect} '{name}' [{fmt}]"
+        if problems or not events:
+            outcome.failures.append(f"{label}: not decoded: {'; '.join(problems) or 'no event'}")
+            continue
+        hit = any(info.id in {r.id for r in matches(ruleset, info, e)} for e in events)
+        if expect == "match" and not hit:
+            outcome.failures.append(f"MISS {label}: expected an alert, got none")
+        elif expect == "no_match" and hit:
+            outcome.failures.append(f"FALSE HIT {label}: expected no alert, got one")
 
 
 def run_tests(paths: Sequence[str | Path], tests_dir: Path = TESTS_DIR) -> Outcome:
@@ -320,5 +402,5 @@ def run_tests(paths: Sequence[str | Path], tests_dir: Path = TESTS_DIR) -> Outco
         except CaseFileError as e:
             outcome.failures.append(str(e))
             continue
-        run_rule_cases(ruleset, info, cases, outcome)
+        run_rule_cases(ruleset, info, cases, outcome, success_only=info.success_only)
     return outcome

@@ -1,23 +1,28 @@
 """From matches and correlation hits to alerts: candidates (what suppression decides on), then ECS documents.
 
     (matches, hits) | ToCandidates(plan) → Candidate           (one per alert, at its event time)
+    candidates | OnePerRequest(bounded) → Candidate              (one per rule and request)
     candidates | CandidateAlerts(soft_limit, plan) → alert documents
-    matches | ToAlerts(soft_limit) → alert documents           (nothing correlates or suppresses)
 
 Each alert's id is computed once, where the alert comes to be, by the id functions of the model: a
-single-event alert's here, a correlation's when its window fires (`Firing.alert_id`), a follow-up's
-when its run of repeats closes (suppress.py). Documents take the id they are given.
+single-event alert's here (from the rule and the request, so every stage of one request gives the same
+id), a correlation's when its window fires (`Firing.alert_id`), a follow-up's when its run of repeats
+closes (suppress.py). Documents take the id they are given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.coders import BytesCoder
 from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.transforms.window import TimestampedValue
 
 from kubesigma.connectors.model import AuditEvent, RuleInfo
@@ -25,6 +30,7 @@ from kubesigma.connectors.model.alert import Suppression, alert_document, match_
 from kubesigma.detections.correlation import CorrelationPlan, correlation_fields
 from kubesigma.detections.suppression import suppression_group
 from kubesigma.pipeline.correlate import CorrelationHit
+from kubesigma.pipeline.event_time import timer_at
 from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS
 from kubesigma.pipeline.transforms import Match
 
@@ -115,32 +121,98 @@ class CandidateAlerts(beam.PTransform):
         return candidates | "Alert" >> beam.ParDo(_CandidateToAlert(self.soft_limit, self.plan))
 
 
-class _ToAlert(beam.DoFn):
-    def __init__(self, soft_limit: int) -> None:
-        self.soft_limit = soft_limit
+# Stage order of one request's records: the earliest stage speaks for the request (a long-running
+# request's ResponseStarted comes when it starts; its ResponseComplete may come hours later).
+_STAGES = {"RequestReceived": 0, "ResponseStarted": 1, "ResponseComplete": 2, "Panic": 3}
+# How long after a request's event time its other stages may still come: an exec or port-forward
+# session writes ResponseComplete when it ends, with the time the request was received.
+REQUEST_HORIZON = 24 * 3600.0
+
+
+def first_of_request(candidate: Candidate) -> tuple[float, int, str]:
+    """Which of one request's candidates speaks for it: the earliest in event time, then stage."""
+    stage = candidate.event.document.get("stage")
+    return (candidate.time, _STAGES.get(stage, 4) if isinstance(stage, str) else 4, candidate.event.identity)
+
+
+def _single_keyed(candidate: Candidate) -> Iterator[tuple[str, Candidate]]:
+    if candidate.hit is None:
+        yield candidate.alert_id, candidate
+
+
+def _is_correlation(candidate: Candidate) -> bool:
+    return candidate.hit is not None
+
+
+class _FirstOfRequestGrouped(beam.DoFn):
+    """Bounded input: a request's candidates all at once; the first of them, the rest counted."""
 
     def setup(self) -> None:
-        self.alerts = Metrics.counter(NAMESPACE, "alerts")
+        self.repeated = Metrics.counter(NAMESPACE, "request_stages_merged")
 
-    def process(self, matches: list[Match]) -> Iterator[TimestampedValue]:
-        self.alerts.inc(len(matches))
-        for rule, event in matches:
-            # Each alert at its event's time (streaming output files are cut by event time).
-            yield TimestampedValue(
-                alert_document(
-                    rule, event, alert_id=match_alert_id(rule.id, event), soft_limit=self.soft_limit
-                ),
-                event.time,
-            )
+    def process(self, element: tuple[str, Iterable[Candidate]]) -> Iterator[TimestampedValue]:
+        _, candidates = element
+        best: Candidate | None = None
+        n = 0
+        for candidate in candidates:
+            n += 1
+            if best is None or first_of_request(candidate) < first_of_request(best):
+                best = candidate
+        if best is not None:
+            if n > 1:
+                self.repeated.inc(n - 1)
+            yield TimestampedValue(best, best.time)
 
 
-class ToAlerts(beam.PTransform):
-    """Batches of (rule, event) matches → ECS alert documents, redacted, one per match: the whole path
-    from matches to documents when no rule correlates and nothing is suppressed (no candidates)."""
+class _FirstOfRequestStreamed(beam.DoFn):
+    """Unbounded input, per request and rule: the first candidate to arrive goes on; any later stage of
+    the same request is dropped (its alert would carry the same id) until the horizon has passed."""
 
-    def __init__(self, soft_limit: int) -> None:
+    SEEN = ReadModifyWriteStateSpec("seen", BytesCoder())
+    FORGET = TimerSpec("forget", TimeDomain.WATERMARK)
+
+    def setup(self) -> None:
+        self.repeated = Metrics.counter(NAMESPACE, "request_stages_merged")
+
+    def process(
+        self,
+        element: tuple[str, Candidate],
+        seen=beam.DoFn.StateParam(SEEN),
+        forget=beam.DoFn.TimerParam(FORGET),
+    ) -> Iterator[TimestampedValue]:
+        _, candidate = element
+        if seen.read() is not None:
+            self.repeated.inc()
+            return
+        seen.write(b"1")
+        forget.set(timer_at(candidate.time + REQUEST_HORIZON))
+        yield TimestampedValue(candidate, candidate.time)
+
+    @on_timer(FORGET)
+    def on_forget(self, seen=beam.DoFn.StateParam(SEEN)) -> None:
+        seen.clear()
+
+
+class OnePerRequest(beam.PTransform):
+    """Alert candidates → one per rule and request: kube-apiserver writes a long-running request (exec,
+    attach, port-forward, watch) when its response starts and again when it completes, GKE as two entries
+    of one operation; their single-event candidates share the alert id (rule and request). Correlation
+    candidates are one per firing already and pass by. Bounded input groups by alert id; unbounded keeps,
+    per alert id, that it went out, for `REQUEST_HORIZON` of event time."""
+
+    def __init__(self, bounded: bool | None = None) -> None:
         super().__init__()
-        self.soft_limit = soft_limit
+        self.bounded = bounded
 
-    def expand(self, matches: pvalue.PCollection) -> pvalue.PCollection:
-        return matches | "Alert" >> beam.ParDo(_ToAlert(self.soft_limit))
+    def expand(self, candidates: pvalue.PCollection) -> pvalue.PCollection:
+        bounded = self.bounded
+        if bounded is None:
+            streaming = candidates.pipeline.options.view_as(StandardOptions).streaming
+            bounded = bool(candidates.is_bounded) and not streaming
+        keyed = candidates | "ByRequest" >> beam.FlatMap(_single_keyed).with_output_types(tuple[str, Any])
+        correlations = candidates | "Correlations" >> beam.Filter(_is_correlation)
+        if bounded:
+            first = keyed | "Stages" >> beam.GroupByKey() | "First" >> beam.ParDo(_FirstOfRequestGrouped())
+        else:
+            first = keyed | "First" >> beam.ParDo(_FirstOfRequestStreamed())
+        return (first, correlations) | "OnePerRequest" >> beam.Flatten()

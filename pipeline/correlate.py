@@ -143,7 +143,10 @@ class _Route(beam.DoFn):
                 routes = self._routes(rule.id)
                 if routes:
                     doc = event.view(rule.logsource)[1]
-                    self._add(routes, rule.id, doc, event.time, event.identity, event.event_id, event, frozen)
+                    # A request counts once: its stages share the request's id.
+                    self._add(
+                        routes, rule.id, doc, event.time, event.request_id, event.event_id, event, frozen
+                    )
         if self.buffered >= ROUTE_BUFFER:
             for key, earliest, value in self._drain():
                 yield TimestampedValue((key, value), earliest)
@@ -390,7 +393,7 @@ class _CorrelateGroups(_Hits, beam.DoFn):
             self._remember(spec, meta, c, event)
         yield from self._hits(window.advance(spec, meta.group, now), meta.last_event)
         self.state_events.update(len(window))
-        if not window.events and meta.flush_at is None:  # nothing counted, nothing pending
+        if window.is_empty() and meta.flush_at is None:  # nothing counted, nothing pending
             window_state.clear()
             if expiring and meta.gc:
                 meta_state.clear()  # nothing can change any more, lateness included: forget the group

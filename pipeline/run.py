@@ -20,7 +20,7 @@ from kubesigma.connectors.sinks.es_indices import install_templates
 from kubesigma.connectors.sinks.jsonlines import WriteJsonLines, WriteJsonLinesWindowed, dead_letter_documents
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
-from kubesigma.pipeline.alerts import CandidateAlerts, ToAlerts, ToCandidates
+from kubesigma.pipeline.alerts import CandidateAlerts, OnePerRequest, ToCandidates
 from kubesigma.pipeline.correlate import Correlate
 from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS, MeasureLag
 from kubesigma.pipeline.options import (
@@ -47,6 +47,7 @@ COUNTERS = (
     "correlation_fired",
     "alerts_folded",
     "late_dropped",
+    "request_stages_merged",
 )
 
 
@@ -148,14 +149,11 @@ def build(
     plan = compile_correlations(rules)
     window = effective_suppress_window(options, streaming)
     allowed_lateness = duration_option(options, "allowed_lateness")
-    if not plan and window is None:
-        alerts = matches | "ToAlerts" >> ToAlerts(limits.soft)  # one alert per match
-    else:
-        hits = matches | "Correlate" >> Correlate(plan, allowed_lateness)
-        candidates = (matches, hits) | "Candidates" >> ToCandidates(plan)
-        if window is not None:
-            candidates = candidates | "Suppress" >> Suppress(window)
-        alerts = candidates | "Alerts" >> CandidateAlerts(limits.soft, plan)
+    hits = matches | "Correlate" >> Correlate(plan, allowed_lateness)
+    candidates = (matches, hits) | "Candidates" >> ToCandidates(plan) | "OnePerRequest" >> OnePerRequest()
+    if window is not None:
+        candidates = candidates | "Suppress" >> Suppress(window)
+    alerts = candidates | "Alerts" >> CandidateAlerts(limits.soft, plan)
     if streaming:
         # A document may trail the watermark by the allowed lateness (late events still correlate) plus a
         # suppression window (follow-ups are known when it closes).

@@ -100,6 +100,7 @@ def cloudtrail_event(
         user_name=_user_name(identity),
         source_ip=source_ip,
         user_agent=_text(record.get("userAgent")),
+        request=event_id,
     )
 
 

@@ -68,7 +68,14 @@ def _decode(entry: Any, source: Source, size: int, raw: bytes, ctx: DecodeContex
         user_name=_text(auth.get("principalEmail")) if isinstance(auth, dict) else None,
         source_ip=_text(metadata.get("callerIp")) or _text(metadata.get("callerIP")),
         user_agent=_text(metadata.get("callerSuppliedUserAgent")),
+        request=_operation_id(entry) or insert_id,
     )
+
+
+def _operation_id(entry: dict[str, Any]) -> str | None:
+    """A long-running operation's id: its start and its end are entries of one request."""
+    operation = entry.get("operation")
+    return _text(operation.get("id")) if isinstance(operation, dict) else None
 
 
 register(Format("gcp-audit-logentry", is_gcp_audit_entry, _decode, priority=45))

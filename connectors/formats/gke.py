@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kubesigma.connectors.formats import DecodeContext, Format, Outcome, register
-from kubesigma.connectors.formats.kubernetes import audit_event
+from kubesigma.connectors.formats.kubernetes import audit_event, content_id
 from kubesigma.connectors.model import GCP_AUDIT, Cloud, DeadLetter, Source
 
 # google.rpc.Code → the HTTP status the API server answered with (the mapping of google/rpc/code.proto).
@@ -49,19 +49,26 @@ _VERSION = re.compile(r"v\d+((alpha|beta)\d+)?")
 _ZONE = re.compile(r"([a-z]+-[a-z]+\d+)-[a-z]")
 # Namespace subresources of the namespace object itself (k8s RequestInfo: /namespaces/<ns>/status).
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
+# First segments of non-resource paths that look like <group>/<version>/...: /openid/v1/jwks.
+_NON_RESOURCE_ROOTS = frozenset({"api", "apis", "openid", ".well-known", "openapi", "logs", "metrics"})
+# Subresources of upgraded connections: a success is 101, as kube-apiserver writes it.
+_CONNECT_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
 
 
 def is_gke_audit_entry(value: Any) -> bool:
+    """The service name says it: Cloud Logging writes `resource.type: k8s_cluster` beside it, but
+    copies of entries (exports, test corpora) do not always keep the resource."""
     if type(value) is not dict:
         return False
     payload = value.get("protoPayload")
-    resource = value.get("resource")
-    return (
-        type(payload) is dict
-        and payload.get("serviceName") == "k8s.io"
-        and type(resource) is dict
-        and resource.get("type") == "k8s_cluster"
-    )
+    return type(payload) is dict and payload.get("serviceName") == "k8s.io"
+
+
+DECISION = "authorization.k8s.io/decision"
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def region_of(location: str | None) -> str | None:
@@ -91,7 +98,7 @@ def _object_ref(resource_name: str) -> tuple[dict[str, Any] | None, str]:
     """objectRef and requestURI of a GKE resourceName (`<group>/<version>/[namespaces/<ns>/]<resource>[/<name>[/<sub>]]`,
     group `core` for the legacy API); non-resource paths (`readyz`, `api/v1`) give no objectRef."""
     parts = [p for p in resource_name.split("/") if p]
-    if len(parts) < 3 or not _VERSION.fullmatch(parts[1]):
+    if len(parts) < 3 or not _VERSION.fullmatch(parts[1]) or parts[0] in _NON_RESOURCE_ROOTS:
         return None, "/" + resource_name.lstrip("/")
     group, version, rest = parts[0], parts[1], parts[2:]
     api_group = "" if group == "core" else group
@@ -123,17 +130,50 @@ def _without_type(obj: Any) -> Any:
     return obj
 
 
-def _response_status(status: Any) -> dict[str, Any]:
+def _granted(payload: dict[str, Any]) -> bool | None:
+    """The authorizer's verdict from `authorizationInfo[].granted`: False when any check was refused."""
+    checks = payload.get("authorizationInfo")
+    verdicts = [c.get("granted") for c in checks if isinstance(c, dict)] if isinstance(checks, list) else []
+    verdicts = [v for v in verdicts if isinstance(v, bool)]
+    return all(verdicts) if verdicts else None
+
+
+def _failed_response(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """A Kubernetes Status of failure returned as the response: where GKE records refusals admission
+    made (Binary Authorization, policy webhooks) when `status` says nothing."""
+    response = payload.get("response")
+    if not isinstance(response, dict) or response.get("status") != "Failure":
+        return None
+    return response
+
+
+def _response_status(payload: dict[str, Any], connect: bool) -> dict[str, Any]:
+    """The response status the API server answered with, from what GKE kept of it: `status` (a
+    google.rpc.Status: `{}` is success), else a failure Status in `response`, else a refusal in
+    `authorizationInfo`."""
+    status = payload.get("status")
     code = status.get("code", 0) if isinstance(status, dict) else 0
-    if not isinstance(code, int):
+    if not isinstance(code, int) or isinstance(code, bool):
         code = 2
+    message = status.get("message") if isinstance(status, dict) else None
     http = GRPC_TO_HTTP.get(code, 500)
+    failed = _failed_response(payload)
+    if http < 400 and failed is not None:
+        answered = failed.get("code")
+        http = answered if isinstance(answered, int) and answered >= 400 else 403
+        message = failed.get("message")
+    elif http < 400 and _granted(payload) is False:
+        http = 403
+    elif http < 400 and connect:
+        http = 101  # exec, attach, port-forward: the connection was upgraded
     out: dict[str, Any] = {"metadata": {}, "code": http}
     if http >= 400:
         out["status"] = "Failure"
-        if http in HTTP_REASON:
+        reason = failed.get("reason") if failed is not None else None
+        if isinstance(reason, str) and reason:
+            out["reason"] = reason
+        elif http in HTTP_REASON:
             out["reason"] = HTTP_REASON[http]
-        message = status.get("message") if isinstance(status, dict) else None
         if isinstance(message, str) and message:
             out["message"] = message
     return out
@@ -147,19 +187,24 @@ def synthesize_audit_event(entry: dict[str, Any]) -> dict[str, Any] | str:
         return "GKE audit LogEntry without protoPayload.methodName"
     timestamp = entry.get("timestamp")
     if not isinstance(timestamp, str):
-        return "GKE audit LogEntry without a timestamp"
+        timestamp = entry.get("receiveTimestamp")
+    if timestamp is not None and not isinstance(timestamp, str):
+        return "GKE audit LogEntry whose timestamp is not text"
     operation = entry.get("operation")
-    audit_id = operation.get("id") if isinstance(operation, dict) else None
+    operation = operation if isinstance(operation, dict) else {}
+    audit_id = operation.get("id")
     if not isinstance(audit_id, str) or not audit_id:
         audit_id = entry.get("insertId")
     if not isinstance(audit_id, str) or not audit_id:
-        return "GKE audit LogEntry without operation.id or insertId"
+        audit_id = content_id(entry, b"")  # a hand-made entry: it stands for its own request
+    # A long-running request (exec, watch) is two entries of one operation: its start and its end.
+    started = operation.get("first") is True and operation.get("last") is not True
     doc: dict[str, Any] = {
         "kind": "Event",
         "apiVersion": "audit.k8s.io/v1",
         "level": "RequestResponse" if "request" in payload or "response" in payload else "Metadata",
         "auditID": audit_id,
-        "stage": "ResponseComplete",
+        "stage": "ResponseStarted" if started else "ResponseComplete",
     }
     resource_name = payload.get("resourceName")
     ref, uri = (
@@ -170,9 +215,15 @@ def synthesize_audit_event(entry: dict[str, Any]) -> dict[str, Any] | str:
     doc["verb"] = _verb(method)
     auth = payload.get("authenticationInfo")
     if isinstance(auth, dict):
-        principal = auth.get("principalEmail") or auth.get("principalSubject")
-        if isinstance(principal, str):
+        principal = _text(auth.get("principalEmail")) or _text(auth.get("principalSubject"))
+        selector = _text(auth.get("authoritySelector"))
+        if principal is not None:
             doc["user"] = {"username": principal}
+            # An impersonating client: GKE names the impersonator and, here, whom it acts as.
+            if selector is not None and selector != principal:
+                doc["impersonatedUser"] = {"username": selector}
+        elif selector is not None:
+            doc["user"] = {"username": selector}
     metadata = payload.get("requestMetadata")
     if isinstance(metadata, dict):
         caller = metadata.get("callerIp") or metadata.get("callerIP")
@@ -183,17 +234,25 @@ def synthesize_audit_event(entry: dict[str, Any]) -> dict[str, Any] | str:
             doc["userAgent"] = agent
     if ref is not None:
         doc["objectRef"] = ref
-    doc["responseStatus"] = _response_status(payload.get("status"))
+    connect = ref is not None and ref.get("subresource") in _CONNECT_SUBRESOURCES
+    doc["responseStatus"] = _response_status(payload, connect)
     if "request" in payload:
         doc["requestObject"] = _without_type(payload["request"])
     if "response" in payload:
         doc["responseObject"] = _without_type(payload["response"])
-    doc["requestReceivedTimestamp"] = timestamp
-    doc["stageTimestamp"] = timestamp
+    if timestamp is not None:
+        doc["requestReceivedTimestamp"] = timestamp
+        doc["stageTimestamp"] = timestamp
     labels = entry.get("labels")
-    if isinstance(labels, dict) and labels:
-        # GKE writes the audit annotations (authorization decision and reason, deprecation, PSA) as labels.
-        doc["annotations"] = dict(labels)
+    # GKE writes the audit annotations (authorization decision and reason, deprecation, PSA) and the
+    # command of an exec (`command.gke.io/command`) as labels.
+    annotations = dict(labels) if isinstance(labels, dict) else {}
+    if DECISION not in annotations:
+        granted = _granted(payload)
+        if granted is not None:
+            annotations[DECISION] = "allow" if granted else "forbid"
+    if annotations:
+        doc["annotations"] = annotations
     return doc
 
 

@@ -38,8 +38,8 @@ def alert_id(rule_id: str, *identity: str) -> str:
 
 
 def match_alert_id(rule_id: str, event: AuditEvent) -> str:
-    """The id of a single-event rule's alert on this event."""
-    return document_id(rule_id, event.identity)
+    """The id of a single-event rule's alert on this event's request: the same for every stage of it."""
+    return document_id(rule_id, event.request_id)
 
 
 def group_text(group: tuple[str, ...]) -> str:

@@ -101,6 +101,14 @@ class AuditEvent:
     user_name: str | None = None
     source_ip: str | None = None
     user_agent: str | None = None
+    # The request the record is about (auditID; a GKE LogEntry's operation id): the records a request's
+    # stages produce share it, so it keys "one alert per request"; empty when the record is its own.
+    request: str = ""
+
+    @property
+    def request_id(self) -> str:
+        """The request's id, or the record's own when it names no request."""
+        return self.request or self.event_id
 
     @property
     def logsource(self) -> LogSource:
@@ -145,7 +153,7 @@ def event_to_bytes(event: AuditEvent) -> bytes:
         e.time, e.event_id, e.identity,
         (s.uri, s.line, s.offset, s.message_id, s.item),
         e.size, e.cluster, None if c is None else (c.provider, c.account_id, c.region),
-        e.truncated, e.user_name, e.source_ip, e.user_agent,
+        e.truncated, e.user_name, e.source_ip, e.user_agent, e.request,
     )  # fmt: skip
     try:
         return _JSON + orjson.dumps(flat, option=_STRICT)

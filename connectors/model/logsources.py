@@ -13,7 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubesigma.connectors.model.event import AWS_CLOUDTRAIL, GCP_AUDIT, KUBERNETES_AUDIT, LogSource
+from kubesigma.connectors.model.event import (
+    AWS_CLOUDTRAIL,
+    GCP_AUDIT,
+    KUBERNETES_AUDIT,
+    AuditEvent,
+    LogSource,
+)
 
 # A field's known sub-fields: None means "any sub-path" (a free-form object such as requestObject),
 # an empty set a leaf.
@@ -29,7 +35,10 @@ class LogSourceProfile:
     bulky: tuple[str, ...]
     # ECS `event.action` and `event.outcome` of a record.
     action: Callable[[dict[str, Any]], str | None]
-    outcome: Callable[[dict[str, Any]], str | None]
+    outcome: Callable[[dict[str, Any]], str]
+    # Whether the API server let the request happen: not refused or failed, decided, not a dry run.
+    # Rules about something done fire only then (detections/normalized.py holds the Sigma form).
+    succeeded: Callable[[dict[str, Any]], bool]
     # What a record acted on (a repeat of the same identity on the same object folds into one alert).
     object_of: Callable[[dict[str, Any]], str]
     # Fields a record carries at the top level, with their known sub-fields (`rules check` warnings).
@@ -68,11 +77,44 @@ def _get(doc: dict[str, Any], *path: str) -> Any:
     return doc
 
 
-def _status_outcome(doc: dict[str, Any]) -> str | None:
+# ECS `event.outcome` of a record. The Sigma side of the same answer, for rules, is in
+# detections/normalized.py; a test holds the two together.
+def _status_outcome(doc: dict[str, Any]) -> str:
+    """Kubernetes: refused or failed (a status of 400 or more, or the authorizer's forbid), else
+    succeeded when the API server answered (any other status), else unknown (written before it did)."""
     code = _get(doc, "responseStatus", "code")
-    if isinstance(code, int):
-        return "success" if code < 400 else "failure"
-    return None
+    numeric = isinstance(code, int) and not isinstance(code, bool)
+    if (numeric and code >= 400) or _get(doc, "annotations", "authorization.k8s.io/decision") == "forbid":
+        return "failure"
+    return "success" if numeric else "unknown"
+
+
+def _kubernetes_succeeded(doc: dict[str, Any]) -> bool:
+    if _status_outcome(doc) == "failure" or doc.get("stage") == "RequestReceived":
+        return False
+    uri = doc.get("requestURI")
+    return not (isinstance(uri, str) and "dryrun=" in uri.lower())
+
+
+def _gcp_outcome(doc: dict[str, Any]) -> str:
+    """GCP: a non-zero google.rpc code, a refused permission or a failure Status as the response."""
+    payload = doc.get("protoPayload")
+    if not isinstance(payload, dict):
+        return "unknown"
+    status = payload.get("status")
+    code = status.get("code") if isinstance(status, dict) else None
+    checks = payload.get("authorizationInfo")
+    refused = isinstance(checks, list) and any(
+        isinstance(c, dict) and c.get("granted") is False for c in checks
+    )
+    response = payload.get("response")
+    if (
+        (isinstance(code, int) and code >= 1)
+        or refused
+        or (isinstance(response, dict) and response.get("status") == "Failure")
+    ):
+        return "failure"
+    return "success" if isinstance(status, dict) else "unknown"
 
 
 def _kubernetes_object(doc: dict[str, Any]) -> str:
@@ -106,6 +148,7 @@ KUBERNETES = LogSourceProfile(
     bulky=("requestObject", "responseObject"),
     action=lambda doc: doc.get("verb"),
     outcome=_status_outcome,
+    succeeded=_kubernetes_succeeded,
     object_of=_kubernetes_object,
     known_fields={
         "kind": set(),
@@ -196,7 +239,8 @@ GCP = LogSourceProfile(
     home="gcp.audit",
     bulky=("protoPayload.request", "protoPayload.response"),
     action=_gcp_method,
-    outcome=lambda doc: None,
+    outcome=_gcp_outcome,
+    succeeded=lambda doc: _gcp_outcome(doc) != "failure",
     object_of=_gcp_object,
     known_fields={
         "logName": set(),
@@ -255,6 +299,7 @@ CLOUDTRAIL = LogSourceProfile(
     bulky=("requestParameters", "responseElements"),
     action=lambda doc: doc.get("eventName"),
     outcome=lambda doc: "failure" if doc.get("errorCode") else "success",
+    succeeded=lambda doc: not doc.get("errorCode"),
     object_of=_cloudtrail_object,
     known_fields=dict.fromkeys(
         (
@@ -319,9 +364,15 @@ GENERIC = LogSourceProfile(
     bulky=KUBERNETES.bulky,
     action=KUBERNETES.action,
     outcome=KUBERNETES.outcome,
+    succeeded=KUBERNETES.succeeded,
     object_of=KUBERNETES.object_of,
     known_fields={},
 )
+
+
+def outcome_of(event: AuditEvent) -> str:
+    """ECS `event.outcome` of an event (its primary view): success, failure or unknown."""
+    return profile_of(event.logsource).outcome(event.document)
 
 
 def profile_of(logsource: LogSource) -> LogSourceProfile:

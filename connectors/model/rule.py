@@ -37,6 +37,9 @@ class RuleInfo:
     name: str | None = None  # Sigma `name`, how correlation rules may refer to it
     group_by: tuple[str, ...] = ()  # correlation rules: the fields that key a group
     kind: str = "detection"  # "detection" | "correlation"
+    # Fires only on requests the API server let happen (the rule names no `event.outcome` of its own:
+    # detections/normalized.py); checked once per event, against its logsource profile's `succeeded`.
+    success_only: bool = False
 
     @property
     def severity(self) -> int:

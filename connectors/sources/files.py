@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -222,6 +223,9 @@ def _documents(text: str, first: Source, limits: ReadLimits, tail: IO[bytes]) ->
         pos = _skip_ws(text, end)
 
 
+_TIMESTAMP_PREFIX = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?\s+(?=[{\[])")
+
+
 def _split_concatenated(line: bytes, source: Source, error: Exception | None) -> Iterator[Read]:
     """A line holding several JSON values back to back (`{..}{..}`, as Firehose concatenates) gives one
     record per value; anything else that does not parse is one dead letter."""
@@ -236,6 +240,16 @@ def _split_concatenated(line: bytes, source: Source, error: Exception | None) ->
             pos = _skip_ws(text, end)
     except json.JSONDecodeError:
         values = []
+    prefixed = _TIMESTAMP_PREFIX.match(text)
+    if not values and prefixed:
+        # `2026-11-28T10:00:00.000Z {...}`: CloudWatch Logs' export to S3 puts each event's time first.
+        try:
+            value = json.loads(text[prefixed.end() :])
+        except json.JSONDecodeError:
+            pass
+        else:
+            yield RawRecord(text[prefixed.end() :].encode(), source, value)
+            return
     if len(values) >= 2:
         for index, (chunk, value) in enumerate(values):
             yield RawRecord(chunk.encode(), source.at_item(index), value)

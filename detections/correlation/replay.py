@@ -13,11 +13,12 @@ from kubesigma.detections.correlation.window import Contribution, Correlator, Fi
 
 def replay(ruleset: Any, plan: CorrelationPlan, events: Iterable[AuditEvent]) -> list[Firing]:
     """Every correlation firing over the events, chained levels included, in event-time order."""
-    matches: list[tuple[float, str, str, Any, str]] = []  # (time, identity, rule id, document, event id)
+    # (time, request, rule id, document, event id): a request's stages count once
+    matches: list[tuple[float, str, str, Any, str]] = []
     for event in events:
         for rule in ruleset.match(event):
             matches.append(
-                (event.time, event.identity, rule.id, event.view(rule.logsource)[1], event.event_id)
+                (event.time, event.request_id, rule.id, event.view(rule.logsource)[1], event.event_id)
             )
     firings: list[Firing] = []
     inputs = matches

@@ -76,20 +76,41 @@ def correlation_fields(firing: Firing, spec: CorrelationSpec) -> dict[str, Any]:
 
 
 class GroupWindow:
-    """State of one (rule, group): the window's events in order, and where a closing window began."""
+    """State of one (rule, group): the window's events in order, where a closing window began, and the
+    requests counted lately (a request is counted once, whatever stages of it the audit log holds)."""
 
-    __slots__ = ("anchor", "events")
+    __slots__ = ("anchor", "counted", "events")
 
     def __init__(self) -> None:
         self.events: list[Contribution] = []
         self.anchor: float | None = None  # start of the open window (close-evaluated rules)
+        # (request, rule index) -> event time, for a timespan: a window cleared by a firing must not
+        # count the request's other stages again.
+        self.counted: dict[tuple[str, int], float] = {}
 
     def __len__(self) -> int:
         return len(self.events)
 
+    def __setstate__(self, state: Any) -> None:
+        # Slots pickle as (None, {slot: value}); windows kept in state by an earlier version had no
+        # `counted`.
+        _, slots = state
+        self.counted = {}
+        for name, value in slots.items():
+            setattr(self, name, value)
+
+    def is_empty(self) -> bool:
+        """Nothing to evaluate and nothing to remember: the state may be forgotten."""
+        return not self.events and not self.counted
+
     def add(self, spec: CorrelationSpec, group: tuple[str, ...], c: Contribution) -> list[Firing]:
         """Count one event; the firings it causes (closing a window it lies beyond, or its own)."""
         out: list[Firing] = []
+        seen = (c.identity, c.rule)
+        if seen in self.counted:
+            return out  # another stage of a request already counted
+        self._forget_counted(c.time - spec.timespan)
+        self.counted[seen] = c.time
         if not spec.on_arrival:
             if self.anchor is not None and c.time > self.anchor + spec.timespan:
                 out.extend(self._close(spec, group))
@@ -114,6 +135,8 @@ class GroupWindow:
 
     def advance(self, spec: CorrelationSpec, group: tuple[str, ...], now: float) -> list[Firing]:
         """Event time reached `now` (the watermark passed it): close windows, forget expired events."""
+        # Event time has passed everything up to `now`: what is a timespan old can go, the bound too.
+        self._forget_counted(now - spec.timespan, keep_equal=False)
         if not spec.on_arrival:
             if self.anchor is not None and now >= self.anchor + spec.timespan:
                 return self._close(spec, group)
@@ -123,15 +146,25 @@ class GroupWindow:
         return []
 
     def deadline(self, spec: CorrelationSpec) -> float | None:
-        """When event time next matters to this state (a window closes, or every event expires)."""
+        """When event time next matters to this state (a window closes, or every event expires, or
+        the requests counted lately may be forgotten)."""
         if not self.events:
-            return None
+            return max(self.counted.values()) + spec.timespan if self.counted else None
         if not spec.on_arrival:
             assert self.anchor is not None
             return self.anchor + spec.timespan
         return self.events[-1].time + spec.timespan
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def _forget_counted(self, before: float, keep_equal: bool = True) -> None:
+        if not self.counted:
+            return
+        oldest = min(self.counted.values())
+        if oldest < before or (not keep_equal and oldest <= before):
+            self.counted = {
+                k: t for k, t in self.counted.items() if t > before or (keep_equal and t == before)
+            }
 
     def _has_step_before(self, c: Contribution) -> bool:
         want = c.rule - 1
@@ -265,7 +298,7 @@ class Correlator:
         for group in sorted(self.windows):
             window = self.windows[group]
             out.extend(window.advance(self.spec, group, now))
-            if not window.events:
+            if window.is_empty():
                 del self.windows[group]
         return out
 

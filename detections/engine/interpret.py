@@ -3,6 +3,7 @@
 Plain on purpose, with none of the compiled engine's machinery (no dispatch, folding, memo, guards or
 shared lookups): it is the compiled engine's oracle in the differential tests, and `trace` keeps the
 value of every node, which is what explaining why a rule did or did not match an event rests on.
+`fires` adds what the engine checks once per event rather than in each rule: the request's outcome.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kubesigma.connectors.model import RuleInfo
+from kubesigma.connectors.model.logsources import profile_of
 from kubesigma.detections.engine.fields import MISSING, all_strings, resolve, split_path
 from kubesigma.detections.engine.ir import KEYWORD, And, Fold, Node, Not, Or
 from kubesigma.detections.engine.modifiers import Leaf
@@ -90,3 +93,11 @@ class _Trace(Fold[Evaluation]):
 def trace(node: Node, doc: dict[str, Any]) -> Evaluation:
     """The IR evaluated on the document with the value of every node kept."""
     return _Trace(doc).visit(node)
+
+
+def fires(info: RuleInfo, node: Node, doc: dict[str, Any]) -> bool:
+    """Whether a rule fires on a document as the engine decides it: its condition holds and, for a rule
+    about something done (`info.success_only`), the request succeeded (its logsource profile says)."""
+    if not evaluate(node, doc):
+        return False
+    return not info.success_only or profile_of(info.logsource).succeeded(doc)

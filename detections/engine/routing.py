@@ -36,6 +36,19 @@ def no_match(doc: dict[str, Any]) -> list[RuleInfo]:
     return []
 
 
+def _on_success(match: Match, succeeded: Callable[[dict[str, Any]], bool]) -> Match:
+    """`match`, leaving out the rules about something done when the request did not succeed: one test
+    per event that matched anything, where a condition in every rule would cost every rule its reads."""
+
+    def gated(doc: dict[str, Any]) -> list[RuleInfo]:
+        matched = match(doc)
+        if matched and not succeeded(doc):
+            return [info for info in matched if not info.success_only]
+        return matched
+
+    return gated
+
+
 class Route:
     """The rules of one event logsource and their per-key compiled functions."""
 
@@ -48,6 +61,8 @@ class Route:
         self.necessary = [[A.necessary_values(ir, f) for f in self.dispatch] for _, ir in self.rules]
         if self.dispatch:
             self.match = runtime.dispatcher(self.dispatch, self.buckets, self.bucket)  # type: ignore[method-assign,assignment]
+        if any(info.success_only for info, _ in self.rules):
+            self.match = _on_success(self.match, profile.succeeded)  # type: ignore[method-assign,assignment]
 
     def match(self, doc: dict[str, Any]) -> list[RuleInfo]:
         """Replaced per instance by the generated dispatcher when the logsource has dispatch fields."""

@@ -41,6 +41,7 @@ from kubesigma.detections.engine.modifiers import UnsupportedRule
 from kubesigma.detections.engine.routing import Route
 from kubesigma.detections.lists import load_value_lists
 from kubesigma.detections.mapping import evaluation_pipeline
+from kubesigma.detections.normalized import fires_on_success_only
 
 
 @dataclass
@@ -91,6 +92,7 @@ def _rule_info(rule: SigmaRule | SigmaCorrelationRule, path: str, n: int) -> Rul
         name=rule.name,
         group_by=group_by,
         kind=kind,
+        success_only=fires_on_success_only(rule),
     )
 
 

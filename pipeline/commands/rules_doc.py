@@ -23,7 +23,7 @@ LISTS_DIR = REPO / "detections" / "lists"
 DOC = REPO / "docs" / "detections.md"
 
 LEVEL_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
-_EXPAND = re.compile(r"\|expand: '%([A-Za-z0-9_]+)%'")
+_PLACEHOLDER = re.compile(r"'%([A-Za-z0-9_]+)%'")
 
 
 def load_rules(paths: Sequence[str | Path]) -> list[RuleInfo]:
@@ -55,9 +55,103 @@ def _ids(info: RuleInfo, of: object) -> list[str]:
 def _lists_used(rules: list[RuleInfo]) -> dict[str, list[RuleInfo]]:
     used: dict[str, list[RuleInfo]] = defaultdict(list)
     for info in rules:
-        for name in sorted(set(_EXPAND.findall(Path(info.path).read_text(encoding="utf-8")))):
+        for name in sorted(set(_PLACEHOLDER.findall(Path(info.path).read_text(encoding="utf-8")))):
             used[name].append(info)
     return used
+
+
+GUIDE = """## Working with the pack
+
+- `kubesigma rules test [PATH ...]` replays each rule's positive and negative events
+  (`detections/tests/<rule file stem>.yml`) in every format the rule applies to: native audit Event,
+  GKE LogEntry and EKS CloudWatch record for Kubernetes rules; CloudTrail record, CloudTrail file and
+  EventBridge event for EKS control-plane rules; LogEntry for GKE control-plane rules. A rule about
+  something done also sees each of its positive events refused (by the authorizer, and by admission,
+  which GKE records only in the response) and must stay quiet on those. It exits 1 on any miss or
+  false hit, naming the rule and the case. A case may leave a format out only with a `why`.
+- `kubesigma rules coverage --policy FILE` lists the rules an audit Policy leaves blind, and why.
+  `docs/audit-policy.yaml` is the recommended Policy: it leaves none blind and keeps Secrets at Metadata.
+- Tune with lists (below), Sigma filters or an engine configuration, rather than by editing rules:
+  rule ids are stable and correlation rules refer to them.
+
+## How the rules read a request
+
+**The outcome decides.** A rule about something done (created, changed, bound, granted, read,
+executed) fires only when the API server let it happen. kubesigma normalizes the outcome into one
+field, `event.outcome`, the same for every format: `failure` when the record shows a refusal or a
+failure (native and EKS: `responseStatus.code` of 400 or more, or the authorizer's `forbid`; GKE: a
+non-zero `protoPayload.status.code`, a refused `authorizationInfo[].granted`, or a failure Status in
+`protoPayload.response` where admission refused it; GCP: the same without the Kubernetes view;
+CloudTrail: an `errorCode`), `success` otherwise, except for a record written before the API server
+decided (stage `RequestReceived`). A record without any response status counts as a success, so rules
+do not go blind on logs that leave it out. Every rule that does not name the outcome itself gets
+`event.outcome: success` from the processing pipeline (`detections/normalized.py`); rules about
+attempts name it (`... Attempt Refused`, at level low, where an attempt is worth knowing: binding
+cluster-admin, exec into a pod, a privileged pod in a platform namespace, a node reading a secret).
+Alerts carry the same answer as ECS `event.outcome`. Admission refusals (PodSecurity, policy webhooks)
+are 403s the authorizer allowed: the decision annotation alone is not the outcome.
+
+**One alert per request.** kube-apiserver writes long-running requests (exec, attach, port-forward,
+proxy, logs, watch) when the response starts and again when it completes, with the same audit ID; GKE
+writes them as two entries of one operation. kubesigma alerts once per request and rule, whatever
+stages the audit policy keeps and in whatever order they arrive: the alert id is a function of the rule
+and the request (the audit ID, or the LogEntry's operation id), and `event.id` stays the record's own
+(auditID, insertId). Correlation counts a request once. Records that name no request (hand-made test
+records) stand for their own, named by a hash of their content.
+
+**The command of an exec.** kube-apiserver keeps it only in the request URI (`?command=tar&command=cf`,
+URL-encoded, arguments apart); GKE keeps it in the LogEntry label `command.gke.io/command` (arguments
+joined by spaces). Rules match `exec.command` as the user typed it: the pipeline tries every spelling
+clients send (a space between arguments or inside one, `+` or `%20`, escaped or plain characters) and
+GKE's label. `startswith` means an argument starts with the value.
+
+**What GKE records.** A GKE LogEntry (`protoPayload` of serviceName `k8s.io`) becomes the Kubernetes
+audit Event it records, so Kubernetes rules match it: the verb and object from `methodName` and
+`resourceName`, the user from `authenticationInfo.principalEmail` (else `authoritySelector`; when both
+differ, the principal impersonates the selector, which becomes `impersonatedUser`), the decision from
+the `authorization.k8s.io/decision` label or else `authorizationInfo[].granted`, the status as above,
+the exec command label as an annotation. GKE records no user groups and no query string: rules on
+groups, and the few that read the query string (an informer's `resourceVersion`, Helm's label
+selector), see native and EKS records only, as their test cases say. A successful request carries no
+HTTP status on GKE, so a server-side apply that creates an object reads as one that updates it.
+
+## Tuning for your site
+
+Rules never name a platform's identities or namespaces: they read named lists
+(`detections/lists/`), and a site extends them without editing a rule. An engine configuration
+(`--engine-config`) names extra list folders; a list there extends the shipped list of the same name:
+
+    # engine.yaml
+    lists: [lists/]
+    # lists/platform_identities/our-operators.txt
+    system:serviceaccount:platform:our-deployer
+    # lists/platform_namespaces/ours.txt
+    platform-system
+
+- `platform_identities/`: who runs the cluster (control plane and kube-controller-manager's
+  per-controller service accounts; GKE's components and Google service agents; EKS's `eks:` users and
+  managed add-ons; AKS's; common add-ons: CoreDNS, kube-state-metrics, metrics-server, cert-manager,
+  ingress-nginx, CNI agents, policy engines). Rules that leave out what the cluster does to itself
+  read this list.
+- `platform_namespaces/`: where the platform runs (kube-system, kube-public, kube-node-lease, GKE's
+  gke-system, gke-managed-*, gmp-system, EKS's eks-* and amazon-*, AKS's). Workloads and service
+  accounts created there by anyone else raise an alert; secrets there are platform credentials.
+- `addon_namespaces`: where CNI, storage and node agents run with host access by design; host-access
+  rules leave out the platform's own pods there.
+
+## Known limits
+
+- Lists in events are matched element by element, field by field: a ClusterRole with `get` on pods
+  and `create` on secrets matches the secret-read rule. Review such hits; Sigma cannot tie two fields
+  to one list element.
+- `sourceIPs` includes X-Forwarded-For entries the client sent: the public-address rule needs every
+  address to be public, so a forged private entry hides a request from it.
+- Pods that workload controllers create repeat the finding of their template (a privileged Deployment
+  raises one alert for the Deployment and one per pod); a DaemonSet's pods do not (node agents come as
+  DaemonSets: the DaemonSet's own write is judged), nor do the platform's pods in platform or add-on
+  namespaces.
+- Exemptions by name trust the name: an identity an administrator may name freely (an EKS access entry,
+  an aws-auth mapping) is exempt only where it is listed one by one, never by prefix."""
 
 
 def render(rules: list[RuleInfo]) -> str:
@@ -89,39 +183,7 @@ def render(rules: list[RuleInfo]) -> str:
     w("low, never high; medium needs a look; high is rarely benign. Correlation rules (bursts, enumeration")
     w("sequences) live with the streaming pipeline and reference these rules by id.")
     w("")
-    w("## Working with the pack")
-    w("")
-    w("- `kubesigma rules test [PATH ...]` replays each rule's positive and negative events")
-    w("  (`detections/tests/<rule file stem>.yml`) in every format the rule applies to: native audit Event,")
-    w("  GKE LogEntry and EKS CloudWatch record for Kubernetes rules; CloudTrail record, CloudTrail file and")
-    w(
-        "  EventBridge event for EKS control-plane rules; LogEntry for GKE control-plane rules. It exits 1 on any"
-    )
-    w("  miss or false hit, naming the rule and the case. A case may leave a format out only with a `why`")
-    w("  (GKE LogEntries carry neither the request's query string, where exec commands travel, nor groups).")
-    w("- `kubesigma rules coverage --policy FILE` lists the rules an audit Policy leaves blind, and why.")
-    w(
-        "  `docs/audit-policy.yaml` is the recommended Policy: it leaves none blind and keeps Secrets at Metadata."
-    )
-    w("- Tune with lists (below), Sigma filters or an engine configuration, rather than by editing rules:")
-    w("  rule ids are stable and correlation rules refer to them.")
-    w("")
-    w("## Known limits")
-    w("")
-    w(
-        "- GKE LogEntries carry the resource path but not the query string, the user's groups or impersonation:"
-    )
-    w(
-        "  exec-command rules, group-based anonymous matching and the impersonation rule fire on native and EKS"
-    )
-    w("  audit logs only (their test cases say so).")
-    w("- Lists in events are matched element by element, field by field: a ClusterRole with `get` on pods")
-    w("  and `create` on secrets matches the secret-read rule. Review such hits; Sigma cannot tie two fields")
-    w("  to one list element.")
-    w("- `sourceIPs` includes X-Forwarded-For entries the client sent: the public-address rule needs every")
-    w("  address to be public, so a forged private entry hides a request from it.")
-    w("- Pods that controllers create repeat the finding of their workload (a privileged Deployment raises")
-    w("  one alert for the Deployment and one per pod), except for control-plane controllers in kube-system.")
+    out.extend(GUIDE.splitlines())
     w("")
     w("## Tags")
     w("")
@@ -223,9 +285,9 @@ def render(rules: list[RuleInfo]) -> str:
     w("## Indicator lists")
     w("")
     w("Rules name these lists with Sigma `expand` placeholders (`field|expand: '%name%'`); each is")
-    w("`detections/lists/<name>.txt`, one value per line (`*` and `?` are wildcards, `#` starts a comment).")
-    w("Update a list to follow a campaign without touching the rules; an engine configuration can add")
-    w("list folders that override these by name.")
+    w("`detections/lists/<name>.txt` (or a folder `<name>/` of such files), one value per line (`*` and `?`")
+    w("are wildcards, `#` starts a comment). Update a list to follow a campaign without touching the rules;")
+    w("an engine configuration's list folders extend these by name (see Tuning for your site above).")
     w("")
     w("| List | Values | Used by |")
     w("|---|---|---|")

@@ -69,10 +69,9 @@ def test_allowed_anonymous_access_raises_the_anonymous_rule(seed: int) -> None:
 def test_exec_with_a_command_raises_exec_and_command_rules(seed: int) -> None:
     events = _pick(seed, lambda e: _ref(e).get("subresource") == "exec" and "command=" in e["requestURI"])
     for e in events:
-        fired = _fired(e, MEDIUM_PLUS)
-        assert "pod_exec_or_attach" in fired
-        assert "exec_shell_command_string" in fired
-        assert fired & {"exec_credential_access", "exec_download_piped_to_shell"}
+        # Exec itself, and a shell command string, are plain activity (low); what the command does is not.
+        assert {"pod_exec_or_attach", "exec_shell_command_string"} <= _fired(e)
+        assert _fired(e, MEDIUM_PLUS) & {"exec_credential_access", "exec_download_piped_to_shell"}
 
 
 @pytest.mark.parametrize("seed", SEEDS)

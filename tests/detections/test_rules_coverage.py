@@ -60,8 +60,12 @@ def test_metadata_only_policy_lists_exactly_the_spec_inspecting_rules(
     findings = analyse(Policy.load(policy), [RULES_DIR])
     blind = {Path(f.path).name for f in findings if f.status == "blind"}
     # Still able to fire: the legacy token rule also recognises the controller's Metadata-level
-    # update; the CSR rule reads the body only in a filter, which without it lets more through.
-    still_fire = {"legacy_serviceaccount_token_secret_created.yml", "csr_created_for_client_certificate.yml"}
+    # update; the CSR rules read the body only in a filter, which without it lets more through.
+    still_fire = {
+        "legacy_serviceaccount_token_secret_created.yml",
+        "csr_created_for_client_certificate.yml",
+        "csr_approved.yml",
+    }
     expected = {p.name for p in K8S_RULES if _reads_request_body(p)} - still_fire
     assert blind == expected
     assert {

@@ -30,11 +30,26 @@ def test_every_rule_was_exercised(shipped_outcome: rule_tests.Outcome) -> None:
     assert shipped_outcome.cases >= 2 * shipped_outcome.rules
 
 
-def test_kubernetes_cases_are_delivered_in_three_formats() -> None:
+def test_kubernetes_cases_are_delivered_in_three_formats_and_refused_as_well() -> None:
+    """Native, GKE LogEntry, EKS CloudWatch; a rule about something done also sees each of its
+    `match` cases refused by the authorizer and by admission, and must stay quiet on those."""
     outcome = run_tests([EXEC_RULE])
     cases = load_cases(TESTS_DIR / "pod_exec_or_attach.yml")
+    matches = [c for c in cases if c.expect == "match"]
     assert outcome.failures == []
-    assert outcome.deliveries == 3 * len(cases)  # native, GKE LogEntry, EKS CloudWatch
+    # each case in 3 formats; each match also refused twice (3 formats) and as a dry run (native, EKS)
+    assert outcome.deliveries == 3 * (len(cases) + 2 * len(matches)) + 2 * len(matches)
+
+
+def test_a_rule_that_fires_on_refused_requests_fails_its_refused_cases(tmp_path: Path, monkeypatch) -> None:
+    """The refused copies catch a rule that alerts whatever the outcome (the per-event check dropped)."""
+    from kubesigma.detections.engine import routing
+
+    monkeypatch.setattr(routing, "_on_success", lambda match, succeeded: match)
+    outcome = run_tests([EXEC_RULE])
+    assert outcome.failures
+    assert all("FALSE HIT" in f and ("refused by" in f or "dry run" in f) for f in outcome.failures)
+    assert any("refused by admission' [gke]" in f for f in outcome.failures)
 
 
 def test_cloudtrail_cases_are_delivered_as_record_file_and_eventbridge_event() -> None:

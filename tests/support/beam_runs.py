@@ -20,7 +20,7 @@ from apache_beam.testing.util import assert_that
 from kubesigma.connectors.model import AuditEvent
 from kubesigma.detections.correlation import CorrelationPlan
 from kubesigma.detections.engine import RuleSet
-from kubesigma.pipeline.alerts import CandidateAlerts, ToCandidates
+from kubesigma.pipeline.alerts import CandidateAlerts, OnePerRequest, ToCandidates
 from kubesigma.pipeline.correlate import Correlate
 from kubesigma.pipeline.suppress import Suppress
 from kubesigma.pipeline.transforms import Detect
@@ -48,6 +48,7 @@ def alerts_stage(
     matches = events | "Detect" >> Detect(ruleset)
     hits = matches | "Correlate" >> Correlate(plan, lateness, bounded)
     candidates = (matches, hits) | "Candidates" >> ToCandidates(plan)
+    candidates = candidates | "OnePerRequest" >> OnePerRequest(bounded)
     if suppress:
         candidates = candidates | "Suppress" >> Suppress(suppress)
     return candidates | "Alerts" >> CandidateAlerts(1 << 20, plan) | "Project" >> beam.Map(projection)

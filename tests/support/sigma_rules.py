@@ -15,7 +15,7 @@ import yaml
 from kubesigma.connectors.model import KUBERNETES_AUDIT, LogSource
 from kubesigma.detections.config import EngineConfig
 from kubesigma.detections.engine import RuleSet
-from kubesigma.detections.engine.interpret import evaluate
+from kubesigma.detections.engine.interpret import fires
 
 _counter = itertools.count()
 
@@ -55,7 +55,7 @@ def checked_match(rs: RuleSet, logsource: LogSource, doc: dict[str, Any]) -> boo
     compiled = bool(rs.match_document(logsource, doc))
     product, service = logsource.product.lower(), logsource.service.lower()
     interpreted = isinstance(doc, dict) and any(
-        evaluate(c.ir, doc)
+        fires(c.info, c.ir, doc)
         for c in rs._compiled
         if (c.info.logsource.product, c.info.logsource.service) == (product, service)
     )

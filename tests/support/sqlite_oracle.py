@@ -35,6 +35,7 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaDetection, SigmaRule
 
 from kubesigma.connectors.model import KUBERNETES_AUDIT
+from kubesigma.connectors.model.logsources import profile_of
 from kubesigma.detections.engine import RuleSet
 from kubesigma.detections.engine.analysis import field_names
 from kubesigma.detections.engine.fields import resolve, split_path
@@ -199,4 +200,9 @@ class EngineVsSQLite:
         mine = {
             (r.id, i) for i, d in enumerate(docs) for r in self.engine.match_document(KUBERNETES_AUDIT, d)
         }
-        return mine & keep, self.oracle.matches(docs) & keep, len(keep)
+        # The engine checks a request's outcome once per event, not in each rule's condition (where
+        # SQL would see it): the same check on the oracle's matches.
+        success_only = {r.id for r in self.engine.rules if r.success_only}
+        succeeded = profile_of(KUBERNETES_AUDIT).succeeded
+        theirs = {(r, i) for r, i in self.oracle.matches(docs) if r not in success_only or succeeded(docs[i])}
+        return mine & keep, theirs & keep, len(keep)

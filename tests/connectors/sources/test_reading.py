@@ -104,12 +104,13 @@ def test_blank_lines_are_not_records_and_missing_final_newline_is_fine(tmp_path:
     assert [e.source.line for e in items if isinstance(e, AuditEvent)] == [2, 5]
 
 
-def test_bare_array_is_one_record_not_a_container(tmp_path: Path) -> None:
+def test_a_bare_array_is_a_container_of_records(tmp_path: Path) -> None:
+    """As `gcloud logging read --format=json` and exported corpora write them: each item a record."""
     path = tmp_path / "a.log"
-    path.write_bytes(orjson.dumps([routine_read(1), routine_read(2)]) + b"\n")
+    path.write_bytes(orjson.dumps([routine_read(1), routine_read(2), "not a record"]) + b"\n")
     items = outcomes(path)
-    assert tally(items) == {"DeadLetter": 1}
-    assert "not an object" in items[0].reason  # type: ignore[attr-defined]
+    assert tally(items) == {"AuditEvent": 2, "DeadLetter": 1}
+    assert "not an object" in items[2].reason  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

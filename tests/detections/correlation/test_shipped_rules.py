@@ -76,13 +76,18 @@ def test_scanner_burst_ignores_denials_from_many_addresses(pack) -> None:
     assert SCANNER not in fired(pack, docs)
 
 
-def probing(user: str, ip: str, allowed_after: float | None) -> list[dict]:
+PROBED = ("secrets", "pods", "serviceaccounts", "configmaps", "roles", "nodes")
+
+
+def probing(user: str, ip: str, allowed_after: float | None, kinds: tuple[str, ...] = PROBED) -> list[dict]:
+    """A token tried against one kind of resource after another, every request refused, then (maybe)
+    one request allowed."""
     docs = [
         audit_event(
             i,
             at=T0 + 10 * i,
             verb="list",
-            resource="secrets",
+            resource=kinds[i % len(kinds)],
             namespace=f"ns-{i}",
             user=user,
             ip=ip,
@@ -98,10 +103,20 @@ def probing(user: str, ip: str, allowed_after: float | None) -> list[dict]:
     return docs
 
 
-def test_denied_burst_then_allowed_fires_by_identity_and_by_address(pack) -> None:
+def test_probing_then_allowed_fires_by_identity_and_by_address(pack) -> None:
     out = fired(pack, probing("stolen-token", "203.0.113.140", allowed_after=60))
     assert out.count(DENIED_THEN_ALLOWED_USER) == 1
     assert out.count(DENIED_THEN_ALLOWED_IP) == 1
+
+
+def test_a_client_missing_one_permission_retrying_is_not_probing(pack) -> None:
+    """A collector without RBAC for pods retries its list again and again, and does other, allowed
+    things: refusals on one kind of resource are not permission probing."""
+    out = fired(
+        pack, probing("system:serviceaccount:observability:otel-collector", "10.1.2.3", 60, ("pods",))
+    )
+    assert DENIED_THEN_ALLOWED_USER not in out
+    assert DENIED_THEN_ALLOWED_IP not in out
 
 
 def test_denied_burst_without_a_later_success_does_not_fire(pack) -> None:

@@ -13,7 +13,7 @@ import yaml
 
 from kubesigma.connectors.model import KUBERNETES_AUDIT
 from kubesigma.detections.engine import RuleSet
-from kubesigma.detections.engine.interpret import evaluate
+from kubesigma.detections.engine.interpret import fires
 from support.paths import SHIPPED_RULES
 
 HERE = Path(__file__).resolve().parent
@@ -71,14 +71,15 @@ def test_generated_variants_match_like_the_interpreter(datasets):
     rnd = random.Random(3)
     rs = RuleSet.from_yaml(variants(datasets, 300, rnd))
     docs = events(datasets, rnd, 400)
-    compiled = {c.info.id: c.ir for c in rs._compiled}
     total = 0
     for doc in docs:
         got = {r.id for r in rs.match_document(KUBERNETES_AUDIT, doc)}
-        want = {rid for rid, ir in compiled.items() if evaluate(ir, doc)}
+        want = {c.info.id for c in rs._compiled if fires(c.info, c.ir, doc)}
         assert got == want
         total += len(want)
-    assert total > 1000  # the comparison saw many matches, not only misses
+    # The comparison saw many matches, not only misses (about a sixth of these events are requests the
+    # API server let through, where the variants, about things done, can fire at all).
+    assert total > 250
 
 
 def test_shipped_pack_matches_like_the_interpreter(datasets):
@@ -87,7 +88,7 @@ def test_shipped_pack_matches_like_the_interpreter(datasets):
 
     root = SHIPPED_RULES
     rs = RuleSet.load([root])
-    compiled = [(c.info.id, c.ir, c.info.logsource) for c in rs._compiled]
+    compiled = [c for c in rs._compiled if c.info.logsource.product == "kubernetes"]
     docs = []
     for path in sorted((datasets / "falco-k8s-audit" / "traces").glob("*.json")):
         for line in path.read_text().splitlines():
@@ -111,7 +112,7 @@ def test_shipped_pack_matches_like_the_interpreter(datasets):
     hits = 0
     for doc in docs:
         got = {r.id for r in rs.match_document(KUBERNETES_AUDIT, doc)}
-        want = {rid for rid, ir, ls in compiled if ls.product == "kubernetes" and evaluate(ir, doc)}
+        want = {c.info.id for c in compiled if fires(c.info, c.ir, doc)}
         assert got == want
         hits += len(want)
     assert hits > 50

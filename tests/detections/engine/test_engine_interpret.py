@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from kubesigma.connectors.model import KUBERNETES_AUDIT
 from kubesigma.detections.engine import RuleSet
-from kubesigma.detections.engine.interpret import Evaluation, evaluate, trace
+from kubesigma.detections.engine.interpret import Evaluation, evaluate, fires, trace
 from kubesigma.detections.engine.ir import And, Not, Or
 from kubesigma.detections.engine.modifiers import Leaf
 from support.event_strategies import EVENTS
@@ -106,4 +106,4 @@ def test_generated_events_match_like_the_interpreter(differential_rules, docs):
     rs = differential_rules
     for doc in docs:
         got = {r.id for r in rs.match_document(KUBERNETES_AUDIT, doc)}
-        assert got == {c.info.id for c in rs._compiled if evaluate(c.ir, doc)}
+        assert got == {c.info.id for c in rs._compiled if fires(c.info, c.ir, doc)}

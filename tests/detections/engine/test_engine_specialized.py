@@ -273,10 +273,12 @@ def test_specialized_tables_answer_repeats_without_specializing_again(tmp_path, 
         return original(self, key, doc)
 
     monkeypatch.setattr(routing.Level, "specialize", counting)
+    # A rule about refused requests (it names the outcome: not limited to successful ones).
     det = {
         "sel": {"verb": "get", "annotations.authorization.k8s.io/decision": "forbid"},
         "code": {"responseStatus.code": 403},
-        "condition": "sel and code",
+        "refused": {"event.outcome": "failure"},
+        "condition": "sel and code and refused",
     }
     rs = ruleset(tmp_path, rule_doc(det))
     docs = [

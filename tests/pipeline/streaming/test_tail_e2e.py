@@ -66,7 +66,7 @@ class Apiserver:
         """Reads by a system identity from a public address: a single-event rule fires on each, and
         suppression (on by default in streaming) folds the repeats into a follow-up alert."""
         return [
-            self.doc(resource="configmaps", name=f"cm-{i}", user="system:kube-controller-manager")
+            self.doc(resource="configmaps", name=f"cm-{i}", user="system:serviceaccount:kube-system:default")
             for i in range(count)
         ]
 
