@@ -61,12 +61,13 @@ rules-check: install
 terraform-check:
 	bash .ci/terraform/check.sh
 
-# What is deployed, checked before it is applied: terraform-check, deploy/dataflow/metadata.json against
-# `kubesigma run`'s options, and checkov (in a virtualenv of its own, cached) over terraform/ and deploy/.
+# What is deployed, checked before it is applied: terraform-check, terraform/dataflow/metadata.json against
+# `kubesigma run`'s options, and checkov (in a virtualenv of its own, cached) over terraform/: the modules,
+# the Flink manifests and the Dockerfiles.
 deploy-check: install
 	PYTHON=$(BIN)/python bash .ci/deploy/check.sh
 
-# kubesigma's wheel in dist/, what the images install (deploy/install-kubesigma.sh).
+# kubesigma's wheel in dist/, what the images install (terraform/install-kubesigma.sh).
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 wheel: install
 	rm -f dist/kubesigma-*.whl
@@ -79,18 +80,18 @@ FLEX_SPEC ?= gs://BUCKET/templates/kubesigma-$(VERSION).json
 flex-template: wheel
 	$(BIN)/python -m kubesigma.pipeline.commands.flex_template --check
 	@echo "# Dataflow Flex Template for $(notdir $(wildcard dist/kubesigma-$(VERSION)-*.whl)):"
-	@echo "docker build -f deploy/dataflow/Dockerfile -t $(FLEX_IMAGE) . && docker push $(FLEX_IMAGE)"
-	@echo "gcloud dataflow flex-template build $(FLEX_SPEC) --image=$(FLEX_IMAGE) --sdk-language=PYTHON --metadata-file=deploy/dataflow/metadata.json"
+	@echo "docker build -f terraform/dataflow/Dockerfile -t $(FLEX_IMAGE) . && docker push $(FLEX_IMAGE)"
+	@echo "gcloud dataflow flex-template build $(FLEX_SPEC) --image=$(FLEX_IMAGE) --sdk-language=PYTHON --metadata-file=terraform/dataflow/metadata.json"
 	@echo "# then: terraform/gke with dataflow_job=true flex_template_spec=$(FLEX_SPEC) flex_template_image=$(FLEX_IMAGE)"
 
-# The Flink image (deploy/flink/Dockerfile): the wheel and Beam's Flink job-server jar in dist/, and the
+# The Flink image (terraform/flink/Dockerfile): the wheel and Beam's Flink job-server jar in dist/, and the
 # command that builds it.
 FLINK_IMAGE ?= REGISTRY/kubesigma-flink:$(VERSION)
 flink-image: wheel
 	rm -f dist/beam-runners-flink-*-job-server-*.jar
 	cp "$$(PYTHON=$(BIN)/python bash .ci/flink/job-server.sh)" dist/
-	@echo "docker build -f deploy/flink/Dockerfile -t $(FLINK_IMAGE) . && docker push $(FLINK_IMAGE)"
-	@echo "# then set spec.image in deploy/flink/manifests/flinkdeployment.yaml and: kubectl apply -k deploy/flink/manifests"
+	@echo "docker build -f terraform/flink/Dockerfile -t $(FLINK_IMAGE) . && docker push $(FLINK_IMAGE)"
+	@echo "# then set spec.image in terraform/flink/manifests/flinkdeployment.yaml and: kubectl apply -k terraform/flink/manifests"
 
 # pytest exits 5 when it collected no test: that fails the target like any other failure.
 pytest: install

@@ -217,7 +217,7 @@ def run_parser() -> argparse.ArgumentParser:
     found.sort(key=lambda cls: (cls is not KubesigmaOptions, cls.__module__, cls.__name__))
     parser = argparse.ArgumentParser(prog="kubesigma run", usage=RUN_USAGE)
     for cls in found:
-        cls._add_argparse_args(parser)  # type: ignore[attr-defined]
+        cls._add_argparse_args(parser)  # type: ignore[arg-type]
     return parser
 
 

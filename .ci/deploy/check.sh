@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # `make deploy-check`: what is deployed is checked before it is applied.
 #  1. terraform/: HCL syntax and canonical formatting (.ci/terraform/check.sh);
-#  2. deploy/dataflow/metadata.json declares exactly the options `kubesigma run` accepts (regenerate with
+#  2. terraform/dataflow/metadata.json declares exactly the options `kubesigma run` accepts (regenerate with
 #     python -m kubesigma.pipeline.commands.flex_template);
-#  3. checkov over terraform/ and deploy/ (Kubernetes manifests, Dockerfiles): no failed check, and every
-#     `checkov:skip=` says why.
+#  3. checkov over terraform/ (the modules, the Flink manifests under terraform/flink, the Dockerfiles):
+#     no failed check, and every `checkov:skip=` says why.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON="${PYTHON:-python3}"
@@ -13,14 +13,13 @@ bash .ci/terraform/check.sh
 "$PYTHON" -m kubesigma.pipeline.commands.flex_template --check
 
 # A skip without a reason after its check id is a finding nobody can review.
-unexplained="$(grep -rnE 'checkov:skip=[A-Z0-9_]+(:[[:space:]]*)?$' terraform deploy || true)"
+unexplained="$(grep -rnE 'checkov:skip=[A-Z0-9_]+(:[[:space:]]*)?$' terraform || true)"
 if [[ -n "$unexplained" ]]; then
     echo "deploy check: checkov skips without a reason:" >&2
     echo "$unexplained" >&2
     exit 1
 fi
-skips="$(grep -rhoE 'checkov:skip=[A-Z0-9_]+' terraform deploy | wc -l)"
+skips="$(grep -rhoE 'checkov:skip=[A-Z0-9_]+' terraform | wc -l)"
 
-bash .ci/deploy/checkov.sh --quiet --compact -d terraform --framework terraform
-bash .ci/deploy/checkov.sh --quiet --compact -d deploy --framework kubernetes dockerfile
-echo "deploy check: checkov found no failed check over terraform/ and deploy/ ($skips skips, each with its reason)"
+bash .ci/deploy/checkov.sh --quiet --compact -d terraform --framework terraform kubernetes dockerfile
+echo "deploy check: checkov found no failed check over terraform/ ($skips skips, each with its reason)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kubesigma.connectors.sinks import es_mapping
@@ -140,8 +141,8 @@ def setup(config: ElasticsearchConfig, *, apply: bool = True, client: Any | None
                         "lifecycle policy",
                         policy_name,
                         current,
-                        lambda have, want=policy: contains(have, want),
-                        lambda name=policy_name, body=policy: es.ilm.put_lifecycle(name=name, policy=body),
+                        partial(contains, want=policy),
+                        partial(es.ilm.put_lifecycle, name=policy_name, policy=policy),
                         apply,
                     )
                 )
@@ -157,8 +158,8 @@ def setup(config: ElasticsearchConfig, *, apply: bool = True, client: Any | None
                     "index template",
                     name,
                     current,
-                    lambda have, want=template: _same_template(have, want),
-                    lambda name=name, body=template: es.indices.put_index_template(name=name, **body),
+                    partial(_same_template, want=template),
+                    partial(es.indices.put_index_template, name=name, **template),
                     apply,
                 )
             )
@@ -172,7 +173,7 @@ def setup(config: ElasticsearchConfig, *, apply: bool = True, client: Any | None
                     "role",
                     role_name,
                     current,
-                    lambda have, want=role: contains(have, want),
+                    partial(contains, want=role),
                     lambda: es.security.put_role(name=role_name, **role),
                     apply,
                 )

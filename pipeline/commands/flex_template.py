@@ -1,7 +1,7 @@
 """The Dataflow Flex Template of `kubesigma run --streaming`: its metadata.json, derived from the options
-`kubesigma run` accepts, and the launcher's entry point (deploy/dataflow/main.py calls `launch`).
+`kubesigma run` accepts, and the launcher's entry point (terraform/dataflow/main.py calls `launch`).
 
-    python -m kubesigma.pipeline.commands.flex_template            # rewrite deploy/dataflow/metadata.json
+    python -m kubesigma.pipeline.commands.flex_template            # rewrite terraform/dataflow/metadata.json
     python -m kubesigma.pipeline.commands.flex_template --check    # exit 1 if it is out of date
 
 Every option `kubesigma run --help` lists becomes a typed template parameter, except the batch and
@@ -23,7 +23,8 @@ from typing import Any
 from kubesigma.pipeline.options import OptionError
 
 REPO = Path(__file__).resolve().parents[2]
-METADATA = REPO / "deploy" / "dataflow" / "metadata.json"
+METADATA = REPO / "terraform" / "dataflow" / "metadata.json"
+MODULE = "kubesigma.pipeline.commands.flex_template"
 
 DURATION = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d)?$"
 SIZE = r"^[0-9]+(\.[0-9]+)?([kKmMgG]([iI][bB])?)?$"
@@ -107,6 +108,7 @@ def _parameter(action: argparse.Action) -> TemplateParameter:
     dest = action.dest
     flag = next(s for s in action.option_strings if s.startswith("--"))
     repeated = isinstance(action, argparse._AppendAction)
+    regexes: tuple[str, ...]
     if isinstance(action, argparse._StoreTrueAction):
         kind, regexes, default = "BOOLEAN", (), "false"
     elif action.type is int:
@@ -197,9 +199,24 @@ def launch(argv: Sequence[str]) -> int:
     return main(["run", "--streaming", *args])
 
 
+def _difference(current: str) -> str:
+    """Which parameters the checked-in file lacks or has too many of, for the failure message."""
+    try:
+        declared = {p["name"] for p in json.loads(current)["parameters"]}
+    except (ValueError, KeyError, TypeError):
+        return " (not a template metadata file)"
+    expected = {p.name for p in template_parameters()}
+    parts = [
+        f"{what}: {', '.join(sorted(names))}"
+        for what, names in (("new options", expected - declared), ("options gone", declared - expected))
+        if names
+    ]
+    return f" ({'; '.join(parts)})" if parts else " (descriptions, types or order changed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flex_template", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(METADATA), help="where to write (default deploy/dataflow)")
+    parser.add_argument("--out", default=str(METADATA), help="where to write (default terraform/dataflow)")
     parser.add_argument("--check", action="store_true", help="exit 1 if the file differs from the options")
     args = parser.parse_args(argv)
     text = render()
@@ -208,10 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         current = out.read_text(encoding="utf-8") if out.is_file() else ""
         if current != text:
             print(
-                f"{out} is out of date with `kubesigma run`'s options: run "
-                "python -m kubesigma.pipeline.commands.flex_template",
-                file=sys.stderr,
+                f"{out} is out of date with `kubesigma run`'s options{_difference(current)}", file=sys.stderr
             )
+            where = "" if out == METADATA else f" --out {out}"
+            print(f"regenerate it: .venv/bin/python -m {MODULE}{where}", file=sys.stderr)
             return 1
         print(f"{out}: {len(metadata()['parameters'])} parameters, as `kubesigma run` declares them")
         return 0

@@ -129,7 +129,7 @@ resource "google_secret_manager_secret_iam_member" "worker_reads_es_key" {
   member    = "serviceAccount:${google_service_account.worker.email}"
 }
 
-# ---- the detection job, from the Flex Template (deploy/dataflow, `make flex-template`); off by default ----
+# ---- the detection job, from the Flex Template (terraform/dataflow, `make flex-template`); off by default ----
 
 locals {
   # Template parameters (metadata.json names them after `kubesigma run`'s options); the job reads the

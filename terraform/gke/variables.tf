@@ -83,7 +83,7 @@ variable "flex_template_spec" {
 }
 
 variable "flex_template_image" {
-  description = "The template's image (deploy/dataflow/Dockerfile), also the workers' SDK container: kubesigma is installed in it."
+  description = "The template's image (terraform/dataflow/Dockerfile), also the workers' SDK container: kubesigma is installed in it."
   type        = string
   default     = null
 }
@@ -107,7 +107,7 @@ variable "worker_public_ips" {
 }
 
 variable "job_parameters" {
-  description = "More template parameters (names as in deploy/dataflow/metadata.json, e.g. suppress_window = \"10m\"); they win over the module's."
+  description = "More template parameters (names as in terraform/dataflow/metadata.json, e.g. suppress_window = \"10m\"); they win over the module's."
   type        = map(string)
   default     = {}
 }

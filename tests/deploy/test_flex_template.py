@@ -7,6 +7,7 @@ Google's Dataflow client types, and the image's install step runs in a fresh vir
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
 import re
@@ -29,7 +30,7 @@ from kubesigma.pipeline.options import OptionError, validate_args
 from kubesigma.pipeline.run import submitted_only
 from support.paths import REPO
 
-DATAFLOW = REPO / "deploy" / "dataflow"
+DATAFLOW = REPO / "terraform" / "dataflow"
 FLAG = re.compile(r"^  (--[a-z][a-z0-9-]*)", re.MULTILINE)
 
 
@@ -48,6 +49,23 @@ def declared() -> dict:
 def test_metadata_json_is_generated_from_the_current_options() -> None:
     assert flex_template.main(["--check"]) == 0
     assert (DATAFLOW / "metadata.json").read_text(encoding="utf-8") == flex_template.render()
+
+
+def test_a_stale_metadata_json_fails_the_check_saying_what_to_regenerate(tmp_path, capsys) -> None:
+    # What the check prints once an option is added to `kubesigma run` (here: one the file lacks).
+    stale = declared()
+    dropped = stale["parameters"].pop()["name"]
+    out = tmp_path / "metadata.json"
+    out.write_text(json.dumps(stale), encoding="utf-8")
+    assert flex_template.main(["--check", f"--out={out}"]) == 1
+    message = capsys.readouterr().err.splitlines()
+    assert f"new options: {dropped}" in message[0]
+    assert (
+        message[1]
+        == f"regenerate it: .venv/bin/python -m kubesigma.pipeline.commands.flex_template --out {out}"
+    )
+    assert flex_template.main([f"--out={out}"]) == 0
+    assert flex_template.main(["--check", f"--out={out}"]) == 0
 
 
 def test_every_option_run_help_lists_is_a_parameter_but_the_batch_and_tail_inputs() -> None:
@@ -138,15 +156,50 @@ def _pin(text: str, name: str) -> str:
 def test_images_pin_the_beam_and_python_that_kubesigma_is_built_for() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     beam = next(d for d in project["dependencies"] if d.startswith("apache-beam"))
-    for dockerfile in (DATAFLOW / "Dockerfile", REPO / "deploy" / "flink" / "Dockerfile"):
+    for dockerfile in (DATAFLOW / "Dockerfile", REPO / "terraform" / "flink" / "Dockerfile"):
         text = dockerfile.read_text(encoding="utf-8")
         assert beam.endswith(f"=={_pin(text, 'BEAM_VERSION')}"), dockerfile
         minor = int(_pin(text, "PYTHON_VERSION").split(".")[1])
         assert project["requires-python"] == ">=3.11,<3.13" and 11 <= minor < 13
     dataflow = (DATAFLOW / "Dockerfile").read_text(encoding="utf-8")
     assert "ENV FLEX_TEMPLATE_PYTHON_PY_FILE=/template/main.py" in dataflow
-    assert "deploy/dataflow/main.py /template/" in dataflow
+    assert "terraform/dataflow/main.py /template/" in dataflow
     assert "python311-template-launcher-base" in dataflow and _pin(dataflow, "PYTHON_VERSION") == "3.11"
+
+
+def _let_in(ignore: Path, path: str) -> bool:
+    """Docker's rule: the last pattern of the .dockerignore that matches a path decides."""
+    verdict = True
+    for line in ignore.read_text(encoding="utf-8").splitlines():
+        pattern = line.strip()
+        if pattern and not pattern.startswith("#"):
+            keep = pattern.startswith("!")
+            if fnmatch.fnmatchcase(path, pattern.removeprefix("!")):
+                verdict = keep
+    return verdict
+
+
+@pytest.mark.parametrize("image", ["dataflow", "flink"])
+def test_each_image_gets_what_it_copies_and_nothing_else_of_the_checkout(image: str) -> None:
+    """BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile (the build context is the repo root)."""
+    dockerfile = REPO / "terraform" / image / "Dockerfile"
+    ignore = dockerfile.with_name("Dockerfile.dockerignore")
+    copied = [
+        source
+        for line in dockerfile.read_text(encoding="utf-8").splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for source in line.split()[1:-1]
+    ]
+    assert "terraform/install-kubesigma.sh" in copied
+    for source in copied:
+        assert _let_in(ignore, source.replace("*", "0.1.0")), source
+    for unwanted in (
+        ".venv/bin/python",
+        "tests/deploy/test_terraform.py",
+        ".git/config",
+        "dist/other.tar.gz",
+    ):
+        assert not _let_in(ignore, unwanted), unwanted
 
 
 @pytest.mark.slow
@@ -164,8 +217,8 @@ def test_the_images_install_step_works_from_the_wheel_in_a_fresh_virtualenv(tmp_
     venv.create(tmp_path / "venv", with_pip=True)
     python = tmp_path / "venv" / "bin" / "python"
     install = subprocess.run(
-        ["bash", str(REPO / "deploy" / "install-kubesigma.sh"), str(wheel)],
-        env={"PYTHON": str(python), "PATH": "/usr/bin:/bin"},
+        ["bash", str(REPO / "terraform" / "install-kubesigma.sh"), str(wheel)],
+        env={"PYTHON": str(python), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
         capture_output=True,
         text=True,
         timeout=1200,

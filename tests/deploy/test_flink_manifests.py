@@ -24,7 +24,7 @@ from kubesigma.pipeline.run import pipeline_options, submitted_only
 from support.paths import REPO
 from support.portable_runners import flink_job_server_jar, flink_operator_crd
 
-FLINK = REPO / "deploy" / "flink"
+FLINK = REPO / "terraform" / "flink"
 MANIFESTS = FLINK / "manifests"
 OBJECT_STORAGE = re.compile(r"^(s3|gs)://[a-z0-9][a-z0-9.-]+/")
 

@@ -4,7 +4,7 @@
 # then proof that the installed package, not a source tree, runs: it loads and compiles its shipped rules
 # and declares the options the templates pass. The Dockerfiles run it; tests/deploy runs it in a fresh
 # virtualenv (no Docker engine there).
-#   PYTHON=/path/to/python deploy/install-kubesigma.sh dist/kubesigma-0.1.0-py3-none-any.whl
+#   PYTHON=/path/to/python terraform/install-kubesigma.sh dist/kubesigma-0.1.0-py3-none-any.whl
 set -euo pipefail
 PYTHON="${PYTHON:-python3}"
 wheel="${1:?usage: install-kubesigma.sh WHEEL}"
@@ -13,8 +13,9 @@ wheel="${1:?usage: install-kubesigma.sh WHEEL}"
 constraints="$(mktemp)"
 trap 'rm -f "$constraints"' EXIT
 # Everything already installed stays at its version; a conflict fails the build instead of upgrading Beam.
+# (The Dockerfiles set PIP_NO_CACHE_DIR=1: no pip cache in the images.)
 "$PYTHON" -m pip freeze --exclude-editable | grep -v '^kubesigma==' > "$constraints" || true
-"$PYTHON" -m pip install --no-cache-dir --constraint "$constraints" "$wheel"
+"$PYTHON" -m pip install --constraint "$constraints" "$wheel"
 "$PYTHON" -m pip check
 
 cd /  # import the installed package, never a checkout in the working directory
