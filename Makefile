@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 export KUBESIGMA_ES_URL ?= http://127.0.0.1:9200
 
-.PHONY: install demo test check lint typecheck pytest rules-check terraform-check deploy-check flex-template flink-image wheel bench-smoke es-up es-down flink-jar prism pstest clean
+.PHONY: install demo test check lint typecheck pytest rules-check terraform-check bench-smoke es-up es-down flink-jar prism pstest clean
 
 # A fresh virtualenv with everything the tests need (`pip install -e '.[dev]'`), the kubesigma command included.
 $(BIN)/.installed: pyproject.toml setup.py
@@ -64,6 +64,7 @@ terraform-check:
 # What is deployed, checked before it is applied: terraform-check, terraform/dataflow/metadata.json against
 # `kubesigma run`'s options, and checkov (in a virtualenv of its own, cached) over terraform/: the modules,
 # the Flink manifests and the Dockerfiles.
+.PHONY: deploy-check flex-template flink-image wheel
 deploy-check: install
 	PYTHON=$(BIN)/python bash .ci/deploy/check.sh
 
