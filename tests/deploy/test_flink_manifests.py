@@ -9,6 +9,7 @@ the Flink runner tests use.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import re
 import shlex
 import zipfile
@@ -146,3 +147,43 @@ def test_the_tail_path_reads_the_audit_log_read_only(deployment) -> None:
     tail = next(a for a in driver_command(deployment) if a.startswith("--tail="))
     assert tail == f"--tail={mount['mountPath']}"
     assert Path(mount["mountPath"]) == Path(task_pod["volumes"][0]["hostPath"]["path"])
+
+
+def _flink_pods() -> Any:
+    spec = importlib.util.spec_from_file_location("flink_pods", REPO / ".ci" / "deploy" / "flink_pods.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_checkov_sees_the_pods_the_operator_makes(deployment, tmp_path) -> None:
+    """checkov has no schema for FlinkDeployment: `make deploy-check` renders its pods for it. They must be
+    what the operator runs: the shared template merged with each role's, the image, the role's resources."""
+    manager, worker = _flink_pods().pods(deployment)
+    for pod in (manager, worker):
+        spec = pod["spec"]
+        assert spec["securityContext"] == deployment["spec"]["podTemplate"]["spec"]["securityContext"]
+        (main,) = (c for c in spec["containers"] if c["name"] == "flink-main-container")
+        assert main["image"] == deployment["spec"]["image"] and main["securityContext"]["capabilities"]
+        assert {m["name"] for m in main["volumeMounts"]} >= {"beam-artifacts", "es-api-key"}
+        assert pod["metadata"]["annotations"] == deployment["spec"]["podTemplate"]["metadata"]["annotations"]
+    worker_mounts = {m["name"] for m in worker["spec"]["containers"][0]["volumeMounts"]}
+    manager_mounts = {m["name"] for m in manager["spec"]["containers"][0]["volumeMounts"]}
+    assert "audit-log" in worker_mounts and "audit-log" not in manager_mounts
+    assert worker["spec"]["containers"][0]["resources"]["limits"]["memory"] == "4096m"
+    # Every skip names its check and says why.
+    for key, value in manager["metadata"]["annotations"].items():
+        if key.startswith("checkov.io/skip"):
+            check, _, reason = value.partition("=")
+            assert re.fullmatch(r"CKV2?_K8S_\d+", check) and len(reason.split()) >= 5, value
+    # The NetworkPolicy selects the pods by the labels Flink's native mode gives them.
+    (policy,) = of_kind("NetworkPolicy")
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= manager["metadata"]["labels"].items()
+    assert selector.items() <= worker["metadata"]["labels"].items()
+    assert _flink_pods().main(MANIFESTS, tmp_path) == 0
+    assert sorted(p.name for p in tmp_path.glob("kubesigma-*.yaml")) == [
+        "kubesigma-jobmanager.yaml",
+        "kubesigma-taskmanager.yaml",
+    ]
