@@ -38,7 +38,7 @@ test: install
 	status=0; $(MAKE) pytest || status=$$?; $(MAKE) es-down; exit $$status
 	$(MAKE) bench-smoke
 
-check: lint typecheck rules-check terraform-check
+check: lint typecheck rules-check deploy-check
 
 lint: install
 	$(BIN)/ruff check .
@@ -60,6 +60,39 @@ rules-check: install
 # terraform/: HCL syntax and formatting (hclfmt from the Go module proxy; providers cannot be fetched here).
 terraform-check:
 	bash .ci/terraform/check.sh
+
+# What is deployed, checked before it is applied: terraform-check, terraform/dataflow/metadata.json against
+# `kubesigma run`'s options, and checkov (in a virtualenv of its own, cached) over terraform/: the modules,
+# the Flink manifests and the Dockerfiles.
+.PHONY: deploy-check flex-template flink-image wheel
+deploy-check: install
+	PYTHON=$(BIN)/python bash .ci/deploy/check.sh
+
+# kubesigma's wheel in dist/, what the images install (terraform/install-kubesigma.sh).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+wheel: install
+	rm -f dist/kubesigma-*.whl
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+
+# The Dataflow Flex Template: builds the wheel, checks metadata.json, prints the commands that build the
+# image and the template spec (no Docker or gcloud here). Set FLEX_IMAGE and FLEX_SPEC to yours.
+FLEX_IMAGE ?= REGION-docker.pkg.dev/PROJECT/REPOSITORY/kubesigma-dataflow:$(VERSION)
+FLEX_SPEC ?= gs://BUCKET/templates/kubesigma-$(VERSION).json
+flex-template: wheel
+	$(BIN)/python -m kubesigma.pipeline.commands.flex_template --check
+	@echo "# Dataflow Flex Template for $(notdir $(wildcard dist/kubesigma-$(VERSION)-*.whl)):"
+	@echo "docker build -f terraform/dataflow/Dockerfile -t $(FLEX_IMAGE) . && docker push $(FLEX_IMAGE)"
+	@echo "gcloud dataflow flex-template build $(FLEX_SPEC) --image=$(FLEX_IMAGE) --sdk-language=PYTHON --metadata-file=terraform/dataflow/metadata.json"
+	@echo "# then: terraform/gke with dataflow_job=true flex_template_spec=$(FLEX_SPEC) flex_template_image=$(FLEX_IMAGE)"
+
+# The Flink image (terraform/flink/Dockerfile): the wheel and Beam's Flink job-server jar in dist/, and the
+# command that builds it.
+FLINK_IMAGE ?= REGISTRY/kubesigma-flink:$(VERSION)
+flink-image: wheel
+	rm -f dist/beam-runners-flink-*-job-server-*.jar
+	cp "$$(PYTHON=$(BIN)/python bash .ci/flink/job-server.sh)" dist/
+	@echo "docker build -f terraform/flink/Dockerfile -t $(FLINK_IMAGE) . && docker push $(FLINK_IMAGE)"
+	@echo "# then set spec.image in terraform/flink/manifests/flinkdeployment.yaml and: kubectl apply -k terraform/flink/manifests"
 
 # pytest exits 5 when it collected no test: that fails the target like any other failure.
 pytest: install

@@ -75,11 +75,29 @@ def _parser() -> argparse.ArgumentParser:
     retention = es_sub.add_parser("retention", help="delete date-named indices older than N days")
     retention.add_argument("--keep-days", type=int, required=True)
     retention.epilog = "Elasticsearch options (--es-url, --es-ca-certs, ...) as for `kubesigma run`."
+    setup = es_sub.add_parser(
+        "setup",
+        help="install or update kubesigma's templates, lifecycle policies and writer role (idempotent)",
+    )
+    setup.add_argument("--check", action="store_true", help="change nothing; exit 1 if something differs")
+    setup.epilog = (
+        "Elasticsearch options (--es-url, --es-ca-certs, --es-index-events, ...) as for `kubesigma run`."
+    )
+    es_sub.add_parser("writer-role", help="print the role descriptor of the job's identity (JSON)")
 
     kibana = sub.add_parser("kibana", help="Kibana saved objects")
     kibana_sub = kibana.add_subparsers(dest="kibana_command", required=True, metavar="ACTION")
     kexport = kibana_sub.add_parser("export", help="write the data view, dashboard and saved searches")
     kexport.add_argument("--out", default="-")
+    kimport = kibana_sub.add_parser("import", help="import the saved objects Kibana lacks or holds otherwise")
+    kimport.add_argument("--kibana-url", required=True, help="http(s)://host:port of Kibana")
+    kimport.add_argument("--kibana-space", help="Kibana space (default: the default space)")
+    kimport.add_argument("--kibana-ca-certs", help="PEM of the CA that signed Kibana's certificate")
+    kimport.add_argument(
+        "--kibana-api-key-file", help="file holding a Kibana API key (else KUBESIGMA_KIBANA_API_KEY)"
+    )
+    kimport.add_argument("--es-index-prefix", default="kubesigma", help="index prefix the data views match")
+    kimport.add_argument("--check", action="store_true", help="change nothing; exit 1 if something differs")
     return parser
 
 
@@ -144,13 +162,19 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.cluster, args.region, args.since, args.until, args.out, args.checkpoint
         )
     if args.command == "es":
-        from kubesigma.pipeline.commands.es import run_retention
+        from kubesigma.pipeline.commands import es
 
-        return run_retention(args.keep_days, args.extra)
+        if args.es_command == "setup":
+            return es.run_setup(args.check, args.extra)
+        if args.es_command == "writer-role":
+            return es.run_writer_role(args.extra)
+        return es.run_retention(args.keep_days, args.extra)
     if args.command == "kibana":
-        from kubesigma.pipeline.commands.es import run_kibana_export
+        from kubesigma.pipeline.commands import es
 
-        return run_kibana_export(args.out)
+        if args.kibana_command == "import":
+            return es.run_kibana_import(args)
+        return es.run_kibana_export(args.out)
     raise AssertionError(args.command)
 
 
@@ -172,17 +196,33 @@ def _rules(args: argparse.Namespace) -> int:
     return run_export(args.paths, args.fmt, args.out)
 
 
-def _run_help() -> int:
+def run_parser() -> argparse.ArgumentParser:
+    """The options kubesigma itself declares for `kubesigma run` (Beam's own are accepted too, not listed):
+    what `--help` prints and what the Dataflow Flex Template declares (pipeline/commands/flex_template.py).
+    Every PipelineOptions class of a kubesigma module counts, so a new options class is listed as soon as
+    the job imports it."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    import kubesigma.pipeline.run  # noqa: F401  (imports every module that declares options of the job)
     from kubesigma.pipeline.options import KubesigmaOptions
 
+    found: list[type] = []
+    stack = list(PipelineOptions.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        if cls.__module__.startswith("kubesigma") and cls not in found:
+            found.append(cls)
+        stack.extend(cls.__subclasses__())
+    # The job's own options first, then the others by module, so the listing is stable.
+    found.sort(key=lambda cls: (cls is not KubesigmaOptions, cls.__module__, cls.__name__))
     parser = argparse.ArgumentParser(prog="kubesigma run", usage=RUN_USAGE)
-    KubesigmaOptions._add_argparse_args(parser)
-    for cls in PipelineOptions.__subclasses__():
-        if cls.__module__.startswith("kubesigma") and cls is not KubesigmaOptions:
-            cls._add_argparse_args(parser)  # type: ignore[arg-type]
-    parser.print_help()
+    for cls in found:
+        cls._add_argparse_args(parser)  # type: ignore[arg-type]
+    return parser
+
+
+def _run_help() -> int:
+    run_parser().print_help()
     print("\nAny Beam pipeline option is accepted too (--runner, --streaming, --project, ...).")
     return 0
 

@@ -144,6 +144,9 @@ class KubesigmaOptions(PipelineOptions):
 
 def validate_args(argv: Sequence[str]) -> None:
     """Reject options no PipelineOptions class knows (Beam itself only warns and drops them)."""
+    # Every options class of the job must be declared, whatever the caller happened to import first.
+    from kubesigma.connectors.sinks import es_config  # noqa: F401  (ElasticsearchOptions)
+
     parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
     seen: set[type] = set()
     stack = list(PipelineOptions.__subclasses__())

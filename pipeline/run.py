@@ -12,7 +12,7 @@ import apache_beam as beam
 import orjson
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
 from kubesigma.connectors.sinks.elasticsearch import IndexEvents, WriteToElasticsearch
 from kubesigma.connectors.sinks.es_config import ElasticsearchConfig, config_from_options
@@ -226,6 +226,9 @@ def run(argv: Sequence[str], out: TextIO) -> RunReport:
     pipeline = beam.Pipeline(options=options)
     build(pipeline, ks, rules, es)
     result = pipeline.run()
+    if submitted_only(options):
+        out.write(f"submitted to {options.view_as(StandardOptions).runner}; not waiting for it to finish\n")
+        return RunReport(dict.fromkeys(COUNTERS, 0))
     result.wait_until_finish()
     report = collect(result)
     if ks.metrics_out:
@@ -238,6 +241,16 @@ def run(argv: Sequence[str], out: TextIO) -> RunReport:
             )
     print_summary(report, rules, out)
     return report
+
+
+def submitted_only(options: PipelineOptions) -> bool:
+    """Whether `run` hands the job over instead of running it: a Dataflow Flex Template launch (its launcher
+    passes --template_location: the job description is written and the service starts the job, so there is
+    neither a job to wait for nor counters to read) or --no_wait_until_finish (a streaming job submitted
+    from CI, or Flink's application-mode driver)."""
+    return bool(options.view_as(GoogleCloudOptions).template_location) or bool(
+        options.view_as(StandardOptions).no_wait_until_finish
+    )
 
 
 def collect(result: Any) -> RunReport:

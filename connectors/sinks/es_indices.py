@@ -30,6 +30,17 @@ def lifecycle_policy_name(prefix: str, kind: str) -> str:
     return f"{prefix}-{kind}-retention"
 
 
+def lifecycle_policy(retention_days: int) -> dict[str, Any]:
+    """The delete-phase ILM policy of one kind of date-named index (no rollover: see docs/elasticsearch.md)."""
+    return {
+        "_meta": {"managed_by": "kubesigma"},
+        "phases": {
+            "hot": {"min_age": "0ms", "actions": {}},
+            "delete": {"min_age": f"{retention_days}d", "actions": {"delete": {}}},
+        },
+    }
+
+
 def install_templates(config: ElasticsearchConfig, client: Any | None = None) -> list[str]:
     """Install (idempotently) the index templates and, where the cluster has ILM, a delete-phase
     lifecycle policy. Returns the log lines it wrote; raises ElasticsearchUnavailable with a clear
@@ -70,16 +81,7 @@ def install_templates(config: ElasticsearchConfig, client: Any | None = None) ->
             if ilm:
                 policy = lifecycle_policy_name(config.index_prefix, kind)
                 try:
-                    es.ilm.put_lifecycle(
-                        name=policy,
-                        policy={
-                            "_meta": {"managed_by": "kubesigma"},
-                            "phases": {
-                                "hot": {"min_age": "0ms", "actions": {}},
-                                "delete": {"min_age": f"{config.retention_days}d", "actions": {"delete": {}}},
-                            },
-                        },
-                    )
+                    es.ilm.put_lifecycle(name=policy, policy=lifecycle_policy(config.retention_days))
                 except AuthorizationException:
                     say(
                         f"elasticsearch: not allowed to manage ILM policies (manage_ilm); {kind} indices "
@@ -113,25 +115,34 @@ def install_templates(config: ElasticsearchConfig, client: Any | None = None) ->
             es.close()
 
 
-def _has_ilm(es: Any) -> bool:
-    """Whether the cluster runs index lifecycle management (x-pack's `x-pack-ilm` module).
+def cluster_modules(es: Any) -> set[str] | None:
+    """The modules the local node runs (`x-pack-ilm`, `x-pack-security`, ...), or None when it will not say.
 
-    Asked through the node's module list rather than an ILM endpoint: on a cluster without ILM those
+    Features are asked this way rather than through their endpoints: on a cluster without them those
     answer 405, which the client's node pool takes for a failing node."""
     from elasticsearch import ApiError
 
     try:
         info = es.nodes.info(node_id="_local", metric="plugins", filter_path="nodes.*.modules.name")
     except ApiError as err:
-        log.debug("node module list answered %s; asking ILM directly", err.meta.status)
-        try:
-            es.ilm.get_status()
-            return True
-        except ApiError:
-            return False
+        log.debug("node module list answered %s", err.meta.status)
+        return None
     nodes = (info.body if hasattr(info, "body") else info).get("nodes", {})
-    modules = {m.get("name") for node in nodes.values() for m in node.get("modules", [])}
-    return "x-pack-ilm" in modules
+    return {m.get("name") for node in nodes.values() for m in node.get("modules", [])}
+
+
+def _has_ilm(es: Any) -> bool:
+    """Whether the cluster runs index lifecycle management (x-pack's `x-pack-ilm` module)."""
+    from elasticsearch import ApiError
+
+    modules = cluster_modules(es)
+    if modules is not None:
+        return "x-pack-ilm" in modules
+    try:
+        es.ilm.get_status()
+        return True
+    except ApiError:
+        return False
 
 
 def expired_indices(names: Iterable[str], prefix: str, keep_days: int, today: date) -> list[str]:

@@ -31,6 +31,7 @@ output "kubesigma_run_args" {
     "--temp_location=gs://${google_storage_bucket.job.name}/tmp",
     "--staging_location=gs://${google_storage_bucket.job.name}/staging",
     "--pubsub-subscription=${google_pubsub_subscription.audit.id}",
+    "--pubsub-timestamp-attribute=logging.googleapis.com/timestamp",
     "--alerts-out=gs://${google_storage_bucket.job.name}/alerts",
     "--dead-letter=gs://${google_storage_bucket.job.name}/dead-letter",
     "--enable_streaming_engine",
@@ -40,4 +41,9 @@ output "kubesigma_run_args" {
 output "elasticsearch_run_args" {
   description = "Options that make the job read its Elasticsearch API key from Secret Manager (add --es-url or --es-cloud-id)."
   value       = var.elasticsearch_api_key_secret == null ? [] : ["--es-api-key-secret=${var.elasticsearch_api_key_secret}"]
+}
+
+output "dataflow_job_id" {
+  description = "The detection job's id when dataflow_job is on, else null."
+  value       = one(google_dataflow_flex_template_job.detections[*].job_id)
 }

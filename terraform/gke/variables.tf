@@ -53,3 +53,61 @@ variable "elasticsearch_api_key_secret" {
     error_message = "elasticsearch_api_key_secret: projects/<project>/secrets/<name>."
   }
 }
+
+variable "elasticsearch_url" {
+  description = "Elasticsearch the job indexes alerts into (https://host:port), with elasticsearch_api_key_secret. Null: alerts go to the bucket only."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.elasticsearch_url == null || can(regex("^https://", var.elasticsearch_url))
+    error_message = "elasticsearch_url: https:// only; the API key must not travel in clear."
+  }
+}
+
+variable "dataflow_job" {
+  description = "Run the detection job from the Flex Template (google_dataflow_flex_template_job). Off: the module creates the plumbing and prints the job's options."
+  type        = bool
+  default     = false
+}
+
+variable "flex_template_spec" {
+  description = "gs:// path of the Flex Template spec that `gcloud dataflow flex-template build` wrote (make flex-template prints the command)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.flex_template_spec == null || can(regex("^gs://.+\\.json$", var.flex_template_spec))
+    error_message = "flex_template_spec: gs://<bucket>/<path>.json."
+  }
+}
+
+variable "flex_template_image" {
+  description = "The template's image (terraform/dataflow/Dockerfile), also the workers' SDK container: kubesigma is installed in it."
+  type        = string
+  default     = null
+}
+
+variable "max_workers" {
+  description = "Most workers Dataflow's autoscaling may use."
+  type        = number
+  default     = 4
+}
+
+variable "subnetwork" {
+  description = "Subnetwork of the workers (regions/R/subnetworks/S or a self link); it needs Private Google Access for private workers. Null: the default network."
+  type        = string
+  default     = null
+}
+
+variable "worker_public_ips" {
+  description = "Give workers public IPs. Off: private IPs only (reach Elasticsearch outside Google through Cloud NAT or a peering)."
+  type        = bool
+  default     = false
+}
+
+variable "job_parameters" {
+  description = "More template parameters (names as in terraform/dataflow/metadata.json, e.g. suppress_window = \"10m\"); they win over the module's."
+  type        = map(string)
+  default     = {}
+}

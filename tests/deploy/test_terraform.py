@@ -20,6 +20,7 @@ from deploy.terraform_hcl import MODULES, load, named, output_list, render, unqu
 
 from kubesigma.connectors.secrets import parse_ref
 from kubesigma.pipeline.cli import main
+from kubesigma.pipeline.commands import flex_template
 from kubesigma.pipeline.options import validate_args
 from support.falco_traces import falco_events
 
@@ -208,3 +209,49 @@ def test_gke_elasticsearch_args_name_a_secret_kubesigma_can_read() -> None:
     validate_args([rendered])
     ref = parse_ref(rendered.split("=", 1)[1], "--es-api-key-secret")
     assert ref.name == "projects/acme-prod/secrets/es-api-key/versions/latest"
+
+
+# ---- GKE: the optional Flex Template job ----
+
+
+def flex_job() -> dict:
+    return named(load("gke")["resource"], "google_dataflow_flex_template_job", "detections")
+
+
+def test_gke_flex_template_job_is_off_by_default_and_drained_on_delete() -> None:
+    gke = load("gke")
+    assert named(gke["variable"], "dataflow_job")["default"] is False
+    job = flex_job()
+    assert job["count"] == "${var.dataflow_job ? 1 : 0}"
+    assert unquote(job["on_delete"]) == "drain"
+    assert job["provider"] == "google-beta"
+
+
+def test_gke_flex_template_job_runs_as_the_worker_on_the_modules_bucket() -> None:
+    job = flex_job()
+    assert job["service_account_email"] == "${google_service_account.worker.email}"
+    assert render(job["temp_location"], GKE_VALUES) == "gs://acme-prod-kubesigma/tmp"
+    assert render(job["staging_location"], GKE_VALUES) == "gs://acme-prod-kubesigma/staging"
+    assert job["sdk_container_image"] == "${var.flex_template_image}"
+    assert "local.job_parameters" in job["parameters"] and "var.job_parameters" in job["parameters"]
+
+
+def test_gke_flex_template_parameters_are_template_parameters_kubesigma_accepts() -> None:
+    """Every key is a parameter metadata.json declares (Dataflow refuses others at launch), and what the
+    launcher makes of them is a `kubesigma run` kubesigma accepts, reading the module's subscription and
+    writing to its bucket, with the API key read from the module's secret."""
+    gke = load("gke")
+    values = {**GKE_VALUES, "var.elasticsearch_url": "https://es.acme.internal:9200"}
+    values["var.elasticsearch_api_key_secret"] = "projects/acme-prod/secrets/es-api-key"
+    parameters = {
+        name: render(value, values)
+        for local in ("job_parameters", "elasticsearch_parameters")
+        for name, value in named(gke["locals"], local).items()
+    }
+    declared = {p.name for p in flex_template.template_parameters()}
+    assert set(parameters) <= declared
+    args = flex_template.launcher_argv([f"--{name}={value}" for name, value in parameters.items()])
+    validate_args(args)
+    assert "--pubsub-subscription=projects/acme-prod/subscriptions/kubesigma-gke-audit" in args
+    assert "--alerts-out=gs://acme-prod-kubesigma/alerts" in args
+    assert "--es-api-key-secret=projects/acme-prod/secrets/es-api-key" in args

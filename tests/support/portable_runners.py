@@ -46,3 +46,10 @@ def flink_job_server_jar() -> str:
     if not shutil.which("mvn") and not os.environ.get("KUBESIGMA_FLINK_JOB_SERVER_JAR"):
         pytest.skip("no Maven to build the Flink job server (set KUBESIGMA_FLINK_JOB_SERVER_JAR)")
     return _script(".ci/flink/job-server.sh", "KUBESIGMA_FLINK_JOB_SERVER_JAR", "Flink job server")
+
+
+def flink_operator_crd() -> str:
+    """The Flink Kubernetes Operator's FlinkDeployment CRD, extracted from its API jar on Maven Central."""
+    if not shutil.which("mvn") and not os.environ.get("KUBESIGMA_FLINK_CRD"):
+        pytest.skip("no Maven to fetch the Flink operator's CRD (set KUBESIGMA_FLINK_CRD to its YAML)")
+    return _script(".ci/deploy/flink-crd.sh", "KUBESIGMA_FLINK_CRD", "Flink operator CRD")
