@@ -41,6 +41,24 @@ def _parser() -> argparse.ArgumentParser:
     coverage = rules_sub.add_parser("coverage", help="list rules that cannot fire under an audit Policy")
     coverage.add_argument("--policy", required=True, help="audit.k8s.io Policy YAML")
     coverage.add_argument("paths", nargs="*")
+    explain = rules_sub.add_parser(
+        "explain",
+        help="why a rule did or did not match an event (exit 0 match, 1 no match, 2 error)",
+        description="Why a rule did or did not match an event: every selection and field, the value the "
+        "event has there, the condition step by step, filters, the outcome gate and routing.",
+    )
+    explain.add_argument("--rule", required=True, help="rule id or name (in --rules), or a rule file")
+    explain.add_argument(
+        "--event",
+        required=True,
+        help="FILE[:LINE] holding the record (any format kubesigma reads); - for stdin",
+    )
+    explain.add_argument(
+        "--rules", action="append", default=None, help="rule files or folders (default: the shipped pack)"
+    )
+    explain.add_argument("--engine-config", help="YAML: disabled rules, filters and lists, as for run")
+    explain.add_argument("--cluster-name", help="cluster name for events whose envelope names none")
+    explain.add_argument("--json", action="store_true", help="the explanation as JSON")
     export = rules_sub.add_parser("export", help="convert rules for other tools")
     export.add_argument("--format", required=True, choices=["elastic"], dest="fmt")
     export.add_argument("--out", default="-", help="file to write (default: stdout)")
@@ -167,6 +185,17 @@ def _rules(args: argparse.Namespace) -> int:
         from kubesigma.pipeline.commands.rules_coverage import run_coverage
 
         return run_coverage(args.policy, args.paths)
+    if args.rules_command == "explain":
+        from kubesigma.pipeline.commands.rules_explain import run_explain
+
+        return run_explain(
+            args.rule,
+            args.event,
+            rule_paths=args.rules or (),
+            engine_config=args.engine_config,
+            as_json=args.json,
+            cluster=args.cluster_name,
+        )
     from kubesigma.pipeline.commands.rules_export import run_export
 
     return run_export(args.paths, args.fmt, args.out)
