@@ -87,7 +87,9 @@ def _case_deliveries(info: Any) -> list[tuple[str, AuditEvent]]:
         record = rule_tests.COMPLETERS[key](case.event, f"{case.rule_stem}/{case.expect}/{case.name}")
         variants = [(case.name, record)]
         if key == "kubernetes/audit" and case.expect == "match":
-            variants += [(f"{case.name}, {how}", rule_tests.refused(record, how)) for how in rule_tests.REFUSALS]
+            variants += [
+                (f"{case.name}, {how}", rule_tests.refused(record, how)) for how in rule_tests.REFUSALS
+            ]
             variants.append((f"{case.name}, dry run", rule_tests.dry_run(record)))
         for name, value in variants:
             for fmt, delivered in rule_tests.deliveries(key, value):
@@ -110,7 +112,7 @@ def test_explain_agrees_with_the_engine_on_the_demo_traffic() -> None:
     from kubesigma.connectors.simulated_cluster import generate
 
     events = [e for i, r in enumerate(generate(7, 3000, attack_ratio=0.0)) for e in _decoded(r, f"demo-{i}")]
-    # Every event a rule alerts on, and a spread of the rest (every rule × event pair costs a trace;
+    # Every event a rule alerts on, and a spread of the rest (each pair of rule and event costs a trace;
     # correlation inputs match most events, so they are covered by the spread).
     alone = _ruleset().correlation_only_ids
     fired = [e for e in events if any(r.id not in alone for r in _ruleset().match(e))]
@@ -184,7 +186,10 @@ def test_the_written_key_keeps_the_modifiers_and_the_test_shows_the_mapped_field
 def test_a_refused_request_is_kept_out_by_the_outcome_gate_and_says_so() -> None:
     record = rule_tests.refused(
         rule_tests.complete_audit_event(
-            {"verb": "create", "objectRef": {"resource": "pods", "subresource": "exec", "namespace": "a", "name": "p"}},
+            {
+                "verb": "create",
+                "objectRef": {"resource": "pods", "subresource": "exec", "namespace": "a", "name": "p"},
+            },
             "refused",
         ),
         "refused by the authorizer",
@@ -216,7 +221,11 @@ def test_credentials_are_redacted_in_the_values_shown() -> None:
         namespace="shop",
         name="app",
         code=201,
-        request_object={"kind": "ConfigMap", "apiVersion": "v1", "data": {"password": "hunter2", "jwt": token}},
+        request_object={
+            "kind": "ConfigMap",
+            "apiVersion": "v1",
+            "data": {"password": "hunter2", "jwt": token},
+        },
     )
     (event,) = _decoded(record, "configmap")
     text = json.dumps(_explainer(rule_id).explain(event).as_dict())
@@ -234,14 +243,15 @@ def test_a_sigma_filter_from_the_engine_configuration_is_named(tmp_path: Path) -
     (tmp_path / "engine.yml").write_text("filters: [filters/]\n", encoding="utf-8")
     out = io.StringIO()
     record = rule_tests.complete_audit_event(
-        {"verb": "create", "objectRef": {"resource": "pods", "subresource": "exec", "namespace": "shop", "name": "p"}},
+        {
+            "verb": "create",
+            "objectRef": {"resource": "pods", "subresource": "exec", "namespace": "shop", "name": "p"},
+        },
         "filtered",
     )
     path = tmp_path / "event.json"
     path.write_text(json.dumps(record), encoding="utf-8")
-    status = run_explain(
-        EXEC, str(path), engine_config=str(tmp_path / "engine.yml"), as_json=True, out=out
-    )
+    status = run_explain(EXEC, str(path), engine_config=str(tmp_path / "engine.yml"), as_json=True, out=out)
     assert status == 1
     (view,) = json.loads(out.getvalue())["views"]
     roles = [d["role"] for d in view["detections"]]
@@ -290,7 +300,9 @@ def test_the_event_may_come_on_standard_input_gzipped(tmp_path: Path) -> None:
         ("4891b83f-e847-49fa-934d-5d84e365cda3", "create_nginx_pod_privileged.json", "correlation rule"),
     ],
 )
-def test_errors_exit_2_with_one_line(rule: str, event: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_exit_2_with_one_line(
+    rule: str, event: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_explain(rule, str(FALCO_TRACES / event)) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
@@ -307,7 +319,18 @@ def test_the_cli_runs_it_as_a_subcommand(tmp_path: Path) -> None:
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-m", "kubesigma.pipeline.cli", "rules", "explain", "--rule", EXEC, "--event", "-", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "kubesigma.pipeline.cli",
+            "rules",
+            "explain",
+            "--rule",
+            EXEC,
+            "--event",
+            "-",
+            "--json",
+        ],
         input=(FALCO_TRACES / "attach_pod.json").read_bytes(),
         capture_output=True,
         timeout=120,
