@@ -217,6 +217,7 @@ def run_backtest(
         "rules": [s.as_dict(max(len(days), 1)) for s in stats],
     }
     if old is not None:
+        document["baseline_alerts"] = len(old.alerts)
         document.update(compare(new, old))
     if html_out:
         Path(html_out).write_text(render_html(document, inputs), encoding="utf-8")
@@ -233,10 +234,8 @@ def run_backtest(
 
 def print_table(document: dict[str, Any], out: TextIO) -> None:
     days = document["days"]
-    out.write(
-        f"{document['alerts']} alerts from {document['events']} events"
-        f"{f' over {len(days)} days ({days[0]} to {days[-1]})' if days else ''}\n"
-    )
+    span = f" over {len(days)} day{'s' * (len(days) != 1)} ({days[0]} to {days[-1]})" if days else ""
+    out.write(f"{document['alerts']} alerts from {document['events']} events{span}\n")
     rows = document["rules"]
     if rows:
         width = max(len(r["title"]) for r in rows)
@@ -248,13 +247,14 @@ def print_table(document: dict[str, Any], out: TextIO) -> None:
             top = r["top_groups"][0] if r["top_groups"] else {"group": "", "alerts": 0}
             out.write(
                 f"{r['level']:<10}{r['alerts']:>7}{r['alerts_per_day']:>8}{r['identities']:>5}"
-                f"{r['sources']:>5}{r['namespaces']:>5}  {r['title']:<{width}}  {top['group']} ({top['alerts']})\n"
+                f"{r['sources']:>5}{r['namespaces']:>5}  {r['title']:<{width}}  "
+                f"{top['group']} ({top['alerts']})\n"
             )
     if "new" not in document:
         return
     out.write(
-        f"\nagainst the baseline: {len(document['new'])} new, {len(document['lost'])} lost, "
-        f"{len(document['level_changes'])} level changes\n"
+        f"\nagainst the baseline ({document['baseline_alerts']} alerts): {len(document['new'])} new, "
+        f"{len(document['lost'])} lost, {len(document['level_changes'])} level changes\n"
     )
     for change in document["level_changes"]:
         out.write(f"  level {change['from']} → {change['to']}: {change['title']} {change['id']}\n")

@@ -67,7 +67,8 @@ def lint(paths: Sequence[str], policy: Policy | None = None) -> list[LintFinding
 
 
 def run_lint(paths: Sequence[str] = (), policy_path: str | None = None, out: TextIO = sys.stdout) -> int:
-    """0 when the rules lint clean, 1 with findings (one line each), 2 for rules or a Policy that do not load."""
+    """0 when the rules lint clean, 1 with findings (one line each), 2 for rules or a Policy that do not
+    load."""
     paths = list(paths) or [str(DEFAULT_RULES), str(DEFAULT_CORRELATION_RULES)]
     try:
         policy = Policy.load(policy_path) if policy_path else None

@@ -45,7 +45,7 @@ def test_the_walkthrough_commands_work_on_the_falco_traces(tmp_path: Path) -> No
     assert "rules lint: 0 findings" in outputs["lint"]
     # What the page says the backtest prints.
     assert outputs["backtest"].startswith("24 alerts from 51 events")
-    assert "against the baseline: 1 new, 0 lost, 0 level changes" in outputs["backtest"]
+    assert "against the baseline (23 alerts): 1 new, 0 lost, 0 level changes" in outputs["backtest"]
     assert (
         "ConfigMap Deleted By A Person  minikube-user → default/configmaps/my-config" in outputs["backtest"]
     )
