@@ -54,6 +54,7 @@ rules-check: install
 	$(BIN)/kubesigma rules check
 	$(BIN)/kubesigma rules test
 	$(BIN)/kubesigma rules coverage --policy docs/audit-policy.yaml
+	$(BIN)/kubesigma rules lint --policy docs/audit-policy.yaml
 	$(BIN)/python -m kubesigma.pipeline.commands.rules_doc --check
 	$(BIN)/sigma check --exclude attacktag --exclude d3_fendtag detections/rules
 

@@ -23,6 +23,7 @@ TACTICS: dict[str, tuple[str, str]] = {
     "command-and-control": ("TA0011", "Command and Control"),
     "exfiltration": ("TA0010", "Exfiltration"),
     "impact": ("TA0040", "Impact"),
+    "reconnaissance": ("TA0043", "Reconnaissance"),
 }
 
 # Technique id -> (name, tactics it belongs to).
@@ -45,6 +46,7 @@ TECHNIQUES: dict[str, tuple[str, tuple[str, ...]]] = {
         "Valid Accounts: Cloud Accounts",
         ("defense-evasion", "persistence", "privilege-escalation", "initial-access"),
     ),
+    "T1069": ("Permission Groups Discovery", ("discovery",)),
     "T1098": ("Account Manipulation", ("persistence", "privilege-escalation")),
     "T1098.003": ("Account Manipulation: Additional Cloud Roles", ("persistence", "privilege-escalation")),
     "T1098.006": (
@@ -52,6 +54,7 @@ TECHNIQUES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("persistence", "privilege-escalation"),
     ),
     "T1105": ("Ingress Tool Transfer", ("command-and-control",)),
+    "T1110": ("Brute Force", ("credential-access",)),
     "T1133": ("External Remote Services", ("persistence", "initial-access")),
     "T1140": ("Deobfuscate/Decode Files or Information", ("defense-evasion",)),
     "T1190": ("Exploit Public-Facing Application", ("initial-access",)),
@@ -78,6 +81,7 @@ TECHNIQUES: dict[str, tuple[str, tuple[str, ...]]] = {
     "T1562.008": ("Impair Defenses: Disable or Modify Cloud Logs", ("defense-evasion",)),
     "T1572": ("Protocol Tunneling", ("command-and-control",)),
     "T1578": ("Modify Cloud Compute Infrastructure", ("defense-evasion",)),
+    "T1595": ("Active Scanning", ("reconnaissance",)),
     "T1609": ("Container Administration Command", ("execution",)),
     "T1610": ("Deploy Container", ("defense-evasion", "execution")),
     "T1611": ("Escape to Host", ("privilege-escalation",)),

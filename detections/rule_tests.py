@@ -83,8 +83,17 @@ class Outcome:
 # ---- loading -------------------------------------------------------------------------------------
 
 
-def case_file_for(rule_path: str | Path, tests_dir: Path = TESTS_DIR) -> Path:
-    return tests_dir / f"{Path(rule_path).stem}.yml"
+def case_file_for(rule_path: str | Path, tests_dir: Path | None = None) -> Path:
+    """The rule's case file: in `tests_dir` when given, else where the shipped layout puts it, next to
+    the `rules/` folder holding the rule (`<dir>/rules/<product>/<service>/x.yml` has its cases in
+    `<dir>/tests/x.yml`), else in the shipped pack's tests."""
+    stem = Path(rule_path).stem
+    if tests_dir is None:
+        for folder in Path(rule_path).resolve().parents:
+            if folder.name == "rules" and (folder.parent / "tests").is_dir():
+                return folder.parent / "tests" / f"{stem}.yml"
+        tests_dir = TESTS_DIR
+    return tests_dir / f"{stem}.yml"
 
 
 def load_cases(path: Path) -> list[Case]:
@@ -381,8 +390,9 @@ def _check(
             outcome.failures.append(f"FALSE HIT {label}: expected no alert, got one")
 
 
-def run_tests(paths: Sequence[str | Path], tests_dir: Path = TESTS_DIR) -> Outcome:
-    """Run every detection rule of `paths` against its cases in `tests_dir`; failures name rule and case."""
+def run_tests(paths: Sequence[str | Path], tests_dir: Path | None = None) -> Outcome:
+    """Run every detection rule of `paths` against its cases (in `tests_dir`, else where
+    `case_file_for` finds them); failures name rule and case."""
     outcome = Outcome()
     try:
         ruleset = RuleSet.load(list(paths))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 RUN_USAGE = """kubesigma run --input GLOB [--input GLOB ...] --alerts-out FILE --dead-letter FILE
                      [--metrics-out FILE] [--rules DIR ...] [--cluster-name NAME]
                      [--engine-config FILE] [--max-record-bytes 16MiB] [--soft-record-bytes 1MiB]
-                     [--suppress-window 10m] [--streaming] [Elasticsearch options] [Beam pipeline options]"""
+                     [--suppress-window 10m] [--since T] [--until T] [--streaming] [Elasticsearch options] [Beam pipeline options]"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +41,56 @@ def _parser() -> argparse.ArgumentParser:
     coverage = rules_sub.add_parser("coverage", help="list rules that cannot fire under an audit Policy")
     coverage.add_argument("--policy", required=True, help="audit.k8s.io Policy YAML")
     coverage.add_argument("paths", nargs="*")
+    explain = rules_sub.add_parser(
+        "explain",
+        help="why a rule did or did not match an event (exit 0 match, 1 no match, 2 error)",
+        description="Why a rule did or did not match an event: every selection and field, the value the "
+        "event has there, the condition step by step, filters, the outcome gate and routing.",
+    )
+    explain.add_argument("--rule", required=True, help="rule id or name (in --rules), or a rule file")
+    explain.add_argument(
+        "--event",
+        required=True,
+        help="FILE[:LINE] holding the record (any format kubesigma reads); - for stdin",
+    )
+    explain.add_argument(
+        "--rules", action="append", default=None, help="rule files or folders (default: the shipped pack)"
+    )
+    explain.add_argument("--engine-config", help="YAML: disabled rules, filters and lists, as for run")
+    explain.add_argument("--cluster-name", help="cluster name for events whose envelope names none")
+    explain.add_argument("--json", action="store_true", help="the explanation as JSON")
+    backtest = rules_sub.add_parser(
+        "backtest",
+        help="replay archived audit logs through the batch job; alerts per rule, and a rule change's diff",
+        description="Run `kubesigma run`'s batch job (correlation and suppression as configured) over "
+        "archived audit logs and report per rule: alerts, alerts per day, distinct identities, sources "
+        "and namespaces, top groups. With --baseline: alerts only the new rules raise, alerts they no "
+        "longer raise, level changes. Progress goes to standard error.",
+    )
+    backtest.add_argument(
+        "--input", action="append", required=True, help="glob of audit log files (any format kubesigma reads)"
+    )
+    backtest.add_argument(
+        "--rules", action="append", default=None, help="the rules to try (default: the shipped pack)"
+    )
+    backtest.add_argument("--baseline", action="append", default=None, help="the rules to compare with")
+    backtest.add_argument("--since", help="only events at or after this time (ISO 8601)")
+    backtest.add_argument("--until", help="only events before this time (ISO 8601)")
+    backtest.add_argument("--json", action="store_true", help="one JSON document on standard output")
+    backtest.add_argument("--html", help="write a self-contained HTML report with daily histograms here")
+    backtest.add_argument("--engine-config", help="YAML: disabled rules, filters and lists, as for run")
+    backtest.add_argument(
+        "--suppress-window", help="fold repeats within this window, as for run (default off)"
+    )
+    backtest.add_argument("--cluster-name", help="cluster name for events whose envelope names none")
+    new = rules_sub.add_parser("new", help="write a rule file and its test cases in the shipped layout")
+    new.add_argument("title", help="the rule's title; the file is named after it")
+    new.add_argument("--dir", help="the pack folder holding rules/ and tests/ (default: the shipped pack)")
+    lint = rules_sub.add_parser(
+        "lint", help="unmapped fields, rules a Policy blinds, rules without tests, unknown tags"
+    )
+    lint.add_argument("paths", nargs="*", help="rule files or folders (default: the shipped pack)")
+    lint.add_argument("--policy", help="audit.k8s.io Policy YAML: also list rules it leaves unable to fire")
     export = rules_sub.add_parser("export", help="convert rules for other tools")
     export.add_argument("--format", required=True, choices=["elastic"], dest="fmt")
     export.add_argument("--out", default="-", help="file to write (default: stdout)")
@@ -191,6 +241,40 @@ def _rules(args: argparse.Namespace) -> int:
         from kubesigma.pipeline.commands.rules_coverage import run_coverage
 
         return run_coverage(args.policy, args.paths)
+    if args.rules_command == "explain":
+        from kubesigma.pipeline.commands.rules_explain import run_explain
+
+        return run_explain(
+            args.rule,
+            args.event,
+            rule_paths=args.rules or (),
+            engine_config=args.engine_config,
+            as_json=args.json,
+            cluster=args.cluster_name,
+        )
+    if args.rules_command == "new":
+        from kubesigma.pipeline.commands.rules_new import run_new
+
+        return run_new(args.title, args.dir)
+    if args.rules_command == "lint":
+        from kubesigma.pipeline.commands.rules_lint import run_lint
+
+        return run_lint(args.paths, args.policy)
+    if args.rules_command == "backtest":
+        from kubesigma.pipeline.commands.rules_backtest import run_backtest
+
+        return run_backtest(
+            args.input,
+            args.rules or (),
+            args.baseline or (),
+            args.since,
+            args.until,
+            as_json=args.json,
+            html_out=args.html,
+            engine_config=args.engine_config,
+            suppress_window=args.suppress_window,
+            cluster=args.cluster_name,
+        )
     from kubesigma.pipeline.commands.rules_export import run_export
 
     return run_export(args.paths, args.fmt, args.out)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -134,6 +135,18 @@ class KubesigmaOptions(PipelineOptions):
             "and the job ends. For replays and tests; default: tail forever.",
         )
         parser.add_argument(
+            "--since",
+            dest="since",
+            default=None,
+            help="Batch: only events at or after this time (ISO 8601, e.g. 2026-11-01T00:00:00Z).",
+        )
+        parser.add_argument(
+            "--until",
+            dest="until",
+            default=None,
+            help="Batch: only events before this time (ISO 8601).",
+        )
+        parser.add_argument(
             "--allowed-lateness",
             dest="allowed_lateness",
             default="2m",
@@ -206,6 +219,28 @@ def duration_option(options: KubesigmaOptions, name: str) -> float:
     if seconds < 0:
         raise OptionError(f"--{name.replace('_', '-')} must not be negative")
     return seconds
+
+
+def iso_time_option(text: str | None, name: str) -> float | None:
+    """Seconds since the epoch from an ISO 8601 time; a time without zone is UTC."""
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError as err:
+        raise OptionError(f"--{name} {text!r}: not an ISO 8601 time such as 2026-11-01T00:00:00Z") from err
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def time_range(since_text: str | None, until_text: str | None) -> tuple[float | None, float | None]:
+    """The event-time range of --since/--until (either may be open)."""
+    since = iso_time_option(since_text, "since")
+    until = iso_time_option(until_text, "until")
+    if since is not None and until is not None and since >= until:
+        raise OptionError(f"--since {since_text} is not before --until {until_text}")
+    return since, until
 
 
 def rule_paths(options: KubesigmaOptions) -> list[str]:

@@ -22,7 +22,7 @@ from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
 from kubesigma.pipeline.alerts import CandidateAlerts, OnePerRequest, ToCandidates
 from kubesigma.pipeline.correlate import Correlate
-from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS, MeasureLag
+from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS, MeasureLag, ShowProgress
 from kubesigma.pipeline.options import (
     KubesigmaOptions,
     OptionError,
@@ -30,10 +30,11 @@ from kubesigma.pipeline.options import (
     effective_suppress_window,
     read_limits,
     rule_paths,
+    time_range,
     validate_args,
 )
 from kubesigma.pipeline.suppress import Suppress
-from kubesigma.pipeline.transforms import DecodeAudit, Detect, ReadAuditFiles
+from kubesigma.pipeline.transforms import DecodeAudit, Detect, InTimeRange, ReadAuditFiles
 
 log = logging.getLogger("kubesigma")
 
@@ -48,6 +49,7 @@ COUNTERS = (
     "alerts_folded",
     "late_dropped",
     "request_stages_merged",
+    "outside_time_range",
 )
 
 
@@ -136,15 +138,24 @@ def _local_prism() -> str | None:
 
 
 def build(
-    pipeline: beam.Pipeline, options: KubesigmaOptions, rules: RuleSet, es: ElasticsearchConfig | None = None
+    pipeline: beam.Pipeline,
+    options: KubesigmaOptions,
+    rules: RuleSet,
+    es: ElasticsearchConfig | None = None,
+    progress: str | None = None,
 ) -> None:
-    """source → decode → detect → correlate → suppress → alerts, batch over files or --streaming."""
+    """source → decode → detect → correlate → suppress → alerts, batch over files or --streaming.
+    `progress` labels a progress line on standard error (in-process runners: `rules backtest`)."""
     limits = read_limits(options)
     streaming = options.view_as(StandardOptions).streaming
-    events = read_records(pipeline, options, limits, streaming) | "DecodeAudit" >> DecodeAudit(
-        options.cluster_name
-    )
+    since, until = time_range(options.since, options.until)
+    records = read_records(pipeline, options, limits, streaming)
+    if progress:
+        records | "ShowProgress" >> ShowProgress(progress)
+    events = records | "DecodeAudit" >> DecodeAudit(options.cluster_name)
     decoded = events.events | "MeasureLag" >> MeasureLag() if streaming else events.events
+    if since is not None or until is not None:
+        decoded = decoded | "InTimeRange" >> InTimeRange(since, until)
     matches = decoded | "Detect" >> Detect(rules)
     plan = compile_correlations(rules)
     window = effective_suppress_window(options, streaming)
@@ -208,7 +219,7 @@ def read_records(
     return pipeline | "ReadAuditFiles" >> ReadAuditFiles(files, limits)
 
 
-def run(argv: Sequence[str], out: TextIO) -> RunReport:
+def run(argv: Sequence[str], out: TextIO, progress: str | None = None) -> RunReport:
     options = pipeline_options(argv)
     ks = options.view_as(KubesigmaOptions)
     if not ks.inputs and not options.view_as(StandardOptions).streaming:
@@ -224,7 +235,7 @@ def run(argv: Sequence[str], out: TextIO) -> RunReport:
         for line in install_templates(es):
             out.write(f"{line}\n")
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, ks, rules, es)
+    build(pipeline, ks, rules, es, progress)
     result = pipeline.run()
     if submitted_only(options):
         out.write(f"submitted to {options.view_as(StandardOptions).runner}; not waiting for it to finish\n")

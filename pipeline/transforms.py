@@ -193,3 +193,34 @@ class Detect(beam.PTransform):
 
     def expand(self, events: pvalue.PCollection) -> pvalue.PCollection:
         return events | "Match" >> beam.ParDo(_Detect(self.rules)).with_output_types(list[Match])
+
+
+class _InTimeRange(beam.DoFn):
+    def __init__(self, since: float | None, until: float | None) -> None:
+        self.since = float("-inf") if since is None else since
+        self.until = float("inf") if until is None else until
+
+    def setup(self) -> None:
+        self.outside = Metrics.counter(NAMESPACE, "outside_time_range")
+
+    def process(self, events: list[AuditEvent]) -> Iterator[list[AuditEvent]]:
+        since, until = self.since, self.until
+        kept = [e for e in events if since <= e.time < until]
+        if len(kept) < len(events):
+            self.outside.inc(len(events) - len(kept))
+        if kept:
+            yield kept
+
+
+class InTimeRange(beam.PTransform):
+    """Batches of events whose event time is in [since, until) (`--since`/`--until` of a replay); the
+    others are counted (`outside_time_range`), not dead-lettered: they are fine, just not asked for."""
+
+    def __init__(self, since: float | None, until: float | None) -> None:
+        super().__init__()
+        self.since = since
+        self.until = until
+
+    def expand(self, events: pvalue.PCollection) -> pvalue.PCollection:
+        keep = beam.ParDo(_InTimeRange(self.since, self.until)).with_output_types(list[AuditEvent])
+        return events | "InTimeRange" >> keep

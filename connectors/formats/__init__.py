@@ -126,6 +126,17 @@ def decode_record(record: RawRecord, context: DecodeContext | None = None) -> It
     return _sniff(value, record.source, len(data), data, context or _NO_CONTEXT, (_ordered or formats())[1:])
 
 
+def format_of(value: Any) -> str | None:
+    """The name of the format that claims a parsed record (the one decoding it), or None."""
+    for fmt in formats():
+        try:
+            if fmt.sniff(value):
+                return fmt.name
+        except Exception:  # as in decoding: a sniff never fails a record
+            continue
+    return None
+
+
 def describe_unknown(value: Any) -> str:
     """Why a JSON value is not a record kubesigma knows, in words an operator can act on."""
     if isinstance(value, dict):

@@ -58,11 +58,16 @@ def open_file(path: str) -> IO[bytes]:
 def read_file(path: str, limits: ReadLimits = ReadLimits()) -> Iterator[Read]:
     """Every record of one file, in order."""
     with open_file(path) as raw_stream:
-        stream: IO[bytes] = raw_stream if hasattr(raw_stream, "peek") else io.BufferedReader(raw_stream)  # type: ignore[type-var]
-        if stream.peek(2)[:2] == GZIP_MAGIC:  # type: ignore[attr-defined]
-            # GzipFile reads member after member; its small reads keep records before a corrupt spot.
-            stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
-        yield from read_stream(stream, path, limits)
+        yield from read_binary(raw_stream, path, limits)
+
+
+def read_binary(raw_stream: IO[bytes], uri: str, limits: ReadLimits = ReadLimits()) -> Iterator[Read]:
+    """Every record of an open binary stream (a file, standard input), gzip or not."""
+    stream: IO[bytes] = raw_stream if hasattr(raw_stream, "peek") else io.BufferedReader(raw_stream)  # type: ignore[type-var]
+    if stream.peek(2)[:2] == GZIP_MAGIC:  # type: ignore[attr-defined]
+        # GzipFile reads member after member; its small reads keep records before a corrupt spot.
+        stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+    yield from read_stream(stream, uri, limits)
 
 
 def read_stream(stream: IO[bytes], uri: str, limits: ReadLimits) -> Iterator[Read]:

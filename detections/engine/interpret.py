@@ -3,7 +3,8 @@
 Plain on purpose, with none of the compiled engine's machinery (no dispatch, folding, memo, guards or
 shared lookups): it is the compiled engine's oracle in the differential tests, and `trace` keeps the
 value of every node, which is what explaining why a rule did or did not match an event rests on.
-`fires` adds what the engine checks once per event rather than in each rule: the request's outcome.
+`fires` adds what the engine checks once per event rather than in each rule: the request's outcome;
+`verdict` is the same decision with its trace (`detections/explain.py` reads it).
 """
 
 from __future__ import annotations
@@ -95,9 +96,31 @@ def trace(node: Node, doc: dict[str, Any]) -> Evaluation:
     return _Trace(doc).visit(node)
 
 
+def _succeeded(info: RuleInfo, doc: dict[str, Any]) -> bool | None:
+    """For a rule about something done (`info.success_only`), whether the request succeeded (its
+    logsource profile says); None for a rule that does not wait for the outcome."""
+    return profile_of(info.logsource).succeeded(doc) if info.success_only else None
+
+
 def fires(info: RuleInfo, node: Node, doc: dict[str, Any]) -> bool:
     """Whether a rule fires on a document as the engine decides it: its condition holds and, for a rule
     about something done (`info.success_only`), the request succeeded (its logsource profile says)."""
     if not evaluate(node, doc):
         return False
-    return not info.success_only or profile_of(info.logsource).succeeded(doc)
+    return _succeeded(info, doc) is not False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """`fires` with its reasons: the condition's trace and the outcome gate (None: no gate)."""
+
+    fires: bool
+    condition: Evaluation
+    succeeded: bool | None
+
+
+def verdict(info: RuleInfo, node: Node, doc: dict[str, Any]) -> Verdict:
+    """What `fires` decides, with the value of every node of the condition kept (`rules explain`)."""
+    condition = trace(node, doc)
+    succeeded = _succeeded(info, doc)
+    return Verdict(condition.value and succeeded is not False, condition, succeeded)

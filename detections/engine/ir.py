@@ -10,16 +10,18 @@ subtree alone returns the same object, and what the analyses learn of a node is 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, Union
 
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
+    ConditionIdentifier,
     ConditionNOT,
     ConditionOR,
     ConditionValueExpression,
 )
-from sigma.rule import SigmaRule
+from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.types import SigmaExpansion
 
 from kubesigma.detections.engine import modifiers as M
@@ -168,29 +170,87 @@ def leaves(node: Node) -> list[Leaf]:
 # pySigma's condition tree → IR
 
 
-def to_ir(node: Any) -> Node:
+@dataclass(frozen=True)
+class Origin:
+    """Where an IR node comes from in its rule: the named detection (a selection, a filter) and, for a
+    leaf, the detection item as the processing pipeline left it (mapped field, expanded values) with
+    its position among the detection's items, one index per nesting level (transformations replace an
+    item in place, so the position is the written item's). What `rules explain` reads a trace by."""
+
+    detection: str
+    item: SigmaDetectionItem | None = None
+    position: tuple[int, ...] = ()
+
+
+Origins = dict[int, Origin]  # id() of an IR node → its origin (the tree keeps its nodes alive)
+
+
+class _OriginIndex:
+    """A rule's detection items by the identity of their values: pySigma builds each value expression
+    from the item's own value object, while the parent links it leaves on the condition tree are
+    rewired by each enclosing AND and OR (they lead to the naming identifier, not to the item)."""
+
+    def __init__(self, rule: SigmaRule, out: Origins) -> None:
+        self.out = out
+        self.by_value: dict[int, Origin] = {}
+        for name, detection in rule.detection.detections.items():
+            self._index(name, detection, ())
+
+    def _index(self, name: str, detection: SigmaDetection, at: tuple[int, ...]) -> None:
+        for i, item in enumerate(detection.detection_items):
+            if isinstance(item, SigmaDetection):
+                self._index(name, item, (*at, i))
+            else:
+                for value in item.value:
+                    self.by_value[id(value)] = Origin(name, item, (*at, i))
+
+    def note(self, node: Any, out: Node) -> None:
+        origin = self.by_value.get(id(getattr(node, "value", None)))
+        if origin is None:
+            parent = getattr(node, "parent", None)
+            while parent is not None and not isinstance(parent, ConditionIdentifier):
+                parent = getattr(parent, "parent", None)
+            if parent is None:
+                return  # an operator of the condition itself
+            origin = Origin(parent.identifier)
+        self.out[id(out)] = origin
+        if isinstance(out, Or) and origin.item is not None:  # an expansion's values
+            for child in out.children:
+                self.out[id(child)] = origin
+
+
+def to_ir(node: Any, origins: _OriginIndex | None = None) -> Node:
+    """pySigma's postprocessed condition tree as IR (with `origins`, each node's origin noted)."""
     if node is None:
         raise UnsupportedRule("the condition selects no detection item")
     if isinstance(node, ConditionAND):
-        return And([to_ir(a) for a in node.args])
-    if isinstance(node, ConditionOR):
-        return Or([to_ir(a) for a in node.args])
-    if isinstance(node, ConditionNOT):
-        return Not(to_ir(node.args[0]))
-    if isinstance(node, ConditionFieldEqualsValueExpression):
+        out: Node = And([to_ir(a, origins) for a in node.args])
+    elif isinstance(node, ConditionOR):
+        out = Or([to_ir(a, origins) for a in node.args])
+    elif isinstance(node, ConditionNOT):
+        out = Not(to_ir(node.args[0], origins))
+    elif isinstance(node, ConditionFieldEqualsValueExpression):
         if isinstance(node.value, SigmaExpansion):
-            return Or([M.build_leaf(node.field, v) for v in node.value.values])
-        return M.build_leaf(node.field, node.value)
-    if isinstance(node, ConditionValueExpression):
+            out = Or([M.build_leaf(node.field, v) for v in node.value.values])
+        else:
+            out = M.build_leaf(node.field, node.value)
+    elif isinstance(node, ConditionValueExpression):
         if isinstance(node.value, SigmaExpansion):
-            return Or([keyword_leaf(M.build_leaf(None, v)) for v in node.value.values])
-        return keyword_leaf(M.build_leaf(None, node.value))
-    raise UnsupportedRule(f"condition element {type(node).__name__} is not supported")
+            out = Or([keyword_leaf(M.build_leaf(None, v)) for v in node.value.values])
+        else:
+            out = keyword_leaf(M.build_leaf(None, node.value))
+    else:
+        raise UnsupportedRule(f"condition element {type(node).__name__} is not supported")
+    if origins is not None:
+        origins.note(node, out)
+    return out
 
 
-def rule_ir(rule: SigmaRule) -> Node:
-    """One rule's detection as IR (several conditions are OR-ed, as the specification says)."""
-    trees = [to_ir(c.parsed) for c in rule.detection.parsed_condition]
+def rule_ir(rule: SigmaRule, origins: Origins | None = None) -> Node:
+    """One rule's detection as IR (several conditions are OR-ed, as the specification says); with
+    `origins`, where each node comes from (`Origin`) is noted there."""
+    index = _OriginIndex(rule, origins) if origins is not None else None
+    trees = [to_ir(c.parsed, index) for c in rule.detection.parsed_condition]
     return trees[0] if len(trees) == 1 else Or(trees)
 
 

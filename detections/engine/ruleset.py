@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +46,18 @@ from kubesigma.detections.normalized import fires_on_success_only
 
 @dataclass
 class CompiledRule:
-    """A loaded detection: its metadata, its condition as IR, and the pySigma rule it came from."""
+    """A loaded detection: its metadata, its condition as IR, and the pySigma rule it came from (with
+    the filters and the evaluation pipeline applied). `filters` names the Sigma filters applied to it
+    by the prefix pySigma gave their detections (`_filt_<random>_`)."""
 
     info: RuleInfo
     ir: Node
     sigma: SigmaRule
+    filters: dict[str, str] = field(default_factory=dict)
 
 
-def _applies(rule: LogSource, event: LogSource) -> bool:
+def applies(rule: LogSource, event: LogSource) -> bool:
+    """Whether a rule of logsource `rule` runs on an event view of logsource `event` (routing)."""
     # A rule without a product names no event kubesigma reads (`rules check` warns about it).
     if not rule.product or rule.product != event.product.lower():
         return False
@@ -214,6 +218,7 @@ class RuleSet:
         active = _enabled(compiled, self.config)
 
         self._compiled = active
+        self._detections = {c.info.id: c for c in compiled}
         self._by_key = _by_key_or_name([*(c.info for c in compiled), *corr_infos])
         self.rules = tuple(c.info for c in active)
         self.correlation_rules = tuple(corr_objs)
@@ -232,6 +237,21 @@ class RuleSet:
         except KeyError:
             raise KeyError(f"no loaded rule has id or name {rule_id!r}") from None
 
+    def detection(self, rule_id: str) -> CompiledRule:
+        """A loaded single-event rule by id or Sigma `name`, disabled ones too (`rules explain`)."""
+        compiled = self._detections.get(self.rule(rule_id).id)
+        if compiled is None:
+            raise KeyError(f"{rule_id!r} is a correlation rule, not a single-event rule")
+        return compiled
+
+    def enabled(self, rule_id: str) -> bool:
+        """Whether the engine configuration leaves the rule on."""
+        return any(c.info.id == rule_id for c in self._compiled)
+
+    def source(self, path: str) -> str:
+        """The text of a rule file as it was loaded."""
+        return next(text for p, text in self._sources if p == path)
+
     def __len__(self) -> int:
         return len(self.rules)
 
@@ -245,7 +265,7 @@ class RuleSet:
                 logsource.service.lower(),
                 logsource.category.lower() if logsource.category else None,
             )
-            rules = [(c.info, c.ir) for c in self._compiled if _applies(c.info.logsource, ls)]
+            rules = [(c.info, c.ir) for c in self._compiled if applies(c.info.logsource, ls)]
             route = Route(rules, profile_of(ls))
             self._routes[logsource] = route
         return route
@@ -351,7 +371,7 @@ def _compile_detections(
             continue
         seen_ids[info.id] = pf.path
         try:
-            rule = _filtered(rule, filters)
+            rule, applied = _filtered(rule, filters)
             pipeline.apply(rule)
             ir = rule_ir(rule)
             codegen.build([(info, ir)], profile_of(info.logsource))
@@ -363,17 +383,24 @@ def _compile_detections(
         report.warnings.extend(_warnings(rule, ir))
         if not rule.id:
             report.warnings.append(f"rule has no id; it is known as {info.id}")
-        compiled.append(CompiledRule(info, ir, rule))
+        compiled.append(CompiledRule(info, ir, rule, applied))
     return compiled
 
 
-def _filtered(rule: SigmaRule, filters: Filters) -> SigmaRule:
+def _filtered(rule: SigmaRule, filters: Filters) -> tuple[SigmaRule, dict[str, str]]:
+    """The rule with the filters that target it applied, and which did: the prefix pySigma gave each
+    one's detections (`_filt_<random>_`), with the filter's title and file."""
+    applied: dict[str, str] = {}
     for f, fpf in filters:
+        before = set(rule.detection.detections)
         try:
             rule = f.apply_on_rule(rule)  # type: ignore[assignment]
         except SigmaError as e:
             raise SigmaError(f"filter {fpf.path} ({f.title}) cannot apply: {e}") from e
-    return rule
+        added = [name for name in rule.detection.detections if name not in before]
+        if added:
+            applied[added[0][: len("_filt_") + 11]] = f"{f.title} ({fpf.path})"
+    return rule, applied
 
 
 def _resolve_correlations(

@@ -74,6 +74,52 @@ GUIDE = """## Working with the pack
 - Tune with lists (below), Sigma filters or an engine configuration, rather than by editing rules:
   rule ids are stable and correlation rules refer to them.
 
+## Writing a rule
+
+An end-to-end walk from an idea to a reviewed change, run from the repository's top folder on the Falco
+project's audit traces (`../shared/datasets/falco-k8s-audit/traces`, 51 audit Events of a minikube
+cluster). Every command below is run by `tests/detections/test_writing_a_rule.py`, in this order.
+
+1. Scaffold a rule and its test cases in the shipped layout (`rules/kubernetes/audit/<name>.yml` and
+   `tests/<name>.yml` under `--dir`, default the shipped pack), with a fresh id, the `kubernetes/audit`
+   logsource, field names kubesigma maps, and tags of the three frameworks. Its example alerts when a
+   person (not a `system:` component) deletes a ConfigMap; edit both files from there.
+
+       kubesigma rules new "ConfigMap Deleted By A Person" --dir my-pack
+
+2. Check that it loads and compiles, and run its positive and negative cases in every format it
+   applies to (native, GKE and EKS deliveries; refused and dry-run variants of each positive case):
+
+       kubesigma rules check my-pack/rules
+       kubesigma rules test my-pack/rules
+
+3. Lint it: fields no supported record format fills, rules an audit Policy leaves unable to fire, rules
+   without test cases, tags outside ATT&CK, the OWASP Kubernetes Top 10 and the Threat Matrix
+   (exit 1 with one line per finding):
+
+       kubesigma rules lint my-pack/rules --policy docs/audit-policy.yaml
+
+4. Ask why it matches (exit 0) or not (exit 1) a real record: each selection and field, the value the
+   event has there after the field mapping, the condition step by step, filters, the outcome gate:
+
+       kubesigma rules explain --rule my-pack/rules/kubernetes/audit/configmap_deleted_by_a_person.yml --event ../shared/datasets/falco-k8s-audit/traces/delete_configmap.json
+
+5. Backtest the change: `kubesigma run`'s batch job (correlation and suppression as configured) over
+   archived logs, once with the pack plus the new rule and once with the pack alone. It prints per rule
+   the alerts, alerts per day, distinct identities, sources and namespaces and the top group, then the
+   difference: alerts only the new rules raise (`new`), alerts they no longer raise (`lost`), level
+   changes. `--json` writes one JSON document to standard output instead (progress stays on standard
+   error); `--html` a self-contained page with a daily histogram per rule; `--since`/`--until` (ISO 8601)
+   keep a slice of the archive. GKE LogEntries and EKS CloudWatch deliveries work the same way.
+
+       kubesigma rules backtest --input '../shared/datasets/falco-k8s-audit/traces/*.json' --rules my-pack/rules --rules detections/rules --rules detections/correlation/rules --baseline detections/rules --baseline detections/correlation/rules --html backtest.html
+
+   On the traces this reports 24 alerts against the baseline's 23: `1 new, 0 lost, 0 level changes`,
+   the new one the trace's deletion of `default/configmaps/my-config` by `minikube-user`.
+
+To ship the rule, write it with `--dir detections` (the default), fill in its description, references and
+false positives, and regenerate this page (`python -m kubesigma.pipeline.commands.rules_doc`).
+
 ## How the rules read a request
 
 **The outcome decides.** A rule about something done (created, changed, bound, granted, read,

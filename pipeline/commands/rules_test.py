@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kubesigma.detections.rule_tests import RULES_DIR, TESTS_DIR, run_tests
+from kubesigma.detections.rule_tests import RULES_DIR, run_tests
 
 
 def run_test(paths: list[str], tests_dir: Path | None = None) -> int:
-    """`kubesigma rules test [PATH ...]`: 0 when every rule's cases pass in every format, else 1."""
-    outcome = run_tests(paths or [str(RULES_DIR)], tests_dir or TESTS_DIR)
+    """`kubesigma rules test [PATH ...]`: 0 when every rule's cases pass in every format, else 1. Each
+    rule's cases are in `tests_dir`, else next to its `rules/` folder (`<dir>/tests/<stem>.yml`)."""
+    outcome = run_tests(paths or [str(RULES_DIR)], tests_dir)
     for failure in outcome.failures:
         print(failure)
     status = "FAILED" if outcome.failures else "passed"
