@@ -12,6 +12,7 @@ from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from kubesigma.connectors.sources import kafka_config  # noqa: F401  (its options are `kubesigma run`'s)
 from kubesigma.connectors.sources.files import MiB, ReadLimits
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "detections" / "rules"
@@ -134,6 +135,13 @@ class KubesigmaOptions(PipelineOptions):
             "and the job ends. For replays and tests; default: tail forever.",
         )
         parser.add_argument(
+            "--file-interval",
+            dest="file_interval",
+            default="60s",
+            help="Streaming: --alerts-out and --dead-letter are directories; a new file holding what was "
+            "decided since the last one is written this often (default 60s), whatever the event time.",
+        )
+        parser.add_argument(
             "--allowed-lateness",
             dest="allowed_lateness",
             default="2m",
@@ -194,7 +202,7 @@ def effective_suppress_window(options: KubesigmaOptions, streaming: bool) -> flo
     return window or None
 
 
-def duration_option(options: KubesigmaOptions, name: str) -> float:
+def duration_option(options: PipelineOptions, name: str) -> float:
     text = getattr(options, name)
     try:
         seconds = _duration(text)
