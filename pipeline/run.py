@@ -190,7 +190,7 @@ def read_records(
 ) -> beam.PCollection:
     """Batches of raw records from the one source the options name."""
     if streaming:
-        kafka = kafka_config.config_from_options(options)
+        kafka = _kafka(options)
         if sum(map(bool, (options.pubsub_subscription, options.tail, kafka))) != 1:
             raise OptionError(
                 "--streaming reads from exactly one of --pubsub-subscription, --tail and --kafka-bootstrap"
@@ -229,10 +229,17 @@ def read_records(
         except ValueError as err:
             raise OptionError(str(err)) from err
         return pipeline | "TailAuditLogs" >> tail
-    if kafka_config.config_from_options(options) is not None:
+    if _kafka(options) is not None:
         raise OptionError("--kafka-bootstrap is a streaming source: add --streaming")
     files = expand_inputs(options.inputs or [])
     return pipeline | "ReadAuditFiles" >> ReadAuditFiles(files, limits)
+
+
+def _kafka(options: KubesigmaOptions) -> kafka_config.KafkaConfig | None:
+    try:
+        return kafka_config.config_from_options(options)
+    except kafka_config.KafkaConfigError as err:
+        raise OptionError(str(err)) from err
 
 
 def run(argv: Sequence[str], out: TextIO) -> RunReport:
