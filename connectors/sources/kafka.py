@@ -117,17 +117,15 @@ def _consumer(config: KafkaConfig) -> Any:
     return Consumer(config.client_config())
 
 
-def partitions(config: KafkaConfig, consumer: Any = None) -> list[int]:
+def partitions(config: KafkaConfig, timeout: float = METADATA_TIMEOUT) -> list[int]:
     """The topic's partitions; a topic that does not exist (or that we may not describe) is an error."""
-    own = consumer is None
-    consumer = consumer or _consumer(config)
+    consumer = _consumer(config)
     try:
-        metadata = consumer.list_topics(config.topic, timeout=METADATA_TIMEOUT)
+        metadata = consumer.list_topics(config.topic, timeout=timeout)
     except Exception as err:
         raise KafkaConfigError(f"cannot read the metadata of {config.target} from {config.bootstrap}: {err}") from err
     finally:
-        if own:
-            consumer.close()
+        consumer.close()
     topic = metadata.topics.get(config.topic)
     if topic is None or topic.error is not None or not topic.partitions:
         reason = topic.error if topic is not None and topic.error is not None else "no partitions"
