@@ -5,6 +5,11 @@ Every Falco positive whose rule has an equivalent here must raise it, as many ti
 every negative aimed at such a rule must raise nothing. Falco rules without an equivalent, and cases
 that only hold under Falco's allow-list overrides, are listed with the reason; for the latter the test
 checks that ours really does differ, so the list cannot go stale.
+
+Each case is evaluated alone, as Falco's regression table runs it. Two privileged-pod traces hold one
+captured request (the same auditID) and two namespace traces another: one run over all the traces
+raises one alert per rule and request there, fewer than the sum of the cases
+(tests/pipeline/test_run.py checks the privileged pair).
 """
 
 from __future__ import annotations

@@ -316,3 +316,31 @@ def test_summary_folds_correlation_inputs_that_raise_no_alert_of_their_own(
     assert metrics["alerts"] == 1
     assert "Secret Access" not in printed
     assert "correlation inputs (no alerts of their own): 1 rules matched 4 events" in printed
+
+
+def test_falco_traces_sharing_an_audit_id_raise_one_alert_per_rule(tmp_path: Path, datasets: Path) -> None:
+    """Two of Falco's traces (a privileged second container, with and without a security context on the
+    first) are one captured request written to two files: same auditID, same stage. Falco's parity
+    cases run each file alone and expect the privileged-pod rule in each; one run over both is one
+    request, so one alert, with the event of the file read first."""
+    from support.paths import SHIPPED_RULES
+
+    traces = datasets / "falco-k8s-audit" / "traces"
+    pair = [
+        traces / "create_nginx_pod_no_secctx_1st_container_privileged_2nd_container.json",
+        traces / "create_nginx_pod_privileged_2nd_container.json",
+    ]
+    audit_ids = {json.loads(p.read_text())["auditID"] for p in pair}
+    assert len(audit_ids) == 1
+    privileged = "Privileged Container In A Pod Or Workload Spec"
+
+    def privileged_alert_ids(name: str, inputs: list[Path]) -> list[str]:
+        (tmp_path / name).mkdir()
+        code, metrics, alerts, _dead, _printed = run(tmp_path / name, [str(p) for p in inputs], SHIPPED_RULES)
+        assert code == 0
+        assert_invariant(metrics)
+        return [a["kubesigma"]["alert_id"] for a in alerts if a["rule"]["name"] == privileged]
+
+    first, second = (privileged_alert_ids(p.stem, [p]) for p in pair)
+    assert len(first) == len(second) == 1 and first == second  # the alert id is rule + request
+    assert privileged_alert_ids("both", pair) == first
