@@ -37,7 +37,9 @@ class Broker:
         admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
         return name
 
-    def produce(self, topic: str, values: Iterable[bytes], *, key: bytes | None = None, partition: int | None = None) -> int:
+    def produce(
+        self, topic: str, values: Iterable[bytes], *, key: bytes | None = None, partition: int | None = None
+    ) -> int:
         """Writes the values in order (to one partition when given, else by key); returns how many."""
         from confluent_kafka import Producer
 
