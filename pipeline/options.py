@@ -219,3 +219,47 @@ def rule_paths(options: KubesigmaOptions) -> list[str]:
     if missing:
         raise OptionError(f"--rules: no such file or folder: {', '.join(missing)}")
     return paths
+
+
+class FlinkCheckpointOptions(PipelineOptions):
+    """Options of Beam's Flink runner that a streaming job on Flink needs, declared here so `kubesigma run`
+    accepts them (the job server describes the rest of its options only once it runs). They go to the job
+    server as given; an option left out keeps Flink's default."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        flag: dict = {"action": "store_true", "default": None}
+        parser.add_argument(
+            "--checkpointing_interval",
+            type=int,
+            default=None,
+            help="Flink: take a checkpoint of sources' positions and correlation/suppression state every N ms.",
+        )
+        parser.add_argument(
+            "--state_backend",
+            default=None,
+            help="Flink: where state lives: filesystem (memory, checkpoints to files) or rocksdb.",
+        )
+        parser.add_argument(
+            "--state_backend_storage_path",
+            default=None,
+            help="Flink: where checkpoints are written (file:///..., s3://..., hdfs://...).",
+        )
+        parser.add_argument(
+            "--externalized_checkpoints_enabled", **flag, help="Flink: keep checkpoints after the job stops."
+        )
+        parser.add_argument(
+            "--retain_externalized_checkpoints_on_cancellation",
+            **flag,
+            help="Flink: keep them after a cancel too (not only after a failure).",
+        )
+        parser.add_argument(
+            "--savepoint_path",
+            default=None,
+            help="Flink: start from this savepoint or retained checkpoint (chk-N directory).",
+        )
+        parser.add_argument(
+            "--allow_non_restored_state",
+            **flag,
+            help="Flink: start from a savepoint even if some of its state belongs to no operator any more.",
+        )

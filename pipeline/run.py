@@ -17,7 +17,11 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from kubesigma.connectors.sinks.elasticsearch import IndexEvents, WriteToElasticsearch
 from kubesigma.connectors.sinks.es_config import ElasticsearchConfig, config_from_options
 from kubesigma.connectors.sinks.es_indices import install_templates
-from kubesigma.connectors.sinks.jsonlines import WriteJsonLines, WriteJsonLinesStreaming, dead_letter_documents
+from kubesigma.connectors.sinks.jsonlines import (
+    WriteJsonLines,
+    WriteJsonLinesStreaming,
+    dead_letter_documents,
+)
 from kubesigma.connectors.sources import kafka_config
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
@@ -203,8 +207,7 @@ def read_records(
                 duration_option(kafka_options, "kafka_max_idle") if kafka_options.kafka_max_idle else None
             )
             max_delay = duration_option(kafka_options, "kafka_max_delay")
-            read = ReadKafkaRecords(kafka, limits, max_delay, max_idle)
-            return pipeline | "ReadKafka" >> read
+            return pipeline | "ReadKafka" >> ReadKafkaRecords(kafka, limits, max_delay, max_idle)
         if options.pubsub_subscription:
             from kubesigma.connectors.sources.pubsub import ReadPubSubRecords
 

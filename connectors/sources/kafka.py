@@ -123,7 +123,9 @@ def partitions(config: KafkaConfig, timeout: float = METADATA_TIMEOUT) -> list[i
     try:
         metadata = consumer.list_topics(config.topic, timeout=timeout)
     except Exception as err:
-        raise KafkaConfigError(f"cannot read the metadata of {config.target} from {config.bootstrap}: {err}") from err
+        raise KafkaConfigError(
+            f"cannot read the metadata of {config.target} from {config.bootstrap}: {err}"
+        ) from err
     finally:
         consumer.close()
     topic = metadata.topics.get(config.topic)
@@ -142,7 +144,10 @@ def record_of(message: Any, limits: ReadLimits) -> RawRecord | DeadLetter:
         return DeadLetter("read", "Kafka record without a value (a tombstone?)", source, b"")
     if len(value) > limits.hard:
         return DeadLetter(
-            "read", f"record of {len(value)} bytes is over the hard limit of {limits.hard} bytes", source, value[:4096]
+            "read",
+            f"record of {len(value)} bytes is over the hard limit of {limits.hard} bytes",
+            source,
+            value[:4096],
         )
     return RawRecord(value, source)
 
@@ -180,7 +185,9 @@ class _ReadPartition(beam.DoFn):
     cluster. It never goes back.
     """
 
-    def __init__(self, config: KafkaConfig, limits: ReadLimits, max_delay: float, max_idle: float | None) -> None:
+    def __init__(
+        self, config: KafkaConfig, limits: ReadLimits, max_delay: float, max_idle: float | None
+    ) -> None:
         self.config = config
         self.limits = limits
         self.max_delay = max_delay
@@ -210,8 +217,12 @@ class _ReadPartition(beam.DoFn):
             consumer = self.consumers[key] = _consumer(self.config)
         offset = position.next_offset
         if offset is None:
-            committed = consumer.committed([TopicPartition(topic, partition)], timeout=METADATA_TIMEOUT)[0].offset
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=METADATA_TIMEOUT)
+            committed = consumer.committed([TopicPartition(topic, partition)], timeout=METADATA_TIMEOUT)[
+                0
+            ].offset
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=METADATA_TIMEOUT
+            )
             fallback = low if self.config.start == "earliest" else high
             # A committed offset the broker no longer holds (retention) starts at the oldest record kept.
             offset = committed if committed >= 0 else fallback

@@ -65,7 +65,9 @@ class KafkaConfig:
         """Fail fast on combinations that cannot work; returns self."""
         for host, port in self.brokers:
             if not host or not port.isdigit():
-                raise KafkaConfigError(f"--kafka-bootstrap {self.bootstrap!r}: expected HOST:PORT[,HOST:PORT...]")
+                raise KafkaConfigError(
+                    f"--kafka-bootstrap {self.bootstrap!r}: expected HOST:PORT[,HOST:PORT...]"
+                )
         if not _TOPIC.match(self.topic or ""):
             raise KafkaConfigError(f"--kafka-topic {self.topic!r}: not a Kafka topic name")
         if not self.group:
@@ -89,7 +91,9 @@ class KafkaConfig:
                 f"--kafka-sasl-mechanism {self.sasl_mechanism!r}: expected one of {', '.join(SASL_MECHANISMS)}"
             )
         if (self.sasl_username or self.sasl_password_file) and not self.sasl_mechanism:
-            raise KafkaConfigError("--kafka-sasl-username/--kafka-sasl-password-file need --kafka-sasl-mechanism")
+            raise KafkaConfigError(
+                "--kafka-sasl-username/--kafka-sasl-password-file need --kafka-sasl-mechanism"
+            )
         if self.sasl_mechanism and not self.tls and any(h not in _LOOPBACK for h, _ in self.brokers):
             raise KafkaConfigError(
                 "refusing to send SASL credentials to Kafka without TLS; add --kafka-tls (and --kafka-ca-file)"
@@ -104,7 +108,9 @@ class KafkaConfig:
         username = self.sasl_username or os.environ.get(ENV_USERNAME)
         password = _read_secret(self.sasl_password_file) or os.environ.get(ENV_PASSWORD)
         if not username:
-            raise KafkaConfigError(f"--kafka-sasl-mechanism needs a user: --kafka-sasl-username or {ENV_USERNAME}")
+            raise KafkaConfigError(
+                f"--kafka-sasl-mechanism needs a user: --kafka-sasl-username or {ENV_USERNAME}"
+            )
         if not password:
             raise KafkaConfigError(
                 f"Kafka user {username!r} has no password: set {ENV_PASSWORD} or --kafka-sasl-password-file"
@@ -188,13 +194,17 @@ class KafkaOptions(PipelineOptions):
             help="Connect with TLS; the brokers' certificates and host names are always verified.",
         )
         parser.add_argument(
-            "--kafka-ca-file", dest="kafka_ca_file", help="PEM file of the CA that signed the brokers' certificates."
+            "--kafka-ca-file",
+            dest="kafka_ca_file",
+            help="PEM file of the CA that signed the brokers' certificates.",
         )
         parser.add_argument(
             "--kafka-cert-file", dest="kafka_cert_file", help="PEM client certificate, for mutual TLS."
         )
         parser.add_argument(
-            "--kafka-key-file", dest="kafka_key_file", help="PEM private key of --kafka-cert-file (unencrypted)."
+            "--kafka-key-file",
+            dest="kafka_key_file",
+            help="PEM private key of --kafka-cert-file (unencrypted).",
         )
         parser.add_argument(
             "--kafka-sasl-mechanism",

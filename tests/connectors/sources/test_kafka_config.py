@@ -39,7 +39,9 @@ def test_the_sasl_password_comes_from_a_file(tmp_path: Path) -> None:
     secret = tmp_path / "password"
     secret.write_text("s3cret\n")
     settings = (
-        config(tls=True, sasl_mechanism="SCRAM-SHA-512", sasl_username="audit", sasl_password_file=str(secret))
+        config(
+            tls=True, sasl_mechanism="SCRAM-SHA-512", sasl_username="audit", sasl_password_file=str(secret)
+        )
         .validate()
         .client_config()
     )

@@ -97,7 +97,9 @@ def test_offsets_are_committed_once_processed_and_a_new_job_resumes_after_them(
 
 def test_tls_and_sasl_with_the_password_from_a_file(kafka: Broker, topic: str, tmp_path: Path) -> None:
     now = time.time()
-    kafka.produce(topic, [orjson.dumps(audit_event(i, at=now - 60 + i, name=f"secret-{i}")) for i in range(12)])
+    kafka.produce(
+        topic, [orjson.dumps(audit_event(i, at=now - 60 + i, name=f"secret-{i}")) for i in range(12)]
+    )
     secure = [
         "--kafka-tls", "--kafka-ca-file", str(kafka.ca_file),
         "--kafka-sasl-mechanism", "PLAIN", "--kafka-sasl-username", "kubesigma",
