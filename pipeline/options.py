@@ -259,6 +259,11 @@ class FlinkCheckpointOptions(PipelineOptions):
             help="Flink: start from this savepoint or retained checkpoint (chk-N directory).",
         )
         parser.add_argument(
+            "--flink_conf_dir",
+            default=None,
+            help="Flink: a directory with Flink's configuration file (config.yaml or flink-conf.yaml).",
+        )
+        parser.add_argument(
             "--allow_non_restored_state",
             **flag,
             help="Flink: start from a savepoint even if some of its state belongs to no operator any more.",
