@@ -267,7 +267,7 @@ def measure(tmp: Path, lines: int, seed: int, es_url: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--lines", type=int, default=400, help="audit lines written in all (half before the kill)"
+        "--lines", type=int, default=1000, help="audit lines written in all (half before the kill)"
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="end with one JSON line (printed in any case)")
