@@ -13,7 +13,14 @@ has indexed a few alerts, kills the job's whole process group with SIGKILL, rota
 as kube-apiserver goes on doing, then restarts the same command with `--tail-max-idle` so it finishes.
 
 Prism keeps no checkpoint across restarts: the restarted job reads the directory from the start, and
-alert ids are deterministic, so Elasticsearch (which upserts on the id) holds each alert once. Prints the
+alert ids are deterministic, so Elasticsearch (which upserts on the id) holds each alert once.
+
+    python bench/restart.py --source kafka --json
+
+does the same with a Kafka job on Prism (the broker of `make kafka-up`, started when none answers): the
+records go to a topic, and the restarted job resumes from the offsets its group committed before the kill.
+Correlation and suppression state does not survive on Prism, so what this loses is what a restart
+without runner state loses (docs/deploy.md, "Streaming on Flink: Kafka"). Prints the
 numbers as lines, the last one a JSON object: `alerts` (the batch run's), `lost` (batch alerts in neither
 run), `unexpected` (alerts of the runs that the batch run does not have), `duplicates_in_es`,
 `missing_in_es`, and what the killed run had written and indexed before the kill. Always exits 0.
@@ -42,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != str(REPO / "bench")]
 
 ES_URL = os.environ.get("KUBESIGMA_ES_URL", "http://127.0.0.1:9200")
+KAFKA = os.environ.get("KUBESIGMA_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 KUBECTL = "kubectl/v1.29.4 (linux/amd64) kubernetes/55019c8"
 START_LIMIT_S = 180
 RUN_LIMIT_S = 300
@@ -155,6 +163,17 @@ def es_answers(url: str) -> bool:
         client.close()
 
 
+def kafka_answers(bootstrap: str) -> bool:
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=5)
+        return True
+    except KafkaException:
+        return False
+
+
 def prism() -> str:
     """$KUBESIGMA_PRISM, else Prism built from the Go module proxy (idempotent)."""
     if os.environ.get("KUBESIGMA_PRISM"):
@@ -165,49 +184,102 @@ def prism() -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def batch_ids(audit_dir: Path, tmp: Path) -> set[str]:
+def batch_ids(inputs: str, tmp: Path) -> set[str]:
     """`kubesigma run` in batch (FnApiRunner) over the files the stream followed, suppressing as it does."""
     from kubesigma.pipeline.run import run
 
     out = tmp / "batch.jsonl"
     argv = [
-        "--input", str(audit_dir / "audit*.log"), "--suppress-window", "10m", "--runner=FnApiRunner",
+        "--input", inputs, "--suppress-window", "10m", "--runner=FnApiRunner",
         "--alerts-out", str(out), "--dead-letter", str(tmp / "batch-dead.jsonl"),
     ]  # fmt: skip
     run(argv, io.StringIO())
     return {orjson.loads(line)["kubesigma"]["alert_id"] for line in out.read_bytes().splitlines()}
 
 
-def measure(tmp: Path, lines: int, seed: int, es_url: str) -> dict[str, Any]:
+class TailFeed:
+    """kube-apiserver's log directory: appended to, rotated while the job is down."""
+
+    source = "tail"
+    idle = "--tail-max-idle"
+
+    def __init__(self, tmp: Path) -> None:
+        self.dir = tmp / "audit"
+        self.dir.mkdir()
+        self.argv = ["--tail", str(self.dir), "--tail-interval", "0.5s"]
+        self.started = "tail: following"
+
+    def write(self, lines: list[bytes]) -> None:
+        with (self.dir / "audit.log").open("ab") as log:
+            for line in lines:
+                log.write(line)
+                log.flush()
+                time.sleep(0.01)
+
+    def while_down(self) -> None:
+        (self.dir / "audit.log").rename(self.dir / f"audit-{time.strftime('%Y-%m-%dT%H-%M-%S')}.000.log")
+
+    def batch_input(self) -> str:
+        return str(self.dir / "audit*.log")
+
+
+class KafkaFeed:
+    """A topic of the test broker (`make kafka-up`, started here when none answers), two partitions; the
+    restarted job resumes from the offsets its group committed (Prism finalizes bundles)."""
+
+    source = "kafka"
+    idle = "--kafka-max-idle"
+
+    def __init__(self, tmp: Path, bootstrap: str) -> None:
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        self.bootstrap = bootstrap
+        self.topic = f"kubesigma-restart-{uuid.uuid4().hex[:8]}"
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic(self.topic, 2, 1)])[self.topic].result(timeout=30)
+        self.argv = ["--kafka-bootstrap", bootstrap, "--kafka-topic", self.topic, "--kafka-group", self.topic]
+        self.started = "kafka: reading"
+        self.produced = tmp / "produced.jsonl"
+
+    def write(self, lines: list[bytes]) -> None:
+        from confluent_kafka import Producer
+
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
+        with self.produced.open("ab") as copy:
+            for n, line in enumerate(lines):
+                producer.produce(self.topic, line.rstrip(b"\n"), partition=n % 2)
+                copy.write(line)
+                producer.poll(0)
+                time.sleep(0.01)
+        producer.flush(30)
+
+    def while_down(self) -> None:
+        return None
+
+    def batch_input(self) -> str:
+        return str(self.produced)
+
+
+def measure(tmp: Path, feed: TailFeed | KafkaFeed, lines: int, seed: int, es_url: str) -> dict[str, Any]:
     from elasticsearch import Elasticsearch
 
-    audit_dir = tmp / "audit"
-    audit_dir.mkdir()
     prefix = f"kubesigma-restart-{uuid.uuid4().hex[:8]}"
     argv = [
-        "--streaming", "--tail", str(audit_dir), "--tail-interval", "0.5s", "--file-interval", "1s",
-        "--suppress-window", "10m", "--runner=PrismRunner", f"--prism_location={prism()}",
-        "--es-url", es_url, "--es-index-prefix", prefix,
+        "--streaming", *feed.argv, "--file-interval", "1s", "--suppress-window", "10m",
+        "--runner=PrismRunner", f"--prism_location={prism()}", "--es-url", es_url, "--es-index-prefix", prefix,
     ]  # fmt: skip
-    plan = workload(lines, seed)
-    half = len(plan) // 2
+    records = [audit_event(n, *row) for n, row in enumerate(workload(lines, seed))]
+    half = len(records) // 2
     es = Elasticsearch(es_url, request_timeout=30)
-    log = (audit_dir / "audit.log").open("ab")
 
-    def append(rows: list[tuple[str, str, str, str, str]], first: int) -> None:
-        for n, row in enumerate(rows, first):
-            log.write(audit_event(n, *row))
-            log.flush()
-            time.sleep(0.01)
+    def outputs(run: int) -> list[str]:
+        return ["--alerts-out", str(tmp / f"alerts-{run}"), "--dead-letter", str(tmp / f"dead-{run}")]
 
     try:
-        first = Job(
-            [*argv, "--alerts-out", str(tmp / "alerts-1"), "--dead-letter", str(tmp / "dead-1")],
-            tmp / "run-1.log",
-        )
+        first = Job([*argv, *outputs(1)], tmp / "run-1.log")
         try:
-            first.wait_for("tail: following", START_LIMIT_S)
-            append(plan[:half], 0)
+            first.wait_for(feed.started, START_LIMIT_S)
+            feed.write(records[:half])
             # Mid-stream: the job has indexed alerts and is still reading when it is killed.
             deadline = time.monotonic() + START_LIMIT_S
             while len(es_ids(es, prefix)) < 3 and time.monotonic() < deadline and first.proc.poll() is None:
@@ -216,34 +288,20 @@ def measure(tmp: Path, lines: int, seed: int, es_url: str) -> dict[str, Any]:
         finally:
             first.kill()
         written_before_kill = len(alert_ids(tmp / "alerts-1"))
-        log.close()
-        (audit_dir / "audit.log").rename(audit_dir / f"audit-{time.strftime('%Y-%m-%dT%H-%M-%S')}.000.log")
-        log = (audit_dir / "audit.log").open("ab")
-        append(plan[half:], half)
-        log.close()
-        second = Job(
-            [
-                *argv,
-                "--tail-max-idle",
-                "6s",
-                "--alerts-out",
-                str(tmp / "alerts-2"),
-                "--dead-letter",
-                str(tmp / "dead-2"),
-            ],
-            tmp / "run-2.log",
-        )
+        feed.while_down()
+        feed.write(records[half:])
+        second = Job([*argv, feed.idle, "6s", *outputs(2)], tmp / "run-2.log")
         try:
             returncode = second.proc.wait(timeout=RUN_LIMIT_S)
         finally:
             second.kill()
-        expected = batch_ids(audit_dir, tmp)
+        expected = batch_ids(feed.batch_input(), tmp)
         union = set(alert_ids(tmp / "alerts-1")) | set(alert_ids(tmp / "alerts-2"))
         indexed = es_ids(es, prefix)
         return {
-            "source": "tail",
+            "source": feed.source,
             "runner": "PrismRunner",
-            "lines": len(plan),
+            "lines": len(records),
             "alerts": len(expected),
             "lost": len(expected - union),
             "unexpected": len(union - expected),
@@ -254,8 +312,6 @@ def measure(tmp: Path, lines: int, seed: int, es_url: str) -> dict[str, Any]:
             "restart_exit_code": returncode,
         }
     finally:
-        if not log.closed:
-            log.close()
         found = es.indices.get(index=f"{prefix}-*", allow_no_indices=True, ignore_unavailable=True)
         if found:
             es.indices.delete(index=",".join(found))
@@ -270,18 +326,29 @@ def main(argv: list[str] | None = None) -> int:
         "--lines", type=int, default=1000, help="audit lines written in all (half before the kill)"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--source",
+        choices=("tail", "kafka"),
+        default="tail",
+        help="tail: a --tail job, restarted from the files (default); kafka: a Kafka job, restarted from its "
+        "group's committed offsets",
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line (printed in any case)")
     args = parser.parse_args(argv)
-    started_es = False
-    if not es_answers(ES_URL):
-        subprocess.run(["make", "-C", str(REPO), "es-up"], check=True)
-        started_es = True
+    started: list[str] = []  # make targets to stop again at the end
     try:
+        if not es_answers(ES_URL):
+            subprocess.run(["make", "-C", str(REPO), "es-up"], check=True)
+            started.append("es-down")
+        if args.source == "kafka" and not kafka_answers(KAFKA):
+            subprocess.run(["make", "-C", str(REPO), "kafka-up"], check=True)
+            started.append("kafka-down")
         with tempfile.TemporaryDirectory(prefix="kubesigma-restart-") as tmp:
-            result = measure(Path(tmp), args.lines, args.seed, ES_URL)
+            feed = TailFeed(Path(tmp)) if args.source == "tail" else KafkaFeed(Path(tmp), KAFKA)
+            result = measure(Path(tmp), feed, args.lines, args.seed, ES_URL)
     finally:
-        if started_es:
-            subprocess.run(["make", "-C", str(REPO), "es-down"], check=False)
+        for target in started:
+            subprocess.run(["make", "-C", str(REPO), target], check=False)
     for key, value in result.items():
         print(f"{key}: {value}")
     print(json.dumps(result))
