@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 export KUBESIGMA_ES_URL ?= http://127.0.0.1:9200
 
-.PHONY: install demo test check lint typecheck pytest rules-check terraform-check bench-smoke es-up es-down flink-jar prism pstest clean
+.PHONY: install demo test check lint typecheck pytest rules-check terraform-check bench-smoke es-up es-down kafka-up kafka-down flink-jar prism pstest clean
 
 # A fresh virtualenv with everything the tests need (`pip install -e '.[dev]'`), the kubesigma command included.
 $(BIN)/.installed: pyproject.toml setup.py
@@ -29,13 +29,14 @@ demo: install
 	    --metrics-out out/demo/metrics.json
 	@echo "alerts: out/demo/alerts.jsonl"
 
-# Everything CI runs: lint, types, rule checks, a real Elasticsearch, all tests, benchmark smoke runs.
+# Everything CI runs: lint, types, rule checks, a real Elasticsearch and Kafka, all tests, benchmark smoke runs.
 # The portable-runner tests build Prism from the Go module proxy and build Flink's job server from Maven
 # Central themselves (tests/support/portable_runners.py), and skip saying why only when no Go or Maven is installed.
 test: install
 	$(MAKE) check
 	$(MAKE) es-up
-	status=0; $(MAKE) pytest || status=$$?; $(MAKE) es-down; exit $$status
+	$(MAKE) kafka-up || { $(MAKE) es-down; exit 1; }
+	status=0; $(MAKE) pytest || status=$$?; $(MAKE) kafka-down; $(MAKE) es-down; exit $$status
 	$(MAKE) bench-smoke
 
 check: lint typecheck rules-check deploy-check
@@ -109,6 +110,14 @@ es-up:
 
 es-down:
 	@bash .ci/es/es.sh down
+
+# A real single-node Apache Kafka 4.1 in KRaft mode on 127.0.0.1:9092 (PLAINTEXT) and :9093 (SASL_SSL with a
+# throwaway CA under .kafka/tls), jars from Maven Central cached under ~/.cache/kubesigma/kafka.
+kafka-up:
+	@bash .ci/kafka/kafka.sh up
+
+kafka-down:
+	@bash .ci/kafka/kafka.sh down
 
 # Beam's Flink job-server jar (published, or built from Beam's Flink runner module on Maven Central).
 flink-jar: install

@@ -173,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as err:  # user-caused errors carry their own message; show it, not a traceback
         from kubesigma.connectors.sinks.es_config import ElasticsearchConfigError, ElasticsearchUnavailable
+        from kubesigma.connectors.sources.kafka_config import KafkaConfigError
         from kubesigma.detections.engine import RuleLoadError
         from kubesigma.pipeline.options import OptionError
 
@@ -182,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             FileNotFoundError,
             ElasticsearchConfigError,
             ElasticsearchUnavailable,
+            KafkaConfigError,
         )
         if isinstance(err, user_errors):
             print(f"kubesigma: {err}", file=sys.stderr)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from kubesigma.connectors.sources import kafka_config  # noqa: F401  (its options are `kubesigma run`'s)
 from kubesigma.connectors.sources.files import MiB, ReadLimits
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "detections" / "rules"
@@ -147,6 +148,13 @@ class KubesigmaOptions(PipelineOptions):
             help="Batch: only events before this time (ISO 8601).",
         )
         parser.add_argument(
+            "--file-interval",
+            dest="file_interval",
+            default="60s",
+            help="Streaming: --alerts-out and --dead-letter are directories; a new file holding what was "
+            "decided since the last one is written this often (default 60s), whatever the event time.",
+        )
+        parser.add_argument(
             "--allowed-lateness",
             dest="allowed_lateness",
             default="2m",
@@ -210,7 +218,7 @@ def effective_suppress_window(options: KubesigmaOptions, streaming: bool) -> flo
     return window or None
 
 
-def duration_option(options: KubesigmaOptions, name: str) -> float:
+def duration_option(options: PipelineOptions, name: str) -> float:
     text = getattr(options, name)
     try:
         seconds = _duration(text)
@@ -249,3 +257,52 @@ def rule_paths(options: KubesigmaOptions) -> list[str]:
     if missing:
         raise OptionError(f"--rules: no such file or folder: {', '.join(missing)}")
     return paths
+
+
+class FlinkCheckpointOptions(PipelineOptions):
+    """Options of Beam's Flink runner that a streaming job on Flink needs, declared here so `kubesigma run`
+    accepts them (the job server describes the rest of its options only once it runs). They go to the job
+    server as given; an option left out keeps Flink's default."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        flag: dict = {"action": "store_true", "default": None}
+        parser.add_argument(
+            "--checkpointing_interval",
+            type=int,
+            default=None,
+            help="Flink: take a checkpoint of sources' positions and correlation/suppression state every N ms.",
+        )
+        parser.add_argument(
+            "--state_backend",
+            default=None,
+            help="Flink: where state lives: filesystem (memory, checkpoints to files) or rocksdb.",
+        )
+        parser.add_argument(
+            "--state_backend_storage_path",
+            default=None,
+            help="Flink: where checkpoints are written (file:///..., s3://..., hdfs://...).",
+        )
+        parser.add_argument(
+            "--externalized_checkpoints_enabled", **flag, help="Flink: keep checkpoints after the job stops."
+        )
+        parser.add_argument(
+            "--retain_externalized_checkpoints_on_cancellation",
+            **flag,
+            help="Flink: keep them after a cancel too (not only after a failure).",
+        )
+        parser.add_argument(
+            "--savepoint_path",
+            default=None,
+            help="Flink: start from this savepoint or retained checkpoint (chk-N directory).",
+        )
+        parser.add_argument(
+            "--flink_conf_dir",
+            default=None,
+            help="Flink: a directory with Flink's configuration file (config.yaml or flink-conf.yaml).",
+        )
+        parser.add_argument(
+            "--allow_non_restored_state",
+            **flag,
+            help="Flink: start from a savepoint even if some of its state belongs to no operator any more.",
+        )

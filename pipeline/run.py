@@ -17,7 +17,12 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from kubesigma.connectors.sinks.elasticsearch import IndexEvents, WriteToElasticsearch
 from kubesigma.connectors.sinks.es_config import ElasticsearchConfig, config_from_options
 from kubesigma.connectors.sinks.es_indices import install_templates
-from kubesigma.connectors.sinks.jsonlines import WriteJsonLines, WriteJsonLinesWindowed, dead_letter_documents
+from kubesigma.connectors.sinks.jsonlines import (
+    WriteJsonLines,
+    WriteJsonLinesStreaming,
+    dead_letter_documents,
+)
+from kubesigma.connectors.sources import kafka_config
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
 from kubesigma.pipeline.alerts import CandidateAlerts, OnePerRequest, ToCandidates
@@ -55,7 +60,13 @@ COUNTERS = (
 
 # Streaming progress: event time reached by the source (tail) and the correlation stage, and the
 # processing lag (wall clock minus the newest event time of each decoded batch).
-GAUGES = ("source_watermark_ms", "max_event_time_ms", "correlation_watermark_ms", "tail_backlog_bytes")
+GAUGES = (
+    "source_watermark_ms",
+    "max_event_time_ms",
+    "correlation_watermark_ms",
+    "tail_backlog_bytes",
+    "kafka_backlog_records",
+)
 DISTRIBUTIONS = ("processing_lag_ms",)
 
 
@@ -87,15 +98,20 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
     validate_args(argv)
     options = PipelineOptions(list(argv))
     standard = options.view_as(StandardOptions)
-    tail = bool(options.view_as(KubesigmaOptions).tail)
+    ks = options.view_as(KubesigmaOptions)
+    # The tail and Kafka sources are splittable DoFns, which only Prism runs locally in streaming mode.
+    splittable = bool(ks.tail or options.view_as(kafka_config.KafkaOptions).kafka_bootstrap)
     if not standard.runner:
         # The default DirectRunner first tries to download Prism; batch runs go straight to FnApiRunner.
-        # The tail source is a splittable DoFn, which only Prism runs locally in streaming mode.
         standard.runner = (
-            "FnApiRunner" if not standard.streaming else "PrismRunner" if tail else "BundleBasedDirectRunner"
+            "FnApiRunner"
+            if not standard.streaming
+            else "PrismRunner"
+            if splittable
+            else "BundleBasedDirectRunner"
         )
-    if standard.streaming and tail:
-        _tail_runner(options)
+    if standard.streaming and splittable:
+        _splittable_runner(options)
     if options.view_as(KubesigmaOptions).pubsub_subscription and str(standard.runner).endswith("PrismRunner"):
         raise OptionError(
             "--pubsub-subscription does not run on PrismRunner (it does not implement Beam's Pub/Sub read, "
@@ -105,15 +121,16 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
     return options
 
 
-def _tail_runner(options: PipelineOptions) -> None:
-    """Fail fast where the tail source cannot run, and find a locally built Prism (`make prism`)."""
+def _splittable_runner(options: PipelineOptions) -> None:
+    """Fail fast where the tail or Kafka source cannot run, and find a locally built Prism (`make prism`)."""
     from apache_beam.options.pipeline_options import PrismRunnerOptions
 
     runner = str(options.view_as(StandardOptions).runner)
+    source = "--tail" if options.view_as(KubesigmaOptions).tail else "--kafka-bootstrap"
     if runner.split(".")[-1] in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
         raise OptionError(
-            f"--tail does not run on {runner}: Beam's Python direct runner cannot run the tail's "
-            "splittable DoFn in streaming mode. Use --runner=PrismRunner (the default with --tail; "
+            f"{source} does not run on {runner}: Beam's Python direct runner cannot run its "
+            "splittable DoFn in streaming mode. Use --runner=PrismRunner (the default; "
             "`make prism` builds it offline), or Flink/Dataflow."
         )
     prism = options.view_as(PrismRunnerOptions)
@@ -166,12 +183,11 @@ def build(
         candidates = candidates | "Suppress" >> Suppress(window)
     alerts = candidates | "Alerts" >> CandidateAlerts(limits.soft, plan)
     if streaming:
-        # A document may trail the watermark by the allowed lateness (late events still correlate) plus a
-        # suppression window (follow-ups are known when it closes).
-        lateness = allowed_lateness + (window or 0.0)
+        # Streaming files gather documents by wall-clock time: nothing decided behind the watermark is dropped.
+        every = max(1.0, duration_option(options, "file_interval"))
 
         def write(path: str) -> beam.PTransform:
-            return WriteJsonLinesWindowed(path, lateness=lateness)
+            return WriteJsonLinesStreaming(path, every=every)
     else:
         write = WriteJsonLines
     alerts | "WriteAlerts" >> write(options.alerts_out)
@@ -189,8 +205,20 @@ def read_records(
 ) -> beam.PCollection:
     """Batches of raw records from the one source the options name."""
     if streaming:
-        if bool(options.pubsub_subscription) == bool(options.tail):
-            raise OptionError("--streaming reads from exactly one of --pubsub-subscription and --tail")
+        kafka = _kafka(options)
+        if sum(map(bool, (options.pubsub_subscription, options.tail, kafka))) != 1:
+            raise OptionError(
+                "--streaming reads from exactly one of --pubsub-subscription, --tail and --kafka-bootstrap"
+            )
+        if kafka is not None:
+            from kubesigma.connectors.sources.kafka import ReadKafkaRecords
+
+            kafka_options = options.view_as(kafka_config.KafkaOptions)
+            max_idle = (
+                duration_option(kafka_options, "kafka_max_idle") if kafka_options.kafka_max_idle else None
+            )
+            max_delay = duration_option(kafka_options, "kafka_max_delay")
+            return pipeline | "ReadKafka" >> ReadKafkaRecords(kafka, limits, max_delay, max_idle)
         if options.pubsub_subscription:
             from kubesigma.connectors.sources.pubsub import ReadPubSubRecords
 
@@ -215,8 +243,17 @@ def read_records(
         except ValueError as err:
             raise OptionError(str(err)) from err
         return pipeline | "TailAuditLogs" >> tail
+    if _kafka(options) is not None:
+        raise OptionError("--kafka-bootstrap is a streaming source: add --streaming")
     files = expand_inputs(options.inputs or [])
     return pipeline | "ReadAuditFiles" >> ReadAuditFiles(files, limits)
+
+
+def _kafka(options: KubesigmaOptions) -> kafka_config.KafkaConfig | None:
+    try:
+        return kafka_config.config_from_options(options)
+    except kafka_config.KafkaConfigError as err:
+        raise OptionError(str(err)) from err
 
 
 def run(argv: Sequence[str], out: TextIO, progress: str | None = None) -> RunReport:

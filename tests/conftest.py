@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,3 +48,11 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
     return moto_endpoint
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Any:
+    """The real Kafka broker of `make kafka-up` (support/kafka_broker.py)."""
+    from support.kafka_broker import broker
+
+    return broker()

@@ -1,12 +1,16 @@
-"""JSON-lines files: one JSON document a line; one file for a batch run, a file per minute of event time
-for a streaming one. Alerts and dead letters are written this way."""
+"""JSON-lines files: one JSON document a line; one file for a batch run, a file every minute of wall-clock
+time for a streaming one. Alerts and dead letters are written this way."""
 
 from __future__ import annotations
+
+import contextlib
+import hashlib
+import uuid
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 import orjson
 from apache_beam import pvalue
-from apache_beam.transforms.window import FixedWindows
 
 from kubesigma.connectors.model import DeadLetter
 
@@ -26,44 +30,65 @@ class WriteJsonLines(beam.PTransform):
         )
 
 
-class WriteJsonLinesWindowed(beam.PTransform):
-    """Streaming file output: one JSON document per line, a file per minute of event time under `directory`
-    (batch runs write one file with `WriteJsonLines`).
+class WriteJsonLinesStreaming(beam.PTransform):
+    """Streaming file output: one JSON document per line, a new file under `directory` every `every`
+    seconds of wall-clock time (sooner past `max_docs`) holding what arrived since the last one (batch runs
+    write one file with `WriteJsonLines`).
 
-    Documents may arrive behind the watermark (an allowed-late event's correlation, a suppression
-    follow-up): up to `lateness` seconds they still get written, each late firing into a file of its own
-    (`...-pane-N`), so nothing already written is overwritten."""
+    Documents are gathered in the global window, whatever their event time: a stream's watermark may be
+    far past a document's event time when it is decided (a suppression follow-up when its run closes, a
+    correlation when its window closes, an alert of a late record), and an event-time window would drop
+    it as late. Each file is named by its content (`part-<sha1>.jsonl`, its lines in order), written under
+    a dot name and renamed, so a retried bundle or a replay writes the same file again instead of a copy.
+    """
 
-    def __init__(self, directory: str, window: float = 60.0, lateness: float = 0.0) -> None:
+    def __init__(self, directory: str, every: float = 60.0, max_docs: int = 50_000) -> None:
         super().__init__()
         self.directory = directory
-        self.window = window
-        self.lateness = lateness
+        self.every = every
+        self.max_docs = max_docs
 
     def expand(self, docs: pvalue.PCollection) -> pvalue.PDone:
-        from apache_beam.io import fileio
-        from apache_beam.utils.timestamp import Duration
+        from apache_beam.transforms import trigger
+        from apache_beam.transforms.window import GlobalWindows
 
+        every = trigger.Repeatedly(
+            trigger.AfterAny(trigger.AfterProcessingTime(int(self.every)), trigger.AfterCount(self.max_docs))
+        )
         return (
             docs
-            | "Json" >> beam.Map(lambda doc: orjson.dumps(doc).decode("utf-8"))
-            | "Minutes"
-            >> beam.WindowInto(FixedWindows(self.window), allowed_lateness=Duration(seconds=self.lateness))
-            | "Write"
-            >> fileio.WriteToFiles(
-                path=self.directory, shards=1, max_writers_per_bundle=0, file_naming=_minute_file_naming
+            | "Json" >> beam.Map(lambda doc: (None, orjson.dumps(doc)))
+            | "Every"
+            >> beam.WindowInto(
+                GlobalWindows(), trigger=every, accumulation_mode=trigger.AccumulationMode.DISCARDING
             )
+            | "Gather" >> beam.GroupByKey()
+            | "Write" >> beam.ParDo(_WritePart(self.directory))
         )
 
 
-def _minute_file_naming(window, pane, shard_index, total_shards, compression, destination) -> str:
-    """`output-<start>-<end>[-pane-N]-<shard>-of-<shards>`: Beam's default naming leaves the pane out, so a
-    late firing of a minute would replace that minute's on-time file."""
-    start = window.start.to_utc_datetime().isoformat()
-    end = window.end.to_utc_datetime().isoformat()
-    late = f"-pane-{pane.index}" if pane is not None and pane.index else ""
-    suffix = f".{compression}" if compression else ""
-    return f"output-{start}-{end}{late}-{int(shard_index or 0):05d}-of-{int(total_shards or 1):05d}{suffix}"
+class _WritePart(beam.DoFn):
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def process(self, element: tuple[None, Iterable[bytes]]) -> Iterator[str]:
+        from apache_beam.io.filesystems import FileSystems
+
+        lines = sorted(element[1])
+        if not lines:
+            return
+        body = b"\n".join(lines) + b"\n"
+        name = f"part-{hashlib.sha1(body).hexdigest()[:20]}.jsonl"
+        final = FileSystems.join(self.directory, name)
+        if FileSystems.exists(final):
+            return  # written by an earlier try of this pane
+        temp = FileSystems.join(self.directory, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+        with contextlib.suppress(OSError):
+            FileSystems.mkdirs(self.directory)
+        with FileSystems.create(temp) as handle:
+            handle.write(body)
+        FileSystems.rename([temp], [final])
+        yield final
 
 
 def dead_letter_documents(dead_letters: pvalue.PCollection) -> pvalue.PCollection:

@@ -30,9 +30,8 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from kubesigma.connectors.formats._time import parse_rfc3339
 from kubesigma.connectors.model import RawRecord, Source
-from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch
+from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch, record_time
 
 log = logging.getLogger("kubesigma")
 
@@ -120,25 +119,6 @@ def _read_lines(path: Path, pos: FilePosition) -> Iterator[RawRecord]:
         offset += len(raw) + 1
     pos.offset = offset
     pos.line = line
-
-
-# -- event time ------------------------------------------------------------------------------------
-
-_TIME_KEYS = (b'"requestReceivedTimestamp":"', b'"timestamp":"', b'"eventTime":"')
-
-
-def record_time(raw: bytes) -> float | None:
-    """The event time of a raw audit line, found without parsing the JSON (the decoder parses it
-    later): kube-apiserver's `requestReceivedTimestamp`, else a LogEntry `timestamp` or CloudTrail
-    `eventTime`. None when the line has none of them."""
-    for key in _TIME_KEYS:
-        at = raw.find(key)
-        if at >= 0:
-            start = at + len(key)
-            end = raw.find(b'"', start)
-            if end > start:
-                return parse_rfc3339(raw[start:end].decode("ascii", "replace"))
-    return None
 
 
 # -- the unbounded source --------------------------------------------------------------------------

@@ -46,15 +46,38 @@ PATTERNS = {
     "es_api_key_secret": SECRET,
     "es_password_secret": SECRET,
 }
-# A streaming job from Pub/Sub cannot start without these (`kubesigma run` refuses to).
-REQUIRED = frozenset({"pubsub_subscription", "alerts_out", "dead_letter"})
+# A streaming job cannot start without these (`kubesigma run` refuses to); its source is Pub/Sub or
+# Kafka, one of the two, which `kubesigma run` checks at launch.
+REQUIRED = frozenset({"alerts_out", "dead_letter"})
+FLINK_ONLY = frozenset(
+    {
+        "checkpointing_interval",
+        "state_backend",
+        "state_backend_storage_path",
+        "externalized_checkpoints_enabled",
+        "retain_externalized_checkpoints_on_cancellation",
+        "savepoint_path",
+        "flink_conf_dir",
+        "allow_non_restored_state",
+    }
+)
 GROUPS = (
     ("es_", "Elasticsearch"),
     ("pubsub_", "Source"),
+    ("kafka_", "Source"),
     ("alerts_out", "Outputs"),
     ("dead_letter", "Outputs"),
 )
-WORDS = {"es": "Elasticsearch", "pubsub": "Pub/Sub", "url": "URL", "api": "API", "ca": "CA", "id": "ID"}
+WORDS = {
+    "es": "Elasticsearch",
+    "pubsub": "Pub/Sub",
+    "tls": "TLS",
+    "sasl": "SASL",
+    "url": "URL",
+    "api": "API",
+    "ca": "CA",
+    "id": "ID",
+}
 
 
 def excluded(dest: str) -> str | None:
@@ -63,6 +86,10 @@ def excluded(dest: str) -> str | None:
         return "batch input (--input): the template reads Pub/Sub"
     if dest == "tail" or dest.startswith("tail_"):
         return "--tail input: follows a local directory, not something a Dataflow job reads"
+    if dest in ("since", "until"):
+        return "batch time range (--since/--until): a streaming job reads what arrives"
+    if dest in FLINK_ONLY:
+        return "Flink runner option: Dataflow checkpoints and updates jobs itself"
     if dest == "metrics_out":
         return "written when a job ends (batch, --tail-max-idle); a template launch returns at submission"
     return None

@@ -53,3 +53,60 @@ def test_pubsub_on_prism_is_refused_with_the_reason() -> None:
     ]
     with pytest.raises(OptionError, match="pubsub_read"):
         pipeline_options(argv)
+
+
+def test_kafka_runs_on_prism_unless_a_runner_is_named() -> None:
+    options = pipeline_options(["--streaming", "--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a"])
+    assert options.view_as(StandardOptions).runner == "PrismRunner"
+
+
+def test_kafka_on_the_direct_runner_is_refused_with_the_reason() -> None:
+    argv = ["--streaming", "--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a"]
+    with pytest.raises(OptionError, match="splittable DoFn in streaming mode"):
+        pipeline_options([*argv, "--runner=BundleBasedDirectRunner"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--kafka-bootstrap", "127.0.0.1:9092"], "--kafka-bootstrap needs --kafka-topic"),
+        (["--kafka-topic", "audit"], "--kafka-topic needs --kafka-bootstrap"),
+        (["--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a", "--tail", "."], "exactly one of"),
+        (["--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a", "--kafka-max-idle", "soon"], "'soon'"),
+    ],
+)
+def test_bad_kafka_option_combinations_fail_fast(tmp_path: Path, argv: list[str], message: str) -> None:
+    with pytest.raises(OptionError, match=message):
+        run(["--streaming", *argv, *outputs(tmp_path)], io.StringIO())
+
+
+def test_kafka_without_streaming_is_refused(tmp_path: Path) -> None:
+    argv = ["--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a", "--input", str(tmp_path)]
+    with pytest.raises(OptionError, match="add --streaming"):
+        run([*argv, *outputs(tmp_path)], io.StringIO())
+
+
+def test_a_password_on_the_command_line_is_refused(tmp_path: Path) -> None:
+    argv = ["--streaming", "--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a"]
+    with pytest.raises(OptionError, match="unknown option"):
+        run([*argv, "--kafka-sasl-password", "s3cret", *outputs(tmp_path)], io.StringIO())
+
+
+def test_flink_checkpoint_options_are_accepted_and_passed_on() -> None:
+    """The Flink runner's checkpoint options are among the options the portable runner sends its job server
+    (`get_all_options`); left out, none is sent and Flink's defaults hold."""
+    argv = ["--streaming", "--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a"]
+    flink = [
+        "--checkpointing_interval=60000", "--state_backend=rocksdb",
+        "--state_backend_storage_path=file:///var/lib/kubesigma/checkpoints",
+        "--externalized_checkpoints_enabled", "--savepoint_path=/var/lib/kubesigma/savepoints/sp-1",
+    ]  # fmt: skip
+    options = pipeline_options([*argv, *flink]).get_all_options(drop_default=True)
+    assert options["checkpointing_interval"] == 60000
+    assert options["state_backend"] == "rocksdb"
+    assert options["externalized_checkpoints_enabled"] is True
+    assert options["savepoint_path"] == "/var/lib/kubesigma/savepoints/sp-1"
+    bare = pipeline_options(argv).get_all_options(drop_default=True)
+    assert (
+        "checkpointing_interval" not in bare and "retain_externalized_checkpoints_on_cancellation" not in bare
+    )

@@ -9,10 +9,6 @@ module proxy (.ci/prism/build-prism.sh); the Python SDK harness runs in the job'
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,10 +21,11 @@ import pytest
 from support.audit_records import audit_event
 from support.beam_runs import finished_documents
 from support.portable_runners import prism_binary
+from support.streaming_job import RUN_LIMIT_S, Job
+from support.streaming_job import start_job as start
 
 pytestmark = pytest.mark.slow
 
-RUN_LIMIT_S = 240  # a hung job fails the test instead of using up CI's whole time budget
 START_LIMIT_S = 120
 ENUMERATION = "Kubernetes Secret Enumeration By One Identity"
 EXEC = "Exec Or Attach Into A Pod Container"
@@ -75,51 +72,15 @@ class Apiserver:
         self.log.rename(self.directory / f"audit-{stamp}.000.log")
 
 
-@dataclass
-class Job:
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def wait_for(self, text: str, limit: float) -> None:
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            if text in self.log.read_text(errors="replace"):
-                return
-            if self.proc.poll() is not None:
-                pytest.fail(f"kubesigma run exited ({self.proc.returncode}):\n{self.tail()}")
-            time.sleep(0.2)
-        self.stop()
-        pytest.fail(f"no {text!r} from kubesigma run within {limit} s:\n{self.tail()}")
-
-    def wait(self, limit: float = RUN_LIMIT_S) -> int:
-        try:
-            return self.proc.wait(timeout=limit)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            pytest.fail(f"kubesigma run did not finish in {limit} s:\n{self.tail()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-
 def start_job(tmp: Path, audit_dir: Path, *extra: str) -> Job:
-    """`kubesigma run --streaming --tail` in its own process group (a hung job is stopped whole)."""
+    """`kubesigma run --streaming --tail` on Prism."""
     argv = [
-        sys.executable, "-m", "kubesigma.pipeline.cli", "--verbose", "run", "--streaming",
-        "--tail", str(audit_dir), "--tail-interval", "0.5s",
+        "--streaming", "--tail", str(audit_dir), "--tail-interval", "0.5s",
         "--runner=PrismRunner", f"--prism_location={prism_binary()}",
         "--alerts-out", str(tmp / "alerts"), "--dead-letter", str(tmp / "dead"),
         "--metrics-out", str(tmp / "metrics.json"), *extra,
     ]  # fmt: skip
-    log = tmp / "job.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return Job(proc, log)
+    return start(argv, tmp / "job.log")
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import json
-import os
 import pickle
 import socket
 import ssl
@@ -43,10 +42,9 @@ from kubesigma.connectors.model.alert import (
 )
 from kubesigma.connectors.sinks.elasticsearch import WriteToElasticsearch
 from kubesigma.connectors.sinks.es_config import ElasticsearchConfig
+from support.es_cluster import drop_prefix, es_url_or_skip, ids_in
 from support.falco_traces import falco_events
 from support.paths import FALCO_TRACES
-
-ES_URL = os.environ.get("KUBESIGMA_ES_URL", "http://127.0.0.1:9200")
 
 
 def audit_events() -> list[dict[str, Any]]:
@@ -85,15 +83,6 @@ def make_alert(event: dict[str, Any], rule: str = "kst-rule", *, day_offset: int
     return alert.to_json_dict()
 
 
-def ids_in(es: Any, prefix: str, kind: str = "alerts") -> list[str]:
-    """Every `_id` in the prefix's indices (a list: duplicates across indices would show)."""
-    es.indices.refresh(index=f"{prefix}-{kind}-*", allow_no_indices=True, ignore_unavailable=True)
-    found = es.search(
-        index=f"{prefix}-{kind}-*", size=10000, query={"match_all": {}}, source=False, allow_no_indices=True
-    )
-    return [hit["_id"] for hit in found["hits"]["hits"]]
-
-
 @pytest.fixture(name="ids_in")
 def ids_in_fixture() -> Any:
     return ids_in
@@ -104,28 +93,9 @@ def make_alert_fixture() -> Any:
     return make_alert
 
 
-def _reachable(url: str) -> str | None:
-    from elasticsearch import Elasticsearch
-
-    client = Elasticsearch(url, request_timeout=5, max_retries=0)
-    try:
-        client.info()
-        return None
-    except Exception as err:
-        return f"{type(err).__name__}: {err}"
-    finally:
-        client.close()
-
-
 @pytest.fixture(scope="session")
 def es_url() -> str:
-    problem = _reachable(ES_URL)
-    if problem:
-        message = f"Elasticsearch not reachable at {ES_URL} ({problem}); start it with `make es-up`"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return ES_URL
+    return es_url_or_skip()
 
 
 @pytest.fixture
@@ -142,12 +112,7 @@ def prefix(es: Any) -> Iterator[str]:
     """A fresh index prefix per test; its indices and templates are deleted afterwards."""
     name = f"kst-{uuid.uuid4().hex[:10]}"
     yield name
-    # destructive actions need explicit names (action.destructive_requires_name)
-    found = es.indices.get(index=f"{name}-*", allow_no_indices=True, ignore_unavailable=True)
-    if found:
-        es.indices.delete(index=",".join(found))
-    for kind in ("alerts", "events"):
-        es.options(ignore_status=404).indices.delete_index_template(name=f"{name}-{kind}")
+    drop_prefix(es, name)
 
 
 @pytest.fixture

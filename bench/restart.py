@@ -1,0 +1,359 @@
+"""A killed streaming job loses no alert: `kubesigma run --streaming --tail DIR` on Prism, killed with
+SIGKILL mid-stream, then restarted; the union of both runs' alerts against the batch run's over the same
+files, and how many times Elasticsearch holds each.
+
+    python bench/restart.py --json [--lines N] [--seed S]
+
+It starts what it needs: Elasticsearch through `make es-up` when nothing answers at $KUBESIGMA_ES_URL
+(and stops it again at the end), Prism through .ci/prism/build-prism.sh. The script plays kube-apiserver:
+it appends audit Events at the wall-clock time into DIR/audit.log while the job runs (secret enumerations
+by several identities, which a correlation rule fires on; reads by a system identity from a public
+address, which a single-event rule fires on and suppression folds; routine traffic), waits until the job
+has indexed a few alerts, kills the job's whole process group with SIGKILL, rotates the log and appends the rest
+as kube-apiserver goes on doing, then restarts the same command with `--tail-max-idle` so it finishes.
+
+Prism keeps no checkpoint across restarts: the restarted job reads the directory from the start, and
+alert ids are deterministic, so Elasticsearch (which upserts on the id) holds each alert once.
+
+    python bench/restart.py --source kafka --json
+
+does the same with a Kafka job on Prism (the broker of `make kafka-up`, started when none answers): the
+records go to a topic, and the restarted job resumes from the offsets its group committed before the kill.
+Correlation and suppression state does not survive on Prism, so what this loses is what a restart
+without runner state loses (docs/deploy.md, "Streaming on Flink: Kafka"). Prints the
+numbers as lines, the last one a JSON object: `alerts` (the batch run's), `lost` (batch alerts in neither
+run), `unexpected` (alerts of the runs that the batch run does not have), `duplicates_in_es`,
+`missing_in_es`, and what the killed run had written and indexed before the kill. Always exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+# bench/elasticsearch.py is named like the client package: keep this folder off the import path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != str(REPO / "bench")]
+
+ES_URL = os.environ.get("KUBESIGMA_ES_URL", "http://127.0.0.1:9200")
+KAFKA = os.environ.get("KUBESIGMA_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+KUBECTL = "kubectl/v1.29.4 (linux/amd64) kubernetes/55019c8"
+START_LIMIT_S = 180
+RUN_LIMIT_S = 300
+
+
+def rfc3339(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def audit_event(n: int, user: str, resource: str, name: str, ip: str, agent: str = KUBECTL) -> bytes:
+    """One ResponseComplete audit Event as kube-apiserver writes it, received now."""
+    now = time.time()
+    namespace = "kube-system" if user.startswith("system:") else "default"
+    event = {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "Metadata",
+        "auditID": str(uuid.UUID(int=n + 1)),
+        "stage": "ResponseComplete",
+        "requestURI": f"/api/v1/namespaces/{namespace}/{resource}/{name}",
+        "verb": "get",
+        "user": {"username": user, "groups": ["system:authenticated"]},
+        "sourceIPs": [ip],
+        "userAgent": agent,
+        "objectRef": {"resource": resource, "namespace": namespace, "name": name, "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 200},
+        "requestReceivedTimestamp": rfc3339(now),
+        "stageTimestamp": rfc3339(now + 0.002),
+        "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""},
+    }
+    return orjson.dumps(event) + b"\n"
+
+
+def workload(lines: int, seed: int) -> list[tuple[str, str, str, str, str]]:
+    """(user, resource, name, ip, agent) per line: a mix in which correlations and suppression have work."""
+    rng = random.Random(seed)
+    plan = []
+    for i in range(lines):
+        kind = rng.random()
+        if kind < 0.35:  # secret reads: an identity reading many secrets within minutes is an enumeration
+            user = f"intruder-{rng.randrange(4)}"
+            plan.append((user, "secrets", f"secret-{i}", "203.0.113.66", KUBECTL))
+        elif kind < 0.5:  # a system identity from a public address: one rule, repeats folded
+            plan.append(
+                (
+                    "system:serviceaccount:kube-system:default",
+                    "configmaps",
+                    "kube-proxy",
+                    "198.51.100.9",
+                    KUBECTL,
+                )
+            )
+        else:  # routine: a workload reading its own configmap
+            plan.append(
+                ("system:serviceaccount:default:app", "configmaps", f"cm-{i % 7}", "10.0.0.7", "app/1.0")
+            )
+    return plan
+
+
+class Job:
+    def __init__(self, argv: list[str], log: Path) -> None:
+        self.log = log
+        cmd = [sys.executable, "-m", "kubesigma.pipeline.cli", "--verbose", "run", *argv]
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_for(self, text: str, limit: float) -> None:
+        deadline = time.monotonic() + limit
+        while text not in self.log.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"kubesigma run: no {text!r}:\n{self.log.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def alert_ids(directory: Path) -> list[str]:
+    """Alert ids in the finished files of a streaming output directory (dot files are unfinished)."""
+    if not directory.is_dir():
+        return []
+    return [
+        orjson.loads(line)["kubesigma"]["alert_id"]
+        for path in sorted(directory.iterdir())
+        if path.is_file() and not path.name.startswith(".")
+        for line in path.read_bytes().splitlines()
+        if line.strip()
+    ]
+
+
+def es_ids(es: Any, prefix: str) -> list[str]:
+    es.indices.refresh(index=f"{prefix}-alerts-*", allow_no_indices=True, ignore_unavailable=True)
+    found = es.search(
+        index=f"{prefix}-alerts-*", size=10000, query={"match_all": {}}, source=False, allow_no_indices=True
+    )
+    return [hit["_id"] for hit in found["hits"]["hits"]]
+
+
+def es_answers(url: str) -> bool:
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(url, request_timeout=5, max_retries=0)
+    try:
+        client.info()
+        return True
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
+def kafka_answers(bootstrap: str) -> bool:
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=5)
+        return True
+    except KafkaException:
+        return False
+
+
+def prism() -> str:
+    """$KUBESIGMA_PRISM, else Prism built from the Go module proxy (idempotent)."""
+    if os.environ.get("KUBESIGMA_PRISM"):
+        return os.environ["KUBESIGMA_PRISM"]
+    out = subprocess.run(
+        ["bash", str(REPO / ".ci/prism/build-prism.sh")], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def batch_ids(inputs: str, tmp: Path) -> set[str]:
+    """`kubesigma run` in batch (FnApiRunner) over the files the stream followed, suppressing as it does."""
+    from kubesigma.pipeline.run import run
+
+    out = tmp / "batch.jsonl"
+    argv = [
+        "--input", inputs, "--suppress-window", "10m", "--runner=FnApiRunner",
+        "--alerts-out", str(out), "--dead-letter", str(tmp / "batch-dead.jsonl"),
+    ]  # fmt: skip
+    run(argv, io.StringIO())
+    return {orjson.loads(line)["kubesigma"]["alert_id"] for line in out.read_bytes().splitlines()}
+
+
+class TailFeed:
+    """kube-apiserver's log directory: appended to, rotated while the job is down."""
+
+    source = "tail"
+    idle = "--tail-max-idle"
+
+    def __init__(self, tmp: Path) -> None:
+        self.dir = tmp / "audit"
+        self.dir.mkdir()
+        self.argv = ["--tail", str(self.dir), "--tail-interval", "0.5s"]
+        self.started = "tail: following"
+
+    def write(self, lines: list[bytes]) -> None:
+        with (self.dir / "audit.log").open("ab") as log:
+            for line in lines:
+                log.write(line)
+                log.flush()
+                time.sleep(0.01)
+
+    def while_down(self) -> None:
+        (self.dir / "audit.log").rename(self.dir / f"audit-{time.strftime('%Y-%m-%dT%H-%M-%S')}.000.log")
+
+    def batch_input(self) -> str:
+        return str(self.dir / "audit*.log")
+
+
+class KafkaFeed:
+    """A topic of the test broker (`make kafka-up`, started here when none answers), two partitions; the
+    restarted job resumes from the offsets its group committed (Prism finalizes bundles)."""
+
+    source = "kafka"
+    idle = "--kafka-max-idle"
+
+    def __init__(self, tmp: Path, bootstrap: str) -> None:
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        self.bootstrap = bootstrap
+        self.topic = f"kubesigma-restart-{uuid.uuid4().hex[:8]}"
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic(self.topic, 2, 1)])[self.topic].result(timeout=30)
+        self.argv = ["--kafka-bootstrap", bootstrap, "--kafka-topic", self.topic, "--kafka-group", self.topic]
+        self.started = "kafka: reading"
+        self.produced = tmp / "produced.jsonl"
+
+    def write(self, lines: list[bytes]) -> None:
+        from confluent_kafka import Producer
+
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
+        with self.produced.open("ab") as copy:
+            for n, line in enumerate(lines):
+                producer.produce(self.topic, line.rstrip(b"\n"), partition=n % 2)
+                copy.write(line)
+                producer.poll(0)
+                time.sleep(0.01)
+        producer.flush(30)
+
+    def while_down(self) -> None:
+        return None
+
+    def batch_input(self) -> str:
+        return str(self.produced)
+
+
+def measure(tmp: Path, feed: TailFeed | KafkaFeed, lines: int, seed: int, es_url: str) -> dict[str, Any]:
+    from elasticsearch import Elasticsearch
+
+    prefix = f"kubesigma-restart-{uuid.uuid4().hex[:8]}"
+    argv = [
+        "--streaming", *feed.argv, "--file-interval", "1s", "--suppress-window", "10m",
+        "--runner=PrismRunner", f"--prism_location={prism()}", "--es-url", es_url, "--es-index-prefix", prefix,
+    ]  # fmt: skip
+    records = [audit_event(n, *row) for n, row in enumerate(workload(lines, seed))]
+    half = len(records) // 2
+    es = Elasticsearch(es_url, request_timeout=30)
+
+    def outputs(run: int) -> list[str]:
+        return ["--alerts-out", str(tmp / f"alerts-{run}"), "--dead-letter", str(tmp / f"dead-{run}")]
+
+    try:
+        first = Job([*argv, *outputs(1)], tmp / "run-1.log")
+        try:
+            first.wait_for(feed.started, START_LIMIT_S)
+            feed.write(records[:half])
+            # Mid-stream: the job has indexed alerts and is still reading when it is killed.
+            deadline = time.monotonic() + START_LIMIT_S
+            while len(es_ids(es, prefix)) < 3 and time.monotonic() < deadline and first.proc.poll() is None:
+                time.sleep(0.5)
+            indexed_before_kill = len(set(es_ids(es, prefix)))
+        finally:
+            first.kill()
+        written_before_kill = len(alert_ids(tmp / "alerts-1"))
+        feed.while_down()
+        feed.write(records[half:])
+        second = Job([*argv, feed.idle, "6s", *outputs(2)], tmp / "run-2.log")
+        try:
+            returncode = second.proc.wait(timeout=RUN_LIMIT_S)
+        finally:
+            second.kill()
+        expected = batch_ids(feed.batch_input(), tmp)
+        union = set(alert_ids(tmp / "alerts-1")) | set(alert_ids(tmp / "alerts-2"))
+        indexed = es_ids(es, prefix)
+        return {
+            "source": feed.source,
+            "runner": "PrismRunner",
+            "lines": len(records),
+            "alerts": len(expected),
+            "lost": len(expected - union),
+            "unexpected": len(union - expected),
+            "duplicates_in_es": len(indexed) - len(set(indexed)),
+            "missing_in_es": len(expected - set(indexed)),
+            "alerts_written_before_kill": written_before_kill,
+            "alerts_indexed_before_kill": indexed_before_kill,
+            "restart_exit_code": returncode,
+        }
+    finally:
+        found = es.indices.get(index=f"{prefix}-*", allow_no_indices=True, ignore_unavailable=True)
+        if found:
+            es.indices.delete(index=",".join(found))
+        for kind in ("alerts", "events"):
+            es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{kind}")
+        es.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--lines", type=int, default=1000, help="audit lines written in all (half before the kill)"
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--source",
+        choices=("tail", "kafka"),
+        default="tail",
+        help="tail: a --tail job, restarted from the files (default); kafka: a Kafka job, restarted from its "
+        "group's committed offsets",
+    )
+    parser.add_argument("--json", action="store_true", help="end with one JSON line (printed in any case)")
+    args = parser.parse_args(argv)
+    started: list[str] = []  # make targets to stop again at the end
+    try:
+        if not es_answers(ES_URL):
+            subprocess.run(["make", "-C", str(REPO), "es-up"], check=True)
+            started.append("es-down")
+        if args.source == "kafka" and not kafka_answers(KAFKA):
+            subprocess.run(["make", "-C", str(REPO), "kafka-up"], check=True)
+            started.append("kafka-down")
+        with tempfile.TemporaryDirectory(prefix="kubesigma-restart-") as tmp:
+            feed = TailFeed(Path(tmp)) if args.source == "tail" else KafkaFeed(Path(tmp), KAFKA)
+            result = measure(Path(tmp), feed, args.lines, args.seed, ES_URL)
+    finally:
+        for target in started:
+            subprocess.run(["make", "-C", str(REPO), target], check=False)
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
