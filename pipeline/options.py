@@ -194,7 +194,7 @@ def effective_suppress_window(options: KubesigmaOptions, streaming: bool) -> flo
     return window or None
 
 
-def duration_option(options: KubesigmaOptions, name: str) -> float:
+def duration_option(options: PipelineOptions, name: str) -> float:
     text = getattr(options, name)
     try:
         seconds = _duration(text)
@@ -211,3 +211,46 @@ def rule_paths(options: KubesigmaOptions) -> list[str]:
     if missing:
         raise OptionError(f"--rules: no such file or folder: {', '.join(missing)}")
     return paths
+
+
+class KinesisOptions(PipelineOptions):
+    """The EKS stream: a Kinesis data stream that a CloudWatch Logs subscription filter feeds."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--kinesis-stream",
+            dest="kinesis_stream",
+            help="Read CloudWatch subscription envelopes of EKS audit logs from this Kinesis stream: with "
+            "--streaming it keeps polling and follows splits and merges; without, it reads every shard up "
+            "to the tip (a catch-up run). Credentials and region from the AWS default chain.",
+        )
+        parser.add_argument(
+            "--kinesis-region", dest="kinesis_region", default=None, help="The stream's AWS region."
+        )
+        parser.add_argument(
+            "--kinesis-checkpoint",
+            dest="kinesis_checkpoint",
+            default=None,
+            help="Streaming: a JSON file of the last sequence number handed on per shard; the job resumes "
+            "after them and rewrites it as it reads.",
+        )
+        parser.add_argument(
+            "--kinesis-interval",
+            dest="kinesis_interval",
+            default="1s",
+            help="How often shards are polled once caught up (default 1s).",
+        )
+        parser.add_argument(
+            "--kinesis-max-delay",
+            dest="kinesis_max_delay",
+            default="5s",
+            help="The watermark trails the oldest shard's newest event time by this much (default 5s).",
+        )
+        parser.add_argument(
+            "--kinesis-max-idle",
+            dest="kinesis_max_idle",
+            default=None,
+            help="Finish the job once no shard had anything new for this long (replays and tests; default: "
+            "poll forever).",
+        )

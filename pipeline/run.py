@@ -24,6 +24,7 @@ from kubesigma.pipeline.alerts import CandidateAlerts, OnePerRequest, ToCandidat
 from kubesigma.pipeline.correlate import Correlate
 from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS, MeasureLag
 from kubesigma.pipeline.options import (
+    KinesisOptions,
     KubesigmaOptions,
     OptionError,
     duration_option,
@@ -85,14 +86,14 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
     validate_args(argv)
     options = PipelineOptions(list(argv))
     standard = options.view_as(StandardOptions)
-    tail = bool(options.view_as(KubesigmaOptions).tail)
+    # The tail and Kinesis sources are splittable DoFns, which only Prism runs locally in streaming mode.
+    polled = bool(options.view_as(KubesigmaOptions).tail or options.view_as(KinesisOptions).kinesis_stream)
     if not standard.runner:
         # The default DirectRunner first tries to download Prism; batch runs go straight to FnApiRunner.
-        # The tail source is a splittable DoFn, which only Prism runs locally in streaming mode.
         standard.runner = (
-            "FnApiRunner" if not standard.streaming else "PrismRunner" if tail else "BundleBasedDirectRunner"
+            "FnApiRunner" if not standard.streaming else "PrismRunner" if polled else "BundleBasedDirectRunner"
         )
-    if standard.streaming and tail:
+    if standard.streaming and polled:
         _tail_runner(options)
     if options.view_as(KubesigmaOptions).pubsub_subscription and str(standard.runner).endswith("PrismRunner"):
         raise OptionError(
@@ -110,8 +111,8 @@ def _tail_runner(options: PipelineOptions) -> None:
     runner = str(options.view_as(StandardOptions).runner)
     if runner.split(".")[-1] in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
         raise OptionError(
-            f"--tail does not run on {runner}: Beam's Python direct runner cannot run the tail's "
-            "splittable DoFn in streaming mode. Use --runner=PrismRunner (the default with --tail; "
+            f"--tail/--kinesis-stream do not run on {runner}: Beam's Python direct runner cannot run "
+            "their splittable DoFns in streaming mode. Use --runner=PrismRunner (the default with --tail; "
             "`make prism` builds it offline), or Flink/Dataflow."
         )
     prism = options.view_as(PrismRunnerOptions)
@@ -177,9 +178,16 @@ def read_records(
     pipeline: beam.Pipeline, options: KubesigmaOptions, limits: Any, streaming: bool
 ) -> beam.PCollection:
     """Batches of raw records from the one source the options name."""
+    kinesis = options.view_as(KinesisOptions)
+    if kinesis.kinesis_stream:
+        if options.inputs or options.pubsub_subscription or options.tail:
+            raise OptionError("--kinesis-stream reads alone: drop --input, --pubsub-subscription and --tail")
+        return pipeline | "ReadKinesis" >> kinesis_read(kinesis, streaming)
     if streaming:
         if bool(options.pubsub_subscription) == bool(options.tail):
-            raise OptionError("--streaming reads from exactly one of --pubsub-subscription and --tail")
+            raise OptionError(
+                "--streaming reads from exactly one of --pubsub-subscription, --tail and --kinesis-stream"
+            )
         if options.pubsub_subscription:
             from kubesigma.connectors.sources.pubsub import ReadPubSubRecords
 
@@ -208,10 +216,31 @@ def read_records(
     return pipeline | "ReadAuditFiles" >> ReadAuditFiles(files, limits)
 
 
+def kinesis_read(options: KinesisOptions, streaming: bool) -> beam.PTransform:
+    from kubesigma.connectors.sources.kinesis import ReadKinesisRecords, ReadKinesisStream
+
+    if not streaming:
+        if options.kinesis_checkpoint or options.kinesis_max_idle:
+            raise OptionError("--kinesis-checkpoint and --kinesis-max-idle need --streaming")
+        return ReadKinesisRecords(options.kinesis_stream, region=options.kinesis_region)
+    try:
+        return ReadKinesisStream(
+            options.kinesis_stream,
+            region=options.kinesis_region,
+            checkpoint=options.kinesis_checkpoint,
+            interval=duration_option(options, "kinesis_interval") or 1.0,
+            max_delay=duration_option(options, "kinesis_max_delay"),
+            max_idle=duration_option(options, "kinesis_max_idle") if options.kinesis_max_idle else None,
+        )
+    except ValueError as err:
+        raise OptionError(f"--kinesis-stream: {err}") from err
+
+
 def run(argv: Sequence[str], out: TextIO) -> RunReport:
     options = pipeline_options(argv)
     ks = options.view_as(KubesigmaOptions)
-    if not ks.inputs and not options.view_as(StandardOptions).streaming:
+    batch_source = ks.inputs or options.view_as(KinesisOptions).kinesis_stream
+    if not batch_source and not options.view_as(StandardOptions).streaming:
         raise OptionError("--input is required (a glob of audit log files)")
     for name in ("alerts_out", "dead_letter"):
         if not getattr(ks, name):

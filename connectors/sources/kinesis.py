@@ -1,24 +1,36 @@
 """EKS audit logs from a Kinesis data stream that a CloudWatch Logs subscription filter feeds: each
-Kinesis record holds one gzip subscription envelope. A plain-Python shard reader (boto3, credentials
-from the AWS default chain) that reads every shard up to the tip and remembers where it stopped;
-docs/cloud-sources.md explains why Firehose to S3 is the default streaming path and this the other."""
+Kinesis record holds one gzip subscription envelope. Two reads, both boto3 with credentials from the AWS
+default chain: a bounded one that reads every shard up to the tip (batch, catch-up runs), and an
+unbounded splittable DoFn that keeps polling, follows splits and merges, and checkpoints per-shard
+sequence numbers (`kubesigma run --streaming --kinesis-stream`). docs/cloud-sources.md explains why
+Firehose to S3 is the default streaming path and this the other."""
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.io.iobase import RestrictionProgress, RestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from kubesigma.connectors.formats.cloudwatch import kinesis_record
 from kubesigma.connectors.model import DeadLetter, RawRecord, Source
-from kubesigma.connectors.sources import RecordBatch
+from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch
+
+log = logging.getLogger("kubesigma")
 
 GET_RECORDS_LIMIT = 10_000  # the API's maximum per call
 MAX_EMPTY_POLLS = 3  # reading a shard stops at its tip: this many empty answers with nothing behind
@@ -26,10 +38,12 @@ MAX_EMPTY_POLLS = 3  # reading a shard stops at its tip: this many empty answers
 
 @dataclass
 class ShardPositions:
-    """Last sequence number read per shard, kept in a JSON file so the next run resumes after it."""
+    """Last sequence number read per shard, and the closed shards read to their end, kept in a JSON
+    file so the next run resumes after them."""
 
     path: Path | None = None
     positions: dict[str, str] = field(default_factory=dict)
+    drained: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls, path: str | Path | None) -> ShardPositions:
@@ -42,13 +56,15 @@ class ShardPositions:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as err:
             raise ValueError(f"Kinesis checkpoint {path} is unreadable: {err}") from err
-        return cls(path, {str(k): str(v) for k, v in data.get("shards", {}).items()})
+        shards = {str(k): str(v) for k, v in data.get("shards", {}).items()}
+        return cls(path, shards, {str(s) for s in data.get("drained", [])})
 
     def save(self) -> None:
         if self.path is None:
             return
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text(json.dumps({"shards": self.positions}, indent=1, sort_keys=True))
+        state = {"shards": self.positions, "drained": sorted(self.drained)}
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
         os.replace(tmp, self.path)  # atomic: a crash leaves the old checkpoint or the new one
 
 
@@ -182,4 +198,338 @@ class ReadKinesisRecords(beam.PTransform):
             | "Spread" >> beam.Reshuffle()
             | "Read"
             >> beam.ParDo(_ReadShard(self.stream, self.region, self.max_batch)).with_output_types(RecordBatch)
+        )
+
+
+# -- the unbounded source --------------------------------------------------------------------------
+
+MIN_CALL_INTERVAL = 0.2  # GetRecords allows 5 calls a second per shard
+MAX_BACKOFF = 10.0  # seconds between polls while Kinesis throttles the reader
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A shard as ListShards describes it: its parents (one after a split, two after a merge) and, once
+    closed by resharding, the last sequence number it will ever hold."""
+
+    shard_id: str
+    parents: tuple[str, ...] = ()
+    ending_sequence: str | None = None
+
+
+def list_shards(stream: str, kinesis: Any) -> list[Shard]:
+    """Every shard of the stream still within retention, open and closed, parents first."""
+    shards: list[Shard] = []
+    args: dict[str, Any] = {"StreamName": stream}
+    while True:
+        answer = kinesis.list_shards(**args)
+        for item in answer.get("Shards", []):
+            parents = tuple(p for p in (item.get("ParentShardId"), item.get("AdjacentParentShardId")) if p)
+            ending = item.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
+            shards.append(Shard(item["ShardId"], parents, ending))
+        token = answer.get("NextToken")
+        if not token:
+            return sorted(shards, key=lambda s: s.shard_id)
+        args = {"NextToken": token}
+
+
+@dataclass
+class KinesisRestriction:
+    """The checkpoint of an unbounded read: the last sequence number handed on per shard, the closed
+    shards read to their end, since when nothing new arrived (wall clock, for `max_idle`), the current
+    throttling backoff, and whether the read is finished."""
+
+    positions: dict[str, str] = field(default_factory=dict)
+    drained: set[str] = field(default_factory=set)
+    idle_since: float | None = None
+    backoff: float = 0.0
+    done: bool = False
+
+
+def load_restriction(checkpoint: str | None) -> KinesisRestriction:
+    saved = ShardPositions.load(checkpoint or None)
+    return KinesisRestriction(dict(saved.positions), set(saved.drained))
+
+
+def save_restriction(checkpoint: str | None, restriction: KinesisRestriction) -> None:
+    if checkpoint:
+        ShardPositions(Path(checkpoint), dict(restriction.positions), set(restriction.drained)).save()
+
+
+@dataclass
+class ShardRead:
+    """What one GetRecords call on a shard gave: (sequence number, record, event time) in shard order."""
+
+    shard_id: str
+    records: list[tuple[str, RawRecord | DeadLetter, float]]
+    caught_up: bool  # nothing behind the last record (MillisBehindLatest 0)
+    newest: float | None  # newest event time read
+
+
+class ShardPoller:
+    """One poll of a stream: a GetRecords call on every shard that may be read now, each after the last
+    sequence number handed on. A shard created by resharding is read only once its parents are drained,
+    so the records of a partition key come out in the order they were put. Shard iterators are kept
+    between polls (GetShardIterator is limited too) and renewed when they expire."""
+
+    def __init__(self, stream: str, region: str | None, kinesis: Any, limit: int = GET_RECORDS_LIMIT) -> None:
+        self.stream = stream
+        self.region = region
+        self.kinesis = kinesis
+        self.limit = limit
+        self.iterators: dict[str, tuple[str | None, str]] = {}  # shard -> (after sequence, iterator)
+
+    def readable(self, restriction: KinesisRestriction) -> list[Shard]:
+        shards = list_shards(self.stream, self.kinesis)
+        known = {s.shard_id for s in shards}
+        # A parent gone from the listing has aged out of retention: nothing of it is left to read.
+        return [
+            s
+            for s in shards
+            if s.shard_id not in restriction.drained
+            and all(p in restriction.drained or p not in known for p in s.parents)
+        ]
+
+    def poll(self, restriction: KinesisRestriction) -> tuple[list[ShardRead], bool]:
+        """The reads of this poll (updating `restriction`), and whether Kinesis throttled any of them."""
+        reads: list[ShardRead] = []
+        throttled = False
+        for shard in self.readable(restriction):
+            try:
+                read = self._read(shard, restriction)
+            except self.kinesis.exceptions.ProvisionedThroughputExceededException:
+                throttled = True
+                continue
+            reads.append(read)
+        return reads, throttled
+
+    def _read(self, shard: Shard, restriction: KinesisRestriction) -> ShardRead:
+        after = restriction.positions.get(shard.shard_id)
+        try:
+            answer = self.kinesis.get_records(
+                ShardIterator=self._iterator(shard.shard_id, after), Limit=self.limit
+            )
+        except self.kinesis.exceptions.ExpiredIteratorException:
+            self.iterators.pop(shard.shard_id, None)
+            answer = self.kinesis.get_records(
+                ShardIterator=self._iterator(shard.shard_id, after), Limit=self.limit
+            )
+        records = []
+        newest = None
+        for item in answer.get("Records", []):
+            sequence = item["SequenceNumber"]
+            source = Source(f"kinesis://{self.stream}/{shard.shard_id}", message_id=sequence)
+            record = with_region(kinesis_record(item["Data"], source), self.region)
+            at = event_time(record, item)
+            newest = at if newest is None else max(newest, at)
+            records.append((sequence, record, at))
+        if records:
+            restriction.positions[shard.shard_id] = records[-1][0]
+        caught_up = answer.get("MillisBehindLatest", 0) == 0
+        following = answer.get("NextShardIterator")
+        if following:
+            self.iterators[shard.shard_id] = (restriction.positions.get(shard.shard_id), following)
+        else:
+            self.iterators.pop(shard.shard_id, None)
+        if following is None or (shard.ending_sequence is not None and not records and caught_up):
+            # Closed by a split or merge and read to its end: its children may be read from now on.
+            restriction.drained.add(shard.shard_id)
+            restriction.positions.pop(shard.shard_id, None)
+        return ShardRead(shard.shard_id, records, caught_up, newest)
+
+    def _iterator(self, shard_id: str, after: str | None) -> str:
+        kept = self.iterators.get(shard_id)
+        if kept is not None and kept[0] == after:
+            return kept[1]
+        if after:
+            args = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
+        else:
+            args = {"ShardIteratorType": "TRIM_HORIZON"}
+        return self.kinesis.get_shard_iterator(StreamName=self.stream, ShardId=shard_id, **args)[
+            "ShardIterator"
+        ]
+
+
+def event_time(record: RawRecord | DeadLetter, item: dict[str, Any]) -> float:
+    """A record's event time: the oldest log event of its subscription envelope (CloudWatch stamps
+    each with the audit event's time), else when Kinesis received it (control messages carry 0)."""
+    if isinstance(record, RawRecord) and isinstance(record.value, dict):
+        events = record.value.get("logEvents") or ()
+        stamps: list[float] = [
+            e["timestamp"]
+            for e in events
+            if isinstance(e, dict) and isinstance(e.get("timestamp"), int | float) and e["timestamp"] > 0
+        ]
+        if stamps:
+            return min(stamps) / 1000.0
+    arrived = item.get("ApproximateArrivalTimestamp")
+    return arrived.timestamp() if arrived is not None else time.time()
+
+
+class _KinesisTracker(RestrictionTracker):
+    """Each poll claims the positions it read up to; a checkpoint hands them to the next poll. The
+    stream is one restriction (shards are followed in their resharding order), never split."""
+
+    def __init__(self, restriction: KinesisRestriction) -> None:
+        self.restriction = restriction
+        self.claimed: KinesisRestriction | None = None
+
+    def current_restriction(self) -> KinesisRestriction:
+        return self.restriction
+
+    def try_claim(self, position: KinesisRestriction) -> bool:
+        if self.restriction.done:
+            return False
+        self.claimed = position
+        if position.done:
+            self.restriction = position
+        return True
+
+    def try_split(self, fraction_of_remainder: float) -> tuple[KinesisRestriction, KinesisRestriction] | None:
+        if self.restriction.done or fraction_of_remainder > 0:
+            return None
+        base = self.claimed or self.restriction
+        primary = replace(base, done=True)
+        residual = copy.deepcopy(replace(base, done=False))
+        self.restriction = primary
+        return primary, residual
+
+    def check_done(self) -> None:
+        if not self.restriction.done:
+            raise ValueError("Kinesis read stopped without a checkpoint of what it read")
+
+    def current_progress(self) -> RestrictionProgress:
+        return RestrictionProgress(completed=0.0, remaining=0.0 if self.restriction.done else 1.0)
+
+    def is_bounded(self) -> bool:
+        return False
+
+
+class _KinesisRestrictions(RestrictionProvider):
+    """The element is (stream, checkpoint file or ""): the read starts where the checkpoint says."""
+
+    def initial_restriction(self, element: tuple[str, str]) -> KinesisRestriction:
+        return load_restriction(element[1])
+
+    def create_tracker(self, restriction: KinesisRestriction) -> _KinesisTracker:
+        return _KinesisTracker(restriction)
+
+    def restriction_size(self, element: tuple[str, str], restriction: KinesisRestriction) -> float:
+        return 1.0
+
+    def truncate(self, element: tuple[str, str], restriction: KinesisRestriction) -> None:
+        return None  # on drain, stop polling: nothing is left to finish
+
+
+RESTRICTIONS = _KinesisRestrictions()
+WATERMARKS = ManualWatermarkEstimator.default_provider()
+
+
+class _PollKinesis(beam.DoFn):
+    """A splittable DoFn: each call polls every readable shard once, emits batches stamped with their
+    event time, moves the watermark, and checkpoints the sequence numbers read.
+
+    Positions reach the checkpoint file one poll later, when the runner has committed the bundle that
+    handed those records on (it resumes the residual only then): a restart from the file reads again
+    at most the last poll, never skips one. Watermark: the oldest of the shards' newest event times,
+    where a caught-up shard counts as the wall clock, minus `max_delay`; it never goes back."""
+
+    def __init__(self, region: str | None, interval: float, max_delay: float, max_idle: float | None) -> None:
+        self.region = region
+        self.interval = interval
+        self.max_delay = max_delay
+        self.max_idle = max_idle
+
+    def setup(self) -> None:
+        self.kinesis = kinesis_client(self.region)
+        self.pollers: dict[str, ShardPoller] = {}
+        self.read_counter = Metrics.counter("kubesigma", "kinesis_records")
+        self.watermark_ms = Metrics.gauge("kubesigma", "source_watermark_ms")
+        self.behind_ms = Metrics.gauge("kubesigma", "kinesis_millis_behind")
+
+    @beam.DoFn.unbounded_per_element()
+    def process(
+        self,
+        element: tuple[str, str],
+        tracker=beam.DoFn.RestrictionParam(RESTRICTIONS),
+        watermark=beam.DoFn.WatermarkEstimatorParam(WATERMARKS),
+    ) -> Iterator[Any]:
+        stream, checkpoint = element
+        current: KinesisRestriction = tracker.current_restriction()
+        save_restriction(checkpoint, current)
+        poller = self.pollers.get(stream)
+        if poller is None:
+            log.info("kinesis: polling stream %s", stream)
+            poller = self.pollers[stream] = ShardPoller(stream, self.region, self.kinesis)
+        restriction = copy.deepcopy(current)
+        reads, throttled = poller.poll(restriction)
+        now = time.time()
+        got = [r for read in reads for r in read.records]
+        quiet = not got and not throttled and all(read.caught_up for read in reads)
+        restriction.idle_since = (current.idle_since or now) if quiet else None
+        restriction.backoff = (
+            min(MAX_BACKOFF, max(MIN_CALL_INTERVAL, 2 * current.backoff)) if throttled else 0.0
+        )
+        idle = restriction.idle_since
+        stop = self.max_idle is not None and idle is not None and now - idle >= self.max_idle
+        restriction.done = stop
+        if not tracker.try_claim(restriction):
+            return
+        for start in range(0, len(got), RECORD_BATCH):
+            batch = got[start : start + RECORD_BATCH]
+            yield TimestampedValue(RecordBatch(r for _, r, _ in batch), min(t for _, _, t in batch))
+        self.read_counter.inc(len(got))
+        marks = [now if read.caught_up else read.newest for read in reads]
+        if marks and None not in marks and not throttled:
+            self._advance(watermark, min(m for m in marks if m is not None) - self.max_delay)
+        if stop:
+            save_restriction(checkpoint, restriction)
+            return  # finished: the watermark goes to the end of time and every window closes
+        behind = any(not read.caught_up or len(read.records) >= poller.limit for read in reads)
+        delay = restriction.backoff or (MIN_CALL_INTERVAL if behind else self.interval)
+        tracker.defer_remainder(Duration(seconds=delay))
+
+    def _advance(self, watermark: Any, seconds: float) -> None:
+        proposed = Timestamp(micros=int(seconds * 1_000_000))
+        current = watermark.current_watermark()
+        if current is None or proposed > current:
+            watermark.set_watermark(proposed)
+            self.watermark_ms.set(int(seconds * 1000))
+
+
+class ReadKinesisStream(beam.PTransform):
+    """An unbounded source of batches of RawRecords from a Kinesis stream fed by a CloudWatch Logs
+    subscription: polls every `interval` seconds, follows splits and merges, and resumes after the
+    sequence numbers in `checkpoint` (a JSON file) when given. With `max_idle`, it finishes once nothing
+    new arrived for that long (tests, replays), which closes every window and ends the job."""
+
+    def __init__(
+        self,
+        stream: str,
+        region: str | None = None,
+        checkpoint: str | None = None,
+        interval: float = 1.0,
+        max_delay: float = 5.0,
+        max_idle: float | None = None,
+    ) -> None:
+        super().__init__()
+        if not stream:
+            raise ValueError("a Kinesis stream name is required")
+        if checkpoint:
+            ShardPositions.load(checkpoint)  # an unreadable checkpoint fails here, before the job starts
+        self.stream = stream
+        self.region = region
+        self.checkpoint = str(Path(checkpoint).resolve()) if checkpoint else ""
+        self.interval = interval
+        self.max_delay = max_delay
+        self.max_idle = max_idle
+
+    def expand(self, pbegin: pvalue.PBegin) -> pvalue.PCollection:
+        return (
+            pbegin
+            | "Stream" >> beam.Create([(self.stream, self.checkpoint)])
+            | "Poll"
+            >> beam.ParDo(
+                _PollKinesis(self.region, self.interval, self.max_delay, self.max_idle)
+            ).with_output_types(RecordBatch)
         )
