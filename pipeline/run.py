@@ -91,7 +91,11 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
     if not standard.runner:
         # The default DirectRunner first tries to download Prism; batch runs go straight to FnApiRunner.
         standard.runner = (
-            "FnApiRunner" if not standard.streaming else "PrismRunner" if polled else "BundleBasedDirectRunner"
+            "FnApiRunner"
+            if not standard.streaming
+            else "PrismRunner"
+            if polled
+            else "BundleBasedDirectRunner"
         )
     if standard.streaming and polled:
         _tail_runner(options)
@@ -105,14 +109,15 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
 
 
 def _tail_runner(options: PipelineOptions) -> None:
-    """Fail fast where the tail source cannot run, and find a locally built Prism (`make prism`)."""
+    """Fail fast where the tail or Kinesis source cannot run, and find a locally built Prism (`make prism`)."""
     from apache_beam.options.pipeline_options import PrismRunnerOptions
 
     runner = str(options.view_as(StandardOptions).runner)
     if runner.split(".")[-1] in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
+        flag = "--tail" if options.view_as(KubesigmaOptions).tail else "--kinesis-stream"
         raise OptionError(
-            f"--tail/--kinesis-stream do not run on {runner}: Beam's Python direct runner cannot run "
-            "their splittable DoFns in streaming mode. Use --runner=PrismRunner (the default with --tail; "
+            f"{flag} does not run on {runner}: Beam's Python direct runner cannot run its "
+            f"splittable DoFn in streaming mode. Use --runner=PrismRunner (the default with {flag}; "
             "`make prism` builds it offline), or Flink/Dataflow."
         )
     prism = options.view_as(PrismRunnerOptions)

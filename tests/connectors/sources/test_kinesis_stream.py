@@ -126,3 +126,51 @@ def test_a_malformed_record_is_dead_lettered_with_stream_shard_and_sequence(kine
     assert bad.source.uri == f"kinesis://{STREAM}/{put['ShardId']}"
     assert bad.source.message_id == put["SequenceNumber"]
     assert "gzip" in bad.reason
+
+
+class Refusing:
+    """The real client, but the next GetRecords calls fail with `error` (Kinesis's throttling and
+    iterator expiry cannot be provoked in moto)."""
+
+    def __init__(self, kinesis: Any, error: str, times: int) -> None:
+        self.real = kinesis
+        self.exceptions = kinesis.exceptions
+        self.error = getattr(kinesis.exceptions, error)
+        self.times = times
+        self.iterator_calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def get_shard_iterator(self, **kwargs: Any) -> Any:
+        self.iterator_calls += 1
+        return self.real.get_shard_iterator(**kwargs)
+
+    def get_records(self, **kwargs: Any) -> Any:
+        if self.times:
+            self.times -= 1
+            raise self.error({"Error": {"Code": self.error.__name__, "Message": "refused"}}, "GetRecords")
+        return self.real.get_records(**kwargs)
+
+
+def test_a_throttled_shard_is_read_again_later_from_where_it_was(kinesis: Any) -> None:
+    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    Producer(kinesis).put(5)
+    client = Refusing(kinesis, "ProvisionedThroughputExceededException", times=1)
+    poller, restriction = ShardPoller(STREAM, None, client), KinesisRestriction()
+    reads, throttled = poller.poll(restriction)
+    assert throttled and reads == [] and restriction.positions == {}
+    assert sorted(n for _, n in pairs(poll_once(poller, restriction))) == list(range(5))
+
+
+def test_an_expired_shard_iterator_is_renewed_at_the_same_position(kinesis: Any) -> None:
+    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    producer = Producer(kinesis)
+    producer.put(5)
+    client = Refusing(kinesis, "ExpiredIteratorException", times=0)
+    poller, restriction = ShardPoller(STREAM, None, client), KinesisRestriction()
+    poll_once(poller, restriction)
+    producer.put(5)
+    client.times = 1  # the kept iterator has expired (they live five minutes)
+    assert sorted(n for _, n in pairs(poll_once(poller, restriction))) == list(range(5, 10))
+    assert client.iterator_calls == 2  # the first, and the renewal; otherwise kept between polls
