@@ -54,7 +54,13 @@ COUNTERS = (
 
 # Streaming progress: event time reached by the source (tail) and the correlation stage, and the
 # processing lag (wall clock minus the newest event time of each decoded batch).
-GAUGES = ("source_watermark_ms", "max_event_time_ms", "correlation_watermark_ms", "tail_backlog_bytes")
+GAUGES = (
+    "source_watermark_ms",
+    "max_event_time_ms",
+    "correlation_watermark_ms",
+    "tail_backlog_bytes",
+    "kinesis_millis_behind",
+)
 DISTRIBUTIONS = ("processing_lag_ms",)
 
 

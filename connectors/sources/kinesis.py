@@ -262,8 +262,12 @@ class ShardRead:
 
     shard_id: str
     records: list[tuple[str, RawRecord | DeadLetter, float]]
-    caught_up: bool  # nothing behind the last record (MillisBehindLatest 0)
+    millis_behind: int  # MillisBehindLatest: how far the last record read trails the shard's tip
     newest: float | None  # newest event time read
+
+    @property
+    def caught_up(self) -> bool:
+        return self.millis_behind == 0
 
 
 class ShardPoller:
@@ -325,17 +329,17 @@ class ShardPoller:
             records.append((sequence, record, at))
         if records:
             restriction.positions[shard.shard_id] = records[-1][0]
-        caught_up = answer.get("MillisBehindLatest", 0) == 0
+        behind = int(answer.get("MillisBehindLatest", 0))
         following = answer.get("NextShardIterator")
         if following:
             self.iterators[shard.shard_id] = (restriction.positions.get(shard.shard_id), following)
         else:
             self.iterators.pop(shard.shard_id, None)
-        if following is None or (shard.ending_sequence is not None and not records and caught_up):
+        if following is None or (shard.ending_sequence is not None and not records and not behind):
             # Closed by a split or merge and read to its end: its children may be read from now on.
             restriction.drained.add(shard.shard_id)
             restriction.positions.pop(shard.shard_id, None)
-        return ShardRead(shard.shard_id, records, caught_up, newest)
+        return ShardRead(shard.shard_id, records, behind, newest)
 
     def _iterator(self, shard_id: str, after: str | None) -> str:
         kept = self.iterators.get(shard_id)
@@ -479,6 +483,8 @@ class _PollKinesis(beam.DoFn):
             batch = got[start : start + RECORD_BATCH]
             yield TimestampedValue(RecordBatch(r for _, r, _ in batch), min(t for _, _, t in batch))
         self.read_counter.inc(len(got))
+        if reads:
+            self.behind_ms.set(max(read.millis_behind for read in reads))
         marks = [now if read.caught_up else read.newest for read in reads]
         if marks and None not in marks and not throttled:
             self._advance(watermark, min(m for m in marks if m is not None) - self.max_delay)
