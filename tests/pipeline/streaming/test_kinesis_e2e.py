@@ -1,4 +1,4 @@
-"""`kubesigma run --streaming --kinesis-stream` end to end on Beam's Prism runner: the EKS path
+"""`kubesigma run --streaming --kinesis-stream` end to end on Prism and on Flink: the EKS path
 (CloudWatch Logs subscription → Kinesis) read by a job that keeps polling.
 
 moto's Kinesis in server mode on 127.0.0.1 stands in for AWS (a test double: real Kinesis cannot be
@@ -9,8 +9,9 @@ waves, each after the job's checkpoint shows the previous one read, with a split
 the shards between waves, so every wave reaches the job while it runs. A secret enumeration spans all
 three waves, so its correlation fires only if nothing is lost across the resharding. The job stops by
 itself once the stream is idle (--kinesis-max-idle); a second job resumes from the checkpoint.
-Prism is built from the Go module proxy (.ci/prism/build-prism.sh); the SDK harness runs in this
-process (LOOPBACK).
+The same runs on Beam's Prism runner (built from the Go module proxy, .ci/prism/build-prism.sh) and on
+Flink 1.19 embedded in Beam's Flink job server (`--flink_master=[local]`, .ci/flink/job-server.sh);
+the SDK harness runs in the job's process (LOOPBACK).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from kubesigma.connectors.delivery import as_cloudwatch_envelope, as_kinesis_dat
 from support.audit_records import audit_event
 from support.beam_runs import finished_documents
 from support.kinesis_streams import STREAM, correct_moto_resharding, merge, open_shards, split
-from support.portable_runners import prism_binary
+from support.portable_runners import flink_job_server_jar, prism_binary
 
 pytestmark = pytest.mark.slow
 
@@ -119,13 +120,22 @@ class Job:
             self.proc.wait()
 
 
-def start_job(out: Path, checkpoint: Path) -> Job:
+def runner_args(runner: str) -> list[str]:
+    if runner == "prism":
+        return ["--runner=PrismRunner", f"--prism_location={prism_binary()}"]
+    return [
+        "--runner=FlinkRunner", "--flink_master=[local]", "--flink_version=1.19",
+        f"--flink_job_server_jar={flink_job_server_jar()}", "--parallelism=1", "--environment_type=LOOPBACK",
+    ]  # fmt: skip
+
+
+def start_job(out: Path, checkpoint: Path, runner: str) -> Job:
     out.mkdir()
     argv = [
         sys.executable, "-m", "kubesigma.pipeline.cli", "--verbose", "run", "--streaming",
         "--kinesis-stream", STREAM, "--kinesis-checkpoint", str(checkpoint),
         "--kinesis-interval", "0.3s", "--kinesis-max-idle", "10s",
-        "--runner=PrismRunner", f"--prism_location={prism_binary()}",
+        *runner_args(runner),
         "--alerts-out", str(out / "alerts"), "--dead-letter", str(out / "dead"),
         "--metrics-out", str(out / "metrics.json"),
     ]  # fmt: skip
@@ -150,8 +160,11 @@ class KinesisRun:
     resumed_out: Path
 
 
-@pytest.fixture(scope="module")
-def kinesis_run(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinesisRun]:
+@pytest.fixture(scope="module", params=["prism", pytest.param("flink", marks=pytest.mark.flink)])
+def kinesis_run(
+    moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[KinesisRun]:
+    runner = request.param
     monkeypatch = pytest.MonkeyPatch()
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -166,10 +179,10 @@ def kinesis_run(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) ->
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
     kinesis = boto3.client("kinesis")
     kinesis.create_stream(StreamName=STREAM, ShardCount=1)
-    tmp = tmp_path_factory.mktemp("kinesis-e2e")
+    tmp = tmp_path_factory.mktemp(f"kinesis-e2e-{runner}")
     checkpoint = tmp / "kinesis.json"
     sub = Subscription(kinesis)
-    job = start_job(tmp / "first", checkpoint)
+    job = start_job(tmp / "first", checkpoint, runner)
     try:
         sub.read_by(checkpoint, job)  # the first poll wrote the (empty) checkpoint
         sub.events_now(*sub.secret_reads(0, 4), sub.doc(resource="configmaps", name="cm-0"))
@@ -187,7 +200,7 @@ def kinesis_run(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) ->
         first_records, first_events, last_event_ms = sub.records, sub.events, int(sub.last_time * 1000)
         # Put while no job runs; the next job reads them, and only them, from the checkpoint on.
         sub.events_now(*sub.secret_reads(20, 12))
-        job = start_job(tmp / "second", checkpoint)
+        job = start_job(tmp / "second", checkpoint, runner)
         second = job.metrics()
         yield KinesisRun(
             first,
