@@ -13,22 +13,22 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.io.iobase import RestrictionProgress, RestrictionTracker
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import Duration
 
 from kubesigma.connectors.formats.cloudwatch import kinesis_record
 from kubesigma.connectors.model import DeadLetter, RawRecord, Source
 from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch
+from kubesigma.connectors.sources.polling import PollTracker, advance_watermark
 
 log = logging.getLogger("kubesigma")
 
@@ -264,6 +264,7 @@ class ShardRead:
     records: list[tuple[str, RawRecord | DeadLetter, float]]
     millis_behind: int  # MillisBehindLatest: how far the last record read trails the shard's tip
     newest: float | None  # newest event time read
+    closed: bool = False  # closed by resharding: its children wait for it
 
     @property
     def caught_up(self) -> bool:
@@ -339,7 +340,7 @@ class ShardPoller:
             # Closed by a split or merge and read to its end: its children may be read from now on.
             restriction.drained.add(shard.shard_id)
             restriction.positions.pop(shard.shard_id, None)
-        return ShardRead(shard.shard_id, records, behind, newest)
+        return ShardRead(shard.shard_id, records, behind, newest, shard.ending_sequence is not None)
 
     def _iterator(self, shard_id: str, after: str | None) -> str:
         kept = self.iterators.get(shard_id)
@@ -370,53 +371,14 @@ def event_time(record: RawRecord | DeadLetter, item: dict[str, Any]) -> float:
     return arrived.timestamp() if arrived is not None else time.time()
 
 
-class _KinesisTracker(RestrictionTracker):
-    """Each poll claims the positions it read up to; a checkpoint hands them to the next poll. The
-    stream is one restriction (shards are followed in their resharding order), never split."""
-
-    def __init__(self, restriction: KinesisRestriction) -> None:
-        self.restriction = restriction
-        self.claimed: KinesisRestriction | None = None
-
-    def current_restriction(self) -> KinesisRestriction:
-        return self.restriction
-
-    def try_claim(self, position: KinesisRestriction) -> bool:
-        if self.restriction.done:
-            return False
-        self.claimed = position
-        if position.done:
-            self.restriction = position
-        return True
-
-    def try_split(self, fraction_of_remainder: float) -> tuple[KinesisRestriction, KinesisRestriction] | None:
-        if self.restriction.done or fraction_of_remainder > 0:
-            return None
-        base = self.claimed or self.restriction
-        primary = replace(base, done=True)
-        residual = copy.deepcopy(replace(base, done=False))
-        self.restriction = primary
-        return primary, residual
-
-    def check_done(self) -> None:
-        if not self.restriction.done:
-            raise ValueError("Kinesis read stopped without a checkpoint of what it read")
-
-    def current_progress(self) -> RestrictionProgress:
-        return RestrictionProgress(completed=0.0, remaining=0.0 if self.restriction.done else 1.0)
-
-    def is_bounded(self) -> bool:
-        return False
-
-
 class _KinesisRestrictions(RestrictionProvider):
     """The element is (stream, checkpoint file or ""): the read starts where the checkpoint says."""
 
     def initial_restriction(self, element: tuple[str, str]) -> KinesisRestriction:
         return load_restriction(element[1])
 
-    def create_tracker(self, restriction: KinesisRestriction) -> _KinesisTracker:
-        return _KinesisTracker(restriction)
+    def create_tracker(self, restriction: KinesisRestriction) -> PollTracker[KinesisRestriction]:
+        return PollTracker(restriction)
 
     def restriction_size(self, element: tuple[str, str], restriction: KinesisRestriction) -> float:
         return 1.0
@@ -436,7 +398,8 @@ class _PollKinesis(beam.DoFn):
     Positions reach the checkpoint file one poll later, when the runner has committed the bundle that
     handed those records on (it resumes the residual only then): a restart from the file reads again
     at most the last poll, never skips one. Watermark: the oldest of the shards' newest event times,
-    where a caught-up shard counts as the wall clock, minus `max_delay`; it never goes back."""
+    where a caught-up shard counts as the wall clock, minus `max_delay`; it holds while a shard is
+    throttled or a closed shard is drained before its children, and never goes back."""
 
     def __init__(self, region: str | None, interval: float, max_delay: float, max_idle: float | None) -> None:
         self.region = region
@@ -486,7 +449,10 @@ class _PollKinesis(beam.DoFn):
         if reads:
             self.behind_ms.set(max(read.millis_behind for read in reads))
         marks = [now if read.caught_up else read.newest for read in reads]
-        if marks and None not in marks and not throttled:
+        # While a closed shard is drained its children fill up unread, with a backlog that may be older
+        # than what the parent's reads say: the watermark holds until they are read too.
+        resharding = restriction.drained != current.drained or any(read.closed for read in reads)
+        if marks and None not in marks and not throttled and not resharding:
             self._advance(watermark, min(m for m in marks if m is not None) - self.max_delay)
         if stop:
             save_restriction(checkpoint, restriction)
@@ -496,10 +462,7 @@ class _PollKinesis(beam.DoFn):
         tracker.defer_remainder(Duration(seconds=delay))
 
     def _advance(self, watermark: Any, seconds: float) -> None:
-        proposed = Timestamp(micros=int(seconds * 1_000_000))
-        current = watermark.current_watermark()
-        if current is None or proposed > current:
-            watermark.set_watermark(proposed)
+        if advance_watermark(watermark, seconds):
             self.watermark_ms.set(int(seconds * 1000))
 
 

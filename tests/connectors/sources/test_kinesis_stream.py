@@ -174,3 +174,54 @@ def test_an_expired_shard_iterator_is_renewed_at_the_same_position(kinesis: Any)
     client.times = 1  # the kept iterator has expired (they live five minutes)
     assert sorted(n for _, n in pairs(poll_once(poller, restriction))) == list(range(5, 10))
     assert client.iterator_calls == 2  # the first, and the renewal; otherwise kept between polls
+
+
+def test_the_watermark_holds_while_a_closed_shard_is_drained_before_its_children(kinesis: Any) -> None:
+    from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+    from apache_beam.runners.sdf_utils import RestrictionTrackerView, ThreadsafeRestrictionTracker
+
+    from kubesigma.connectors.sources.kinesis import _PollKinesis
+    from kubesigma.connectors.sources.polling import PollTracker
+
+    def poll(restriction: KinesisRestriction) -> KinesisRestriction:
+        tracker = ThreadsafeRestrictionTracker(PollTracker(restriction))
+        list(source.process((STREAM, ""), RestrictionTrackerView(tracker), watermark))
+        status = tracker.deferred_status()
+        assert status is not None
+        return status[0]
+
+    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    producer = Producer(kinesis)
+    producer.put(3)
+    source = _PollKinesis(None, interval=1.0, max_delay=5.0, max_idle=None)
+    source.setup()
+    watermark = ManualWatermarkEstimator(None)
+    restriction = poll(KinesisRestriction())
+    caught_up = watermark.current_watermark()  # the clock minus 5s: the only shard is caught up
+    split(kinesis, open_shards(kinesis)[0])
+    producer.put(3)
+    restriction = poll(restriction)  # the parent is found drained: its children are read next poll
+    assert restriction.drained and watermark.current_watermark() == caught_up
+    restriction = poll(restriction)
+    assert watermark.current_watermark() > caught_up
+
+
+def test_without_streaming_the_job_reads_every_shard_to_its_tip_and_ends(kinesis: Any, tmp_path) -> None:
+    import io
+
+    from kubesigma.connectors.delivery import as_cloudwatch_envelope, as_kinesis_data
+    from kubesigma.pipeline.run import run
+    from support.audit_records import T0, audit_event
+
+    kinesis.create_stream(StreamName=STREAM, ShardCount=2)
+    for i in range(12):
+        envelope = as_cloudwatch_envelope([audit_event(i, at=T0 + i, name=f"secret-{i}")], cluster="eks")
+        kinesis.put_record(StreamName=STREAM, Data=as_kinesis_data(envelope), PartitionKey=f"stream-{i}")
+    argv = [
+        "--kinesis-stream", STREAM, "--runner=FnApiRunner",
+        "--alerts-out", str(tmp_path / "alerts.jsonl"), "--dead-letter", str(tmp_path / "dead.jsonl"),
+    ]  # fmt: skip
+    report = run(argv, io.StringIO())
+    assert (report.counters["read"], report.counters["normalized"]) == (12, 12)
+    alerts = [orjson.loads(line) for line in (tmp_path / "alerts.jsonl").read_bytes().splitlines()]
+    assert "Kubernetes Secret Enumeration By One Identity" in {a["rule"]["name"] for a in alerts}
