@@ -62,6 +62,7 @@ GAUGES = (
     "kinesis_millis_behind",
 )
 DISTRIBUTIONS = ("processing_lag_ms",)
+MINUTE_FILES = 60.0  # the window of the streaming alert and dead-letter files
 
 
 @dataclass
@@ -153,7 +154,8 @@ def build(
     """source → decode → detect → correlate → suppress → alerts, batch over files or --streaming."""
     limits = read_limits(options)
     streaming = options.view_as(StandardOptions).streaming
-    events = read_records(pipeline, options, limits, streaming) | "DecodeAudit" >> DecodeAudit(
+    checkpoints: list[beam.PCollection] = []  # a source's read positions, written once processed
+    events = read_records(pipeline, options, limits, streaming, checkpoints) | "DecodeAudit" >> DecodeAudit(
         options.cluster_name
     )
     decoded = events.events | "MeasureLag" >> MeasureLag() if streaming else events.events
@@ -175,25 +177,42 @@ def build(
             return WriteJsonLinesWindowed(path, lateness=lateness)
     else:
         write = WriteJsonLines
-    alerts | "WriteAlerts" >> write(options.alerts_out)
+    written = [alerts | "WriteAlerts" >> write(options.alerts_out)]
     dead_letters = [events.dead_letter]
     if es is not None:
-        dead_letters.append((alerts | "IndexAlerts" >> WriteToElasticsearch(es, "alerts")).dead_letter)
+        written.append((alerts | "IndexAlerts" >> WriteToElasticsearch(es, "alerts")).dead_letter)
+        dead_letters.append(written[-1])
         if es.index_events:
             dead_letters.append((events.events | "IndexEvents" >> IndexEvents(es, limits.soft)).dead_letter)
     all_dead = dead_letters[0] if len(dead_letters) == 1 else dead_letters | "DeadLetters" >> beam.Flatten()
-    dead_letter_documents(all_dead) | "WriteDeadLetters" >> write(options.dead_letter)
+    written.append(dead_letter_documents(all_dead) | "WriteDeadLetters" >> write(options.dead_letter))
+    if checkpoints:
+        from kubesigma.connectors.sources.kinesis import CommitShardPositions
+
+        # The sinks' output passes an event time once all alerts up to it (and their late follow-ups,
+        # up to the lateness, in minute files) are written.
+        (*checkpoints, *written) | "CommitPositions" >> CommitShardPositions(lateness + MINUTE_FILES)
 
 
 def read_records(
-    pipeline: beam.Pipeline, options: KubesigmaOptions, limits: Any, streaming: bool
+    pipeline: beam.Pipeline,
+    options: KubesigmaOptions,
+    limits: Any,
+    streaming: bool,
+    checkpoints: list[beam.PCollection] | None = None,
 ) -> beam.PCollection:
-    """Batches of raw records from the one source the options name."""
+    """Batches of raw records from the one source the options name; a source that commits its read
+    positions after processing adds them to `checkpoints`."""
     kinesis = options.view_as(KinesisOptions)
     if kinesis.kinesis_stream:
         if options.inputs or options.pubsub_subscription or options.tail:
             raise OptionError("--kinesis-stream reads alone: drop --input, --pubsub-subscription and --tail")
-        return pipeline | "ReadKinesis" >> kinesis_read(kinesis, streaming)
+        read = kinesis_read(kinesis, streaming)
+        records = pipeline | "ReadKinesis" >> read
+        positions = getattr(read, "positions", None)  # the streaming read's, set as it expands
+        if kinesis.kinesis_checkpoint and positions is not None and checkpoints is not None:
+            checkpoints.append(positions)
+        return records
     if streaming:
         if bool(options.pubsub_subscription) == bool(options.tail):
             raise OptionError(

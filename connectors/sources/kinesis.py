@@ -19,11 +19,14 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.coders import PickleCoder
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider
-from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Duration
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.window import GlobalWindows, TimestampedValue
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from kubesigma.connectors.formats.cloudwatch import kinesis_record
 from kubesigma.connectors.model import DeadLetter, RawRecord, Source
@@ -244,16 +247,29 @@ class KinesisRestriction:
     idle_since: float | None = None
     backoff: float = 0.0
     done: bool = False
+    polls: int = 0  # polls that moved a position: orders the checkpoints the job commits
+    stamp: float = 0.0  # newest event time read so far: when what was read is processed downstream
+
+
+@dataclass(frozen=True)
+class ShardCheckpoint:
+    """What a poll had read, for the checkpoint file: positions and drained shards after poll `polls`."""
+
+    path: str
+    polls: int
+    positions: dict[str, str]
+    drained: frozenset[str]
+
+    def save(self) -> None:
+        ShardPositions(Path(self.path), dict(self.positions), set(self.drained)).save()
+
+
+POSITIONS = "positions"
 
 
 def load_restriction(checkpoint: str | None) -> KinesisRestriction:
     saved = ShardPositions.load(checkpoint or None)
     return KinesisRestriction(dict(saved.positions), set(saved.drained))
-
-
-def save_restriction(checkpoint: str | None, restriction: KinesisRestriction) -> None:
-    if checkpoint:
-        ShardPositions(Path(checkpoint), dict(restriction.positions), set(restriction.drained)).save()
 
 
 @dataclass
@@ -283,6 +299,7 @@ class ShardPoller:
         self.kinesis = kinesis
         self.limit = limit
         self.iterators: dict[str, tuple[str | None, str]] = {}  # shard -> (after sequence, iterator)
+        self.announced: set[str] = set()
 
     def readable(self, restriction: KinesisRestriction) -> list[Shard]:
         shards = list_shards(self.stream, self.kinesis)
@@ -329,6 +346,9 @@ class ShardPoller:
             newest = at if newest is None else max(newest, at)
             records.append((sequence, record, at))
         if records:
+            if shard.shard_id not in self.announced:
+                self.announced.add(shard.shard_id)
+                log.info("kinesis: reading shard %s of %s", shard.shard_id, self.stream)
             restriction.positions[shard.shard_id] = records[-1][0]
         behind = int(answer.get("MillisBehindLatest", 0))
         following = answer.get("NextShardIterator")
@@ -340,6 +360,7 @@ class ShardPoller:
             # Closed by a split or merge and read to its end: its children may be read from now on.
             restriction.drained.add(shard.shard_id)
             restriction.positions.pop(shard.shard_id, None)
+            log.info("kinesis: shard %s of %s is closed and read to its end", shard.shard_id, self.stream)
         return ShardRead(shard.shard_id, records, behind, newest, shard.ending_sequence is not None)
 
     def _iterator(self, shard_id: str, after: str | None) -> str:
@@ -395,9 +416,9 @@ class _PollKinesis(beam.DoFn):
     """A splittable DoFn: each call polls every readable shard once, emits batches stamped with their
     event time, moves the watermark, and checkpoints the sequence numbers read.
 
-    Positions reach the checkpoint file one poll later, when the runner has committed the bundle that
-    handed those records on (it resumes the residual only then): a restart from the file reads again
-    at most the last poll, never skips one. Watermark: the oldest of the shards' newest event times,
+    With a checkpoint file, each poll that moved a position also emits a ShardCheckpoint (tagged
+    POSITIONS) stamped with the newest event time read so far; CommitShardPositions writes it once the
+    sinks have written everything up to then. Watermark: the oldest of the shards' newest event times,
     where a caught-up shard counts as the wall clock, minus `max_delay`; it holds while a shard is
     throttled or a closed shard is drained before its children, and never goes back."""
 
@@ -423,7 +444,6 @@ class _PollKinesis(beam.DoFn):
     ) -> Iterator[Any]:
         stream, checkpoint = element
         current: KinesisRestriction = tracker.current_restriction()
-        save_restriction(checkpoint, current)
         poller = self.pollers.get(stream)
         if poller is None:
             log.info("kinesis: polling stream %s", stream)
@@ -440,11 +460,20 @@ class _PollKinesis(beam.DoFn):
         idle = restriction.idle_since
         stop = self.max_idle is not None and idle is not None and now - idle >= self.max_idle
         restriction.done = stop
+        moved = restriction.positions != current.positions or restriction.drained != current.drained
+        if moved:
+            restriction.polls += 1
+            restriction.stamp = max([current.stamp or now - self.max_delay, *(t for _, _, t in got)])
         if not tracker.try_claim(restriction):
             return
         for start in range(0, len(got), RECORD_BATCH):
             batch = got[start : start + RECORD_BATCH]
             yield TimestampedValue(RecordBatch(r for _, r, _ in batch), min(t for _, _, t in batch))
+        if moved and checkpoint:
+            mark = ShardCheckpoint(
+                checkpoint, restriction.polls, dict(restriction.positions), frozenset(restriction.drained)
+            )
+            yield pvalue.TaggedOutput(POSITIONS, TimestampedValue(mark, restriction.stamp))
         self.read_counter.inc(len(got))
         if reads:
             self.behind_ms.set(max(read.millis_behind for read in reads))
@@ -455,7 +484,6 @@ class _PollKinesis(beam.DoFn):
         if marks and None not in marks and not throttled and not resharding:
             self._advance(watermark, min(m for m in marks if m is not None) - self.max_delay)
         if stop:
-            save_restriction(checkpoint, restriction)
             return  # finished: the watermark goes to the end of time and every window closes
         behind = any(not read.caught_up or len(read.records) >= poller.limit for read in reads)
         delay = restriction.backoff or (MIN_CALL_INTERVAL if behind else self.interval)
@@ -489,16 +517,86 @@ class ReadKinesisStream(beam.PTransform):
         self.stream = stream
         self.region = region
         self.checkpoint = str(Path(checkpoint).resolve()) if checkpoint else ""
+        self.positions: pvalue.PCollection | None = None  # ShardCheckpoints, once expanded
         self.interval = interval
         self.max_delay = max_delay
         self.max_idle = max_idle
 
     def expand(self, pbegin: pvalue.PBegin) -> pvalue.PCollection:
-        return (
+        read = (
             pbegin
             | "Stream" >> beam.Create([(self.stream, self.checkpoint)])
             | "Poll"
             >> beam.ParDo(
                 _PollKinesis(self.region, self.interval, self.max_delay, self.max_idle)
-            ).with_output_types(RecordBatch)
+            ).with_outputs(POSITIONS, main="records")
         )
+        self.positions = read[POSITIONS]
+        return read.records
+
+
+class _CommitPositions(beam.DoFn):
+    """Holds each ShardCheckpoint until the watermark (of the checkpoints and of what the sinks wrote)
+    has passed its stamp plus `delay`, then writes the newest one due. Stamps never go back, so a due
+    checkpoint's records, and every earlier poll's, have been written by then."""
+
+    PENDING = ReadModifyWriteStateSpec("pending", PickleCoder())
+    DUE = TimerSpec("due", TimeDomain.WATERMARK)
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def process(
+        self,
+        element: tuple[str, ShardCheckpoint | None],
+        stamp=beam.DoFn.TimestampParam,
+        pending=beam.DoFn.StateParam(PENDING),
+        due=beam.DoFn.TimerParam(DUE),
+    ) -> Iterator[Any]:
+        mark = element[1]
+        if mark is None:
+            return  # something a sink wrote: it only moves the watermark
+        waiting = [*(pending.read() or []), (float(stamp), mark)]
+        pending.write(waiting)
+        due.set(Timestamp.of(min(t for t, _ in waiting) + self.delay))
+        yield from ()
+
+    @on_timer(DUE)
+    def commit(
+        self,
+        fired=beam.DoFn.TimestampParam,
+        pending=beam.DoFn.StateParam(PENDING),
+        due=beam.DoFn.TimerParam(DUE),
+    ) -> Iterator[Any]:
+        waiting: list[tuple[float, ShardCheckpoint]] = pending.read() or []
+        ready = [mark for t, mark in waiting if t + self.delay <= float(fired)]
+        newest = max((mark.polls for mark in ready), default=0)
+        if ready:
+            next(mark for mark in ready if mark.polls == newest).save()
+        rest = [(t, mark) for t, mark in waiting if mark.polls > newest]
+        pending.write(rest)
+        if rest:
+            due.set(Timestamp.of(min(t for t, _ in rest) + self.delay))
+        yield from ()
+
+
+class CommitShardPositions(beam.PTransform):
+    """Writes a Kinesis read's checkpoints to its file only after its records were processed: applied to
+    (checkpoints, *written), where `written` are the outputs of the sinks, whose watermark passes a time
+    only once everything up to it is written; `delay` is how far behind its records the sinks' output
+    can be (allowed lateness, suppression window, file window)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def expand(self, pcolls: tuple[pvalue.PCollection, ...]) -> pvalue.PCollection:
+        keyed = []
+        for index, pcoll in enumerate(pcolls):
+            keyed.append(
+                pcoll
+                | f"Global{index}" >> beam.WindowInto(GlobalWindows())
+                | f"Key{index}"
+                >> beam.Map(lambda item, is_mark=index == 0: ("kinesis", item if is_mark else None))
+            )
+        return keyed | "Together" >> beam.Flatten() | "Commit" >> beam.ParDo(_CommitPositions(self.delay))

@@ -18,9 +18,9 @@ import pytest
 from kubesigma.connectors.model import DeadLetter, RawRecord
 from kubesigma.connectors.sources.kinesis import (
     KinesisRestriction,
+    ShardCheckpoint,
     ShardPoller,
     load_restriction,
-    save_restriction,
 )
 from support.kinesis_streams import STREAM, correct_moto_resharding, key_numbers, merge, open_shards, split
 
@@ -107,7 +107,7 @@ def test_a_restart_resumes_after_the_checkpointed_sequence_numbers(kinesis: Any,
     checkpoint = str(tmp_path / "kinesis.json")
     first = KinesisRestriction()
     read = poll_until_quiet(ShardPoller(STREAM, None, kinesis), first)
-    save_restriction(checkpoint, first)
+    ShardCheckpoint(checkpoint, 1, first.positions, frozenset(first.drained)).save()
     producer.put(20)
     split(kinesis, open_shards(kinesis)[0])
     producer.put(20)

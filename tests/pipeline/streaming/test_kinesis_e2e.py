@@ -42,6 +42,8 @@ WAVE_LIMIT_S = 180  # a job that never reads a wave fails the test instead of ha
 ENUMERATION = "Kubernetes Secret Enumeration By One Identity"
 EXEC = "Exec Or Attach Into A Pod Container"
 MALFORMED = b"\x1f\x8b this is no gzip payload"
+# No suppression or lateness: a read is committed once its minute of event time is written.
+PROMPT_COMMIT = ("--suppress-window", "0", "--allowed-lateness", "0s")
 
 
 class Subscription:
@@ -77,8 +79,8 @@ class Subscription:
     def secret_reads(self, first: int, count: int) -> list[dict[str, Any]]:
         return [self.doc(name=f"secret-{i}") for i in range(first, first + count)]
 
-    def read_by(self, checkpoint: Path, job: Job) -> None:
-        """Waits until the job's checkpoint holds every record put so far (read and handed on)."""
+    def committed(self, checkpoint: Path, job: Job) -> None:
+        """Waits until the job's checkpoint file holds every record put so far (read and processed)."""
         deadline = time.monotonic() + WAVE_LIMIT_S
         while time.monotonic() < deadline and job.alive():
             if checkpoint.exists() and self._covered(json.loads(checkpoint.read_text())):
@@ -101,6 +103,15 @@ class Job:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def wait_for(self, text: str) -> None:
+        deadline = time.monotonic() + WAVE_LIMIT_S
+        while time.monotonic() < deadline and self.alive():
+            if text in (self.out / "job.log").read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        self.stop()
+        pytest.fail(f"no {text!r} from the job:\n{self.log()}")
 
     def log(self) -> str:
         return (self.out / "job.log").read_text(errors="replace")[-3000:]
@@ -129,7 +140,7 @@ def runner_args(runner: str) -> list[str]:
     ]  # fmt: skip
 
 
-def start_job(out: Path, checkpoint: Path, runner: str) -> Job:
+def start_job(out: Path, checkpoint: Path, runner: str, *extra: str) -> Job:
     out.mkdir()
     argv = [
         sys.executable, "-m", "kubesigma.pipeline.cli", "--verbose", "run", "--streaming",
@@ -137,7 +148,7 @@ def start_job(out: Path, checkpoint: Path, runner: str) -> Job:
         "--kinesis-interval", "0.3s", "--kinesis-max-idle", "10s",
         *runner_args(runner),
         "--alerts-out", str(out / "alerts"), "--dead-letter", str(out / "dead"),
-        "--metrics-out", str(out / "metrics.json"),
+        "--metrics-out", str(out / "metrics.json"), *extra,
     ]  # fmt: skip
     with (out / "job.log").open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -160,42 +171,49 @@ class KinesisRun:
     resumed_out: Path
 
 
+def moto_kinesis(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh moto with one single-shard stream, found by the job's boto3 through the environment."""
+    import requests
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    correct_moto_resharding(monkeypatch)
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+    kinesis = boto3.client("kinesis")
+    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    return kinesis
+
+
 @pytest.fixture(scope="module", params=["prism", pytest.param("flink", marks=pytest.mark.flink)])
 def kinesis_run(
     moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[KinesisRun]:
     runner = request.param
     monkeypatch = pytest.MonkeyPatch()
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_ENDPOINT_URL": moto_endpoint,
-    }.items():
-        monkeypatch.setenv(name, value)
-    correct_moto_resharding(monkeypatch)
-    import requests
-
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
-    kinesis = boto3.client("kinesis")
-    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    kinesis = moto_kinesis(moto_endpoint, monkeypatch)
     tmp = tmp_path_factory.mktemp(f"kinesis-e2e-{runner}")
     checkpoint = tmp / "kinesis.json"
     sub = Subscription(kinesis)
     job = start_job(tmp / "first", checkpoint, runner)
     try:
-        sub.read_by(checkpoint, job)  # the first poll wrote the (empty) checkpoint
+        job.wait_for(f"kinesis: polling stream {STREAM}")
         sub.events_now(*sub.secret_reads(0, 4), sub.doc(resource="configmaps", name="cm-0"))
         malformed = sub.put(MALFORMED)
-        sub.read_by(checkpoint, job)
         [parent] = open_shards(kinesis)
+        job.wait_for(f"reading shard {parent}")
         split(kinesis, parent)
-        sub.events_now(*sub.secret_reads(4, 4))
-        sub.read_by(checkpoint, job)
         children = set(open_shards(kinesis))
-        merge(kinesis)
+        sub.events_now(*sub.secret_reads(4, 4))
+        job.wait_for(f"shard {parent} of {STREAM} is closed and read to its end")
+        merge(kinesis)  # the children may still hold records the job has not read
+        [merged] = open_shards(kinesis)
         sub.events_now(*sub.secret_reads(8, 4), sub.doc(verb="create", resource="pods", subresource="exec"))
-        sub.read_by(checkpoint, job)
+        job.wait_for(f"reading shard {merged}")
         first = job.metrics()
         first_records, first_events, last_event_ms = sub.records, sub.events, int(sub.last_time * 1000)
         # Put while no job runs; the next job reads them, and only them, from the checkpoint on.
@@ -261,3 +279,29 @@ def test_the_watermark_comes_from_the_records_and_follows_the_clock_once_caught_
     assert abs(metrics["max_event_time_ms"] - kinesis_run.last_event_ms) <= 1  # float ms rounding
     # Idle for --kinesis-max-idle (10s) with every shard caught up: the watermark passed the last event.
     assert metrics["source_watermark_ms"] >= kinesis_run.last_event_ms, metrics
+
+
+def test_a_killed_job_restarted_from_its_checkpoint_loses_no_record(
+    moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 while records are in flight (read, handed on, not yet written to the alert files): the
+    checkpoint file holds only what was written, so the next job reads them again (at least once)."""
+    sub = Subscription(moto_kinesis(moto_endpoint, monkeypatch))
+    checkpoint = tmp_path / "kinesis.json"
+    job = start_job(tmp_path / "killed", checkpoint, "prism", *PROMPT_COMMIT)
+    try:
+        job.wait_for(f"kinesis: polling stream {STREAM}")
+        sub.events_now(*sub.secret_reads(0, 6))
+        sub.committed(checkpoint, job)  # written, then committed (a minute of event time later)
+        committed = sub.records
+        sub.events_now(*sub.secret_reads(100, 12))  # one enumeration, in flight when the job dies
+        job.wait_for(f"reading shard {next(iter(sub.last))}")
+        time.sleep(2)  # read and handed on, most likely; not yet written: the next minute is open
+    finally:
+        job.stop()  # SIGKILL to the job's process group
+    restarted = start_job(tmp_path / "restarted", checkpoint, "prism", *PROMPT_COMMIT).metrics()
+    in_flight = sub.records - committed
+    assert in_flight <= restarted["read"] <= sub.records
+    assert restarted["read"] == restarted["normalized"]
+    titles = [a["rule"]["name"] for a in finished_documents(tmp_path / "restarted" / "alerts")]
+    assert titles.count(ENUMERATION) == 1, titles
