@@ -232,8 +232,8 @@ class KinesisOptions(PipelineOptions):
             "--kinesis-checkpoint",
             dest="kinesis_checkpoint",
             default=None,
-            help="Streaming: a JSON file of the last sequence number handed on per shard; the job resumes "
-            "after them and rewrites it as it reads.",
+            help="Streaming: a JSON file of the last sequence number per shard whose records were processed "
+            "(alerts written); the job resumes after them and rewrites it as the sinks catch up.",
         )
         parser.add_argument(
             "--kinesis-interval",
