@@ -306,3 +306,46 @@ class FlinkCheckpointOptions(PipelineOptions):
             **flag,
             help="Flink: start from a savepoint even if some of its state belongs to no operator any more.",
         )
+
+
+class KinesisOptions(PipelineOptions):
+    """The EKS stream: a Kinesis data stream that a CloudWatch Logs subscription filter feeds."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--kinesis-stream",
+            dest="kinesis_stream",
+            help="Read CloudWatch subscription envelopes of EKS audit logs from this Kinesis stream: with "
+            "--streaming it keeps polling and follows splits and merges; without, it reads every shard up "
+            "to the tip (a catch-up run). Credentials and region from the AWS default chain.",
+        )
+        parser.add_argument(
+            "--kinesis-region", dest="kinesis_region", default=None, help="The stream's AWS region."
+        )
+        parser.add_argument(
+            "--kinesis-checkpoint",
+            dest="kinesis_checkpoint",
+            default=None,
+            help="Streaming: a JSON file of the last sequence number per shard whose records were processed "
+            "(alerts written); the job resumes after them and rewrites it as the sinks catch up.",
+        )
+        parser.add_argument(
+            "--kinesis-interval",
+            dest="kinesis_interval",
+            default="1s",
+            help="How often shards are polled once caught up (default 1s).",
+        )
+        parser.add_argument(
+            "--kinesis-max-delay",
+            dest="kinesis_max_delay",
+            default="5s",
+            help="The watermark trails the oldest shard's newest event time by this much (default 5s).",
+        )
+        parser.add_argument(
+            "--kinesis-max-idle",
+            dest="kinesis_max_idle",
+            default=None,
+            help="Finish the job once no shard had anything new for this long (replays and tests; default: "
+            "poll forever).",
+        )

@@ -29,6 +29,7 @@ from kubesigma.pipeline.alerts import CandidateAlerts, OnePerRequest, ToCandidat
 from kubesigma.pipeline.correlate import Correlate
 from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS, MeasureLag, ShowProgress
 from kubesigma.pipeline.options import (
+    KinesisOptions,
     KubesigmaOptions,
     OptionError,
     duration_option,
@@ -66,6 +67,7 @@ GAUGES = (
     "correlation_watermark_ms",
     "tail_backlog_bytes",
     "kafka_backlog_records",
+    "kinesis_millis_behind",
 )
 DISTRIBUTIONS = ("processing_lag_ms",)
 
@@ -99,8 +101,12 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
     options = PipelineOptions(list(argv))
     standard = options.view_as(StandardOptions)
     ks = options.view_as(KubesigmaOptions)
-    # The tail and Kafka sources are splittable DoFns, which only Prism runs locally in streaming mode.
-    splittable = bool(ks.tail or options.view_as(kafka_config.KafkaOptions).kafka_bootstrap)
+    # The tail, Kafka and Kinesis sources are splittable DoFns, which only Prism runs locally in streaming mode.
+    splittable = bool(
+        ks.tail
+        or options.view_as(kafka_config.KafkaOptions).kafka_bootstrap
+        or options.view_as(KinesisOptions).kinesis_stream
+    )
     if not standard.runner:
         # The default DirectRunner first tries to download Prism; batch runs go straight to FnApiRunner.
         standard.runner = (
@@ -122,15 +128,22 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
 
 
 def _splittable_runner(options: PipelineOptions) -> None:
-    """Fail fast where the tail or Kafka source cannot run, and find a locally built Prism (`make prism`)."""
+    """Fail fast where the tail, Kafka or Kinesis source cannot run, and find a locally built Prism
+    (`make prism`)."""
     from apache_beam.options.pipeline_options import PrismRunnerOptions
 
     runner = str(options.view_as(StandardOptions).runner)
-    source = "--tail" if options.view_as(KubesigmaOptions).tail else "--kafka-bootstrap"
+    source = (
+        "--tail"
+        if options.view_as(KubesigmaOptions).tail
+        else "--kinesis-stream"
+        if options.view_as(KinesisOptions).kinesis_stream
+        else "--kafka-bootstrap"
+    )
     if runner.split(".")[-1] in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
         raise OptionError(
             f"{source} does not run on {runner}: Beam's Python direct runner cannot run its "
-            "splittable DoFn in streaming mode. Use --runner=PrismRunner (the default; "
+            f"splittable DoFn in streaming mode. Use --runner=PrismRunner (the default with {source}; "
             "`make prism` builds it offline), or Flink/Dataflow."
         )
     prism = options.view_as(PrismRunnerOptions)
@@ -166,7 +179,8 @@ def build(
     limits = read_limits(options)
     streaming = options.view_as(StandardOptions).streaming
     since, until = time_range(options.since, options.until)
-    records = read_records(pipeline, options, limits, streaming)
+    checkpoints: list[beam.PCollection] = []  # a source's read positions, written once processed
+    records = read_records(pipeline, options, limits, streaming, checkpoints)
     if progress:
         records | "ShowProgress" >> ShowProgress(progress)
     events = records | "DecodeAudit" >> DecodeAudit(options.cluster_name)
@@ -182,33 +196,60 @@ def build(
     if window is not None:
         candidates = candidates | "Suppress" >> Suppress(window)
     alerts = candidates | "Alerts" >> CandidateAlerts(limits.soft, plan)
+    # Streaming files gather documents by wall-clock time: nothing decided behind the watermark is dropped.
+    every = max(1.0, duration_option(options, "file_interval"))
     if streaming:
-        # Streaming files gather documents by wall-clock time: nothing decided behind the watermark is dropped.
-        every = max(1.0, duration_option(options, "file_interval"))
 
         def write(path: str) -> beam.PTransform:
             return WriteJsonLinesStreaming(path, every=every)
     else:
         write = WriteJsonLines
-    alerts | "WriteAlerts" >> write(options.alerts_out)
+    written = [alerts | "WriteAlerts" >> write(options.alerts_out)]
     dead_letters = [events.dead_letter]
     if es is not None:
-        dead_letters.append((alerts | "IndexAlerts" >> WriteToElasticsearch(es, "alerts")).dead_letter)
+        written.append((alerts | "IndexAlerts" >> WriteToElasticsearch(es, "alerts")).dead_letter)
+        dead_letters.append(written[-1])
         if es.index_events:
             dead_letters.append((events.events | "IndexEvents" >> IndexEvents(es, limits.soft)).dead_letter)
     all_dead = dead_letters[0] if len(dead_letters) == 1 else dead_letters | "DeadLetters" >> beam.Flatten()
-    dead_letter_documents(all_dead) | "WriteDeadLetters" >> write(options.dead_letter)
+    written.append(dead_letter_documents(all_dead) | "WriteDeadLetters" >> write(options.dead_letter))
+    if checkpoints:
+        from kubesigma.connectors.sources.kinesis import CommitShardPositions
+
+        # The sinks' output passes an event time once the alerts up to it are decided; late follow-ups come
+        # up to the lateness and the suppression window after it, and files are written every `every`
+        # seconds (wall clock, taken as event time here: a live stream's are close).
+        lateness = allowed_lateness + (window or 0.0)
+        (*checkpoints, *written) | "CommitPositions" >> CommitShardPositions(lateness + every)
 
 
 def read_records(
-    pipeline: beam.Pipeline, options: KubesigmaOptions, limits: Any, streaming: bool
+    pipeline: beam.Pipeline,
+    options: KubesigmaOptions,
+    limits: Any,
+    streaming: bool,
+    checkpoints: list[beam.PCollection] | None = None,
 ) -> beam.PCollection:
-    """Batches of raw records from the one source the options name."""
+    """Batches of raw records from the one source the options name; a source that commits its read
+    positions after processing adds them to `checkpoints`."""
+    kinesis = options.view_as(KinesisOptions)
+    if kinesis.kinesis_stream:
+        if options.inputs or options.pubsub_subscription or options.tail or _kafka(options):
+            raise OptionError(
+                "--kinesis-stream reads alone: drop --input, --pubsub-subscription, --tail and --kafka-bootstrap"
+            )
+        read = kinesis_read(kinesis, streaming)
+        records = pipeline | "ReadKinesis" >> read
+        positions = getattr(read, "positions", None)  # the streaming read's, set as it expands
+        if kinesis.kinesis_checkpoint and positions is not None and checkpoints is not None:
+            checkpoints.append(positions)
+        return records
     if streaming:
         kafka = _kafka(options)
         if sum(map(bool, (options.pubsub_subscription, options.tail, kafka))) != 1:
             raise OptionError(
-                "--streaming reads from exactly one of --pubsub-subscription, --tail and --kafka-bootstrap"
+                "--streaming reads from exactly one of --pubsub-subscription, --tail, --kafka-bootstrap and "
+                "--kinesis-stream"
             )
         if kafka is not None:
             from kubesigma.connectors.sources.kafka import ReadKafkaRecords
@@ -256,10 +297,31 @@ def _kafka(options: KubesigmaOptions) -> kafka_config.KafkaConfig | None:
         raise OptionError(str(err)) from err
 
 
+def kinesis_read(options: KinesisOptions, streaming: bool) -> beam.PTransform:
+    from kubesigma.connectors.sources.kinesis import ReadKinesisRecords, ReadKinesisStream
+
+    if not streaming:
+        if options.kinesis_checkpoint or options.kinesis_max_idle:
+            raise OptionError("--kinesis-checkpoint and --kinesis-max-idle need --streaming")
+        return ReadKinesisRecords(options.kinesis_stream, region=options.kinesis_region)
+    try:
+        return ReadKinesisStream(
+            options.kinesis_stream,
+            region=options.kinesis_region,
+            checkpoint=options.kinesis_checkpoint,
+            interval=duration_option(options, "kinesis_interval") or 1.0,
+            max_delay=duration_option(options, "kinesis_max_delay"),
+            max_idle=duration_option(options, "kinesis_max_idle") if options.kinesis_max_idle else None,
+        )
+    except ValueError as err:
+        raise OptionError(f"--kinesis-stream: {err}") from err
+
+
 def run(argv: Sequence[str], out: TextIO, progress: str | None = None) -> RunReport:
     options = pipeline_options(argv)
     ks = options.view_as(KubesigmaOptions)
-    if not ks.inputs and not options.view_as(StandardOptions).streaming:
+    batch_source = ks.inputs or options.view_as(KinesisOptions).kinesis_stream
+    if not batch_source and not options.view_as(StandardOptions).streaming:
         raise OptionError("--input is required (a glob of audit log files)")
     for name in ("alerts_out", "dead_letter"):
         if not getattr(ks, name):

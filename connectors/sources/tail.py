@@ -23,15 +23,15 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.io.iobase import RestrictionProgress, RestrictionTracker
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import Duration
 
 from kubesigma.connectors.model import RawRecord, Source
 from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch, record_time
+from kubesigma.connectors.sources.polling import PollTracker, advance_watermark
 
 log = logging.getLogger("kubesigma")
 
@@ -134,44 +134,9 @@ class TailRestriction:
     done: bool = False
 
 
-class _TailTracker(RestrictionTracker):
-    """Each poll claims the positions it read up to; a checkpoint hands them to the next poll."""
-
-    def __init__(self, restriction: TailRestriction) -> None:
-        self.restriction = restriction
-        self.claimed: TailRestriction | None = None
-
-    def current_restriction(self) -> TailRestriction:
-        return self.restriction
-
-    def try_claim(self, position: TailRestriction) -> bool:
-        if self.restriction.done:
-            return False
-        self.claimed = position
-        if position.done:
-            self.restriction = position
-        return True
-
-    def try_split(self, fraction_of_remainder: float) -> tuple[TailRestriction, TailRestriction] | None:
-        # Only checkpoints (fraction 0): a directory is one stream of lines and is not split.
-        if self.restriction.done or fraction_of_remainder > 0:
-            return None
-        base = self.claimed or self.restriction
-        primary = TailRestriction(base.state, base.idle_since, done=True)
-        residual = TailRestriction(copy.deepcopy(base.state), base.idle_since)
-        self.restriction = primary
-        return primary, residual
-
-    def check_done(self) -> None:
-        if not self.restriction.done:
-            raise ValueError("tail stopped without a checkpoint of what it read")
-
-    def current_progress(self) -> RestrictionProgress:
-        read = sum(p.offset for p in (self.claimed or self.restriction).state.files.values())
-        return RestrictionProgress(completed=float(read), remaining=0.0 if self.restriction.done else 1.0)
-
-    def is_bounded(self) -> bool:
-        return False
+class _TailTracker(PollTracker[TailRestriction]):
+    def completed(self, restriction: TailRestriction) -> float:
+        return float(sum(p.offset for p in restriction.state.files.values()))  # bytes read
 
 
 class _TailRestrictions(RestrictionProvider):
@@ -251,10 +216,7 @@ class _TailDirectory(beam.DoFn):
         tracker.defer_remainder(Duration(seconds=0 if backlog else self.interval))
 
     def _advance(self, watermark: Any, seconds: float) -> None:
-        proposed = Timestamp(micros=int(seconds * 1_000_000))
-        current = watermark.current_watermark()
-        if current is None or proposed > current:
-            watermark.set_watermark(proposed)
+        if advance_watermark(watermark, seconds):
             self.watermark_ms.set(int(seconds * 1000))
 
 

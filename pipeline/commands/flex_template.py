@@ -46,8 +46,8 @@ PATTERNS = {
     "es_api_key_secret": SECRET,
     "es_password_secret": SECRET,
 }
-# A streaming job cannot start without these (`kubesigma run` refuses to); its source is Pub/Sub or
-# Kafka, one of the two, which `kubesigma run` checks at launch.
+# A streaming job cannot start without these (`kubesigma run` refuses to); its source is one of Pub/Sub,
+# Kafka and Kinesis, which `kubesigma run` checks at launch.
 REQUIRED = frozenset({"alerts_out", "dead_letter"})
 FLINK_ONLY = frozenset(
     {
@@ -65,6 +65,7 @@ GROUPS = (
     ("es_", "Elasticsearch"),
     ("pubsub_", "Source"),
     ("kafka_", "Source"),
+    ("kinesis_", "Source"),
     ("alerts_out", "Outputs"),
     ("dead_letter", "Outputs"),
 )

@@ -94,7 +94,7 @@ def test_metadata_is_a_template_metadata_to_dataflow() -> None:
     assert kinds["es_index_events"] == "BOOLEAN"
     assert kinds["es_retention_days"] == "NUMBER"
     required = sorted(p.name for p in message.parameters if not p.is_optional)
-    # The source is Pub/Sub or Kafka: `kubesigma run` refuses a launch with neither or both.
+    # The source is Pub/Sub, Kafka or Kinesis: `kubesigma run` refuses a launch with none or several.
     assert required == ["alerts_out", "dead_letter"]
     assert kinds["kafka_bootstrap"] == "TEXT"
 

@@ -110,3 +110,46 @@ def test_flink_checkpoint_options_are_accepted_and_passed_on() -> None:
     assert (
         "checkpointing_interval" not in bare and "retain_externalized_checkpoints_on_cancellation" not in bare
     )
+
+
+def test_kinesis_streaming_runs_on_prism_unless_a_runner_is_named() -> None:
+    options = pipeline_options(["--streaming", "--kinesis-stream", "eks-audit"])
+    assert options.view_as(StandardOptions).runner == "PrismRunner"
+
+
+def test_kinesis_on_the_direct_runner_is_refused_with_the_reason() -> None:
+    argv = ["--streaming", "--kinesis-stream", "eks-audit", "--runner=BundleBasedDirectRunner"]
+    with pytest.raises(OptionError, match="--kinesis-stream does not run on BundleBasedDirectRunner"):
+        pipeline_options(argv)
+
+
+def test_kinesis_with_another_source_is_refused(tmp_path: Path) -> None:
+    argv = ["--streaming", "--kinesis-stream", "eks-audit", "--tail", str(tmp_path), *outputs(tmp_path)]
+    with pytest.raises(OptionError, match="--kinesis-stream reads alone"):
+        run(argv, io.StringIO())
+
+
+def test_a_kinesis_checkpoint_outside_streaming_is_refused(tmp_path: Path) -> None:
+    argv = [
+        "--kinesis-stream",
+        "eks-audit",
+        "--kinesis-checkpoint",
+        str(tmp_path / "k.json"),
+        *outputs(tmp_path),
+    ]
+    with pytest.raises(OptionError, match="need --streaming"):
+        run(argv, io.StringIO())
+
+
+def test_an_unreadable_kinesis_checkpoint_is_named(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "kinesis-checkpoint.json"
+    checkpoint.write_text("{not json")
+    argv = ["--streaming", "--kinesis-stream", "eks-audit", "--kinesis-checkpoint", str(checkpoint)]
+    with pytest.raises(OptionError, match=r"kinesis-checkpoint\.json is unreadable"):
+        run([*argv, *outputs(tmp_path)], io.StringIO())
+
+
+def test_a_bad_kinesis_max_idle_is_refused(tmp_path: Path) -> None:
+    argv = ["--streaming", "--kinesis-stream", "eks-audit", "--kinesis-max-idle", "soon", *outputs(tmp_path)]
+    with pytest.raises(OptionError, match="--kinesis-max-idle 'soon'"):
+        run(argv, io.StringIO())
