@@ -155,13 +155,57 @@ GATE = "_kubesigma_outcome_success"
 
 
 def fires_on_success_only(rule: SigmaRule | SigmaCorrelationRule) -> bool:
-    """A rule about something done: its logsource knows the outcome, and it names no `event.outcome`."""
-    if not isinstance(rule, SigmaRule) or _outcome_of(rule) is None:
+    """A rule about something done: its logsource knows the outcome, and the rule says nothing of it:
+    it names no `event.outcome` and selects no failure in the logsource's own fields (a rule written
+    for raw records, such as one on `responseStatus.code: 403`, is about refusals already)."""
+    if not isinstance(rule, SigmaRule):
+        return False
+    outcome = _outcome_of(rule)
+    if outcome is None:
         return False
     named: set[str] = set()
     for detection in rule.detection.detections.values():
         named |= _fields_named(detection)
-    return OUTCOME_FIELD not in named
+    if OUTCOME_FIELD in named:
+        return False
+    return not any(_selects_failure(detection, outcome) for detection in rule.detection.detections.values())
+
+
+def _selects_failure(detection: SigmaDetection, outcome: Outcome) -> bool:
+    """Whether an item asks a failure field for a value that shows a refusal (`responseStatus.code:
+    403`, `decision: forbid`); `responseStatus.code: 201` asks for a success and does not count."""
+    for item in detection.detection_items:
+        if isinstance(item, SigmaDetection):
+            if _selects_failure(item, outcome):
+                return True
+            continue
+        for key, shown in outcome.failure:
+            field, _, modifier = key.partition("|")
+            if item.field != field:
+                continue
+            for value in item.value:
+                plain = _plain(value)
+                if _shows(plain, shown, modifier):
+                    return True
+    return False
+
+
+def _plain(value: Any) -> Any:
+    for attribute in ("number", "boolean", "exists"):
+        if hasattr(value, attribute):
+            return getattr(value, attribute)
+    return str(value)
+
+
+def _shows(value: Any, shown: Any, modifier: str) -> bool:
+    if modifier == "exists":
+        return value is True or str(value).lower() == "true"
+    if modifier == "gte":
+        try:
+            return float(value) >= float(shown)
+        except (TypeError, ValueError):
+            return False
+    return str(value).lower() == str(shown).lower()
 
 
 @dataclass

@@ -237,3 +237,47 @@ def test_the_gate_sigma_cli_writes_says_what_the_engine_checks(code, decision, s
     if stage is not None:
         doc["stage"] = stage
     assert evaluate(_gated_ir(K8S), doc) == profile_of(KUBERNETES_AUDIT).succeeded(doc)
+
+
+def test_a_rule_that_selects_refusals_in_raw_fields_is_not_gated() -> None:
+    """Rules written for raw audit records (SigmaHQ's, a site's) select refusals by status code or
+    decision: they are about failures already, so the success gate must not silence them."""
+    rules = RuleSet.from_yaml(
+        [
+            _rule(11, K8S, {"sel": {"responseStatus.code": [401, 403]}, "condition": "sel"}),
+            _rule(
+                12, K8S, {"sel": {"annotations.authorization.k8s.io/decision": "forbid"}, "condition": "sel"}
+            ),
+            _rule(13, GCP, {"sel": {"protoPayload.authorizationInfo.granted": False}, "condition": "sel"}),
+        ]
+    )
+    refused = {"kind": "Event", "verb": "list", "responseStatus": {"code": 403}}
+    forbidden = {"kind": "Event", "verb": "get", "annotations": {"authorization.k8s.io/decision": "forbid"}}
+    denied = {"protoPayload": {"authorizationInfo": [{"granted": False}], "status": {"code": 7}}}
+    assert [r.id[-2:] for r in rules.match_document(KUBERNETES_AUDIT, refused)] == ["11"]
+    assert [r.id[-2:] for r in rules.match_document(KUBERNETES_AUDIT, forbidden)] == ["12"]
+    assert [r.id[-2:] for r in rules.match_document(GCP_AUDIT, denied)] == ["13"]
+    assert not rules.match_document(KUBERNETES_AUDIT, {"kind": "Event", "responseStatus": {"code": 200}})
+    assert not any(info.success_only for info in rules.rules)
+
+
+def test_a_rule_that_asks_for_a_success_code_keeps_the_gate() -> None:
+    """`responseStatus.code: 201` asks for a success: the rule stays one about something done, so a
+    refused request does not fire it even where the code is only in a negated part."""
+    rules = RuleSet.from_yaml(
+        [
+            _rule(
+                14,
+                K8S,
+                {
+                    "sel": {"verb": ["create", "patch"]},
+                    "reapply": {"verb": "patch"},
+                    "created": {"responseStatus.code": 201},
+                    "condition": "sel and not (reapply and not created)",
+                },
+            )
+        ]
+    )
+    assert [info.success_only for info in rules.rules] == [True]
+    assert rules.match_document(KUBERNETES_AUDIT, {"verb": "create", "responseStatus": {"code": 201}})
+    assert not rules.match_document(KUBERNETES_AUDIT, {"verb": "create", "responseStatus": {"code": 403}})
