@@ -131,7 +131,9 @@ non-zero `protoPayload.status.code`, a refused `authorizationInfo[].granted`, or
 CloudTrail: an `errorCode`), `success` otherwise, except for a record written before the API server
 decided (stage `RequestReceived`). A record without any response status counts as a success, so rules
 do not go blind on logs that leave it out. Every rule that does not name the outcome itself gets
-`event.outcome: success` from the processing pipeline (`detections/normalized.py`); rules about
+`event.outcome: success` from the processing pipeline (`detections/normalized.py`); a rule written
+for raw records that selects a refusal in the format's own fields (`responseStatus.code: 403`, the
+`forbid` decision, `granted: false`, an `errorCode`) names it too and is left alone; rules about
 attempts name it (`... Attempt Refused`, at level low, where an attempt is worth knowing: binding
 cluster-admin, exec into a pod, a privileged pod in a platform namespace, a node reading a secret).
 Alerts carry the same answer as ECS `event.outcome`. Admission refusals (PodSecurity, policy webhooks)
