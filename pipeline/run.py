@@ -18,10 +18,11 @@ from kubesigma.connectors.sinks.elasticsearch import IndexEvents, WriteToElastic
 from kubesigma.connectors.sinks.es_config import ElasticsearchConfig, config_from_options
 from kubesigma.connectors.sinks.es_indices import install_templates
 from kubesigma.connectors.sinks.jsonlines import WriteJsonLines, WriteJsonLinesWindowed, dead_letter_documents
+from kubesigma.connectors.sources.ranges import split_inputs
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
 from kubesigma.pipeline.alerts import CandidateAlerts, OnePerRequest, ToCandidates
-from kubesigma.pipeline.correlate import Correlate
+from kubesigma.pipeline.correlate import Correlate, CorrelateRouted
 from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS, MeasureLag
 from kubesigma.pipeline.options import (
     KubesigmaOptions,
@@ -32,6 +33,7 @@ from kubesigma.pipeline.options import (
     rule_paths,
     validate_args,
 )
+from kubesigma.pipeline.shards import ShardedDetect, routed_tag
 from kubesigma.pipeline.suppress import Suppress
 from kubesigma.pipeline.transforms import DecodeAudit, Detect, ReadAuditFiles
 
@@ -141,15 +143,31 @@ def build(
     """source → decode → detect → correlate → suppress → alerts, batch over files or --streaming."""
     limits = read_limits(options)
     streaming = options.view_as(StandardOptions).streaming
-    events = read_records(pipeline, options, limits, streaming) | "DecodeAudit" >> DecodeAudit(
-        options.cluster_name
-    )
-    decoded = events.events | "MeasureLag" >> MeasureLag() if streaming else events.events
-    matches = decoded | "Detect" >> Detect(rules)
+    workers = worker_count(options, streaming, es)
     plan = compile_correlations(rules)
     window = effective_suppress_window(options, streaming)
     allowed_lateness = duration_option(options, "allowed_lateness")
-    hits = matches | "Correlate" >> Correlate(plan, allowed_lateness)
+    events = None
+    if workers > 1:
+        # Read, decode, detect and route in worker processes; correlation and alerts here, over all.
+        shares = split_inputs(expand_inputs(options.inputs or []), workers)
+        sharded = pipeline | "ShardedDetect" >> ShardedDetect(
+            rules, plan, shares, limits, options.cluster_name
+        )
+        matches, read_dead = sharded.matches, sharded.dead_letter
+        routed = tuple(sharded[routed_tag(level)] for level in range(plan.levels))
+        hits = (
+            routed | "Correlate" >> CorrelateRouted(plan, allowed_lateness)
+            if routed
+            else pipeline | "NoCorrelations" >> beam.Create([])
+        )
+    else:
+        events = read_records(pipeline, options, limits, streaming) | "DecodeAudit" >> DecodeAudit(
+            options.cluster_name
+        )
+        decoded = events.events | "MeasureLag" >> MeasureLag() if streaming else events.events
+        matches, read_dead = decoded | "Detect" >> Detect(rules), events.dead_letter
+        hits = matches | "Correlate" >> Correlate(plan, allowed_lateness)
     candidates = (matches, hits) | "Candidates" >> ToCandidates(plan) | "OnePerRequest" >> OnePerRequest()
     if window is not None:
         candidates = candidates | "Suppress" >> Suppress(window)
@@ -164,13 +182,25 @@ def build(
     else:
         write = WriteJsonLines
     alerts | "WriteAlerts" >> write(options.alerts_out)
-    dead_letters = [events.dead_letter]
+    dead_letters = [read_dead]
     if es is not None:
         dead_letters.append((alerts | "IndexAlerts" >> WriteToElasticsearch(es, "alerts")).dead_letter)
-        if es.index_events:
+        if es.index_events and events is not None:
             dead_letters.append((events.events | "IndexEvents" >> IndexEvents(es, limits.soft)).dead_letter)
     all_dead = dead_letters[0] if len(dead_letters) == 1 else dead_letters | "DeadLetters" >> beam.Flatten()
     dead_letter_documents(all_dead) | "WriteDeadLetters" >> write(options.dead_letter)
+
+
+def worker_count(options: KubesigmaOptions, streaming: bool, es: ElasticsearchConfig | None) -> int:
+    """--workers, checked: batch only, and events stay in the workers (not indexed)."""
+    workers = int(options.workers or 1)
+    if workers < 1:
+        raise OptionError(f"--workers {workers}: must be at least 1")
+    if workers > 1 and streaming:
+        raise OptionError("--workers applies to batch runs; a streaming job's parallelism is its runner's")
+    if workers > 1 and es is not None and es.index_events:
+        raise OptionError("--workers does not combine with --es-index-events (events stay in the workers)")
+    return workers
 
 
 def read_records(
