@@ -193,7 +193,7 @@ def build(
 
 def worker_count(options: KubesigmaOptions, streaming: bool, es: ElasticsearchConfig | None) -> int:
     """--workers, checked: batch only, and events stay in the workers (not indexed)."""
-    workers = int(options.workers or 1)
+    workers = 1 if options.workers is None else int(options.workers)
     if workers < 1:
         raise OptionError(f"--workers {workers}: must be at least 1")
     if workers > 1 and streaming:

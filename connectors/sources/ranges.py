@@ -66,7 +66,7 @@ def _parts_of(path: str, workers: int) -> list[InputPart]:
     if workers < 2 or size < 2 * MIN_RANGE:
         return [InputPart(path, size=size)]
     with open(path, "rb") as handle:
-        if handle.peek(2)[:2] == GZIP_MAGIC or not _is_record(handle.readline(_SCAN)):  # type: ignore[attr-defined]
+        if handle.peek(2)[:2] == GZIP_MAGIC or not _is_record(handle.readline(_SCAN)):
             return [InputPart(path, size=size)]  # gzip cannot be entered mid-stream; documents must be whole
         cuts = [0]
         for k in range(1, workers):
