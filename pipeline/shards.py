@@ -38,13 +38,12 @@ from apache_beam.utils.timestamp import Timestamp
 from kubesigma.connectors.model import AuditEvent, RuleInfo
 from kubesigma.connectors.model.event import event_from_bytes, event_to_bytes
 from kubesigma.connectors.model.records import RecordBatch
-from kubesigma.connectors.sources import RECORD_BATCH
 from kubesigma.connectors.sources.files import ReadLimits
 from kubesigma.connectors.sources.ranges import InputPart
 from kubesigma.detections.correlation import CorrelationPlan
 from kubesigma.pipeline.correlate import RouteMatches
 from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS
-from kubesigma.pipeline.transforms import DEAD_LETTER, DecodeAudit, Detect, Match
+from kubesigma.pipeline.transforms import DEAD_LETTER, DecodeAudit, Detect, Match, record_batches
 
 _HEADER = struct.Struct(">cI")
 MATCHES, ROUTED, DEAD, COUNTERS = b"M", b"R", b"D", b"C"
@@ -71,14 +70,7 @@ class _ReadParts(beam.DoFn):
         self.limits = limits
 
     def process(self, part: InputPart) -> Iterator[RecordBatch]:
-        batch = RecordBatch()
-        for item in part.read(self.limits):
-            batch.append(item)
-            if len(batch) >= RECORD_BATCH:
-                yield batch
-                batch = RecordBatch()
-        if batch:
-            yield batch
+        return record_batches(part.read(self.limits))
 
 
 class _Send(beam.DoFn):
