@@ -58,13 +58,14 @@ def write_log(path: Path, n: int, seed: int = 1) -> Path:
     return path
 
 
-def iter_docs(n: int, seed: int = 1) -> Iterator[dict[str, Any]]:
-    """A cluster's mix: mostly reads by service accounts, some secret reads, denials, execs, bindings."""
-    rng = random.Random(seed)
+def iter_docs(n: int, seed: int = 1, start: int = 0) -> Iterator[dict[str, Any]]:
+    """A cluster's mix: mostly reads by service accounts, some secret reads, denials, execs, bindings.
+    Events `start` to `start + n` of one log (each slice its own random stream, times continue)."""
+    rng = random.Random(seed * 1_000_003 + start if start else seed)
     users = [f"system:serviceaccount:ns{i}:app" for i in range(40)] + [
         f"user{i}@example.com" for i in range(20)
     ]
-    for i in range(n):
+    for i in range(start, start + n):
         r = rng.random()
         user = rng.choice(users)
         verb, resource, sub, decision, code = "get", "configmaps", None, "allow", 200
@@ -178,17 +179,21 @@ def pipeline_run(ruleset: RuleSet, plan: Any, log: Path, *, streaming: bool) -> 
     options.view_as(StandardOptions).streaming = streaming
     as_fresh_worker()
     with Clock() as clock, beam.Pipeline(options=options) as p:
-        decoded = p | ReadAuditFiles([str(log)], ReadLimits()) | DecodeAudit()
-        events = decoded.events
-        if streaming:  # event time, as a streaming source stamps it
-            events = events | beam.Map(lambda batch: TimestampedValue(batch, batch[0].time))
-        matches = events | Detect(ruleset)
-        hits = matches | Correlate(plan, 120.0)
-        candidates = (matches, hits) | ToCandidates(plan)
-        if streaming:
-            candidates = candidates | Suppress(600.0)
-        _ = candidates | CandidateAlerts(SOFT_LIMIT, plan) | beam.Map(len)
+        detection_graph(p | ReadAuditFiles([str(log)], ReadLimits()), ruleset, plan, streaming=streaming)
     return clock
+
+
+def detection_graph(records: Any, ruleset: RuleSet, plan: Any, *, streaming: bool) -> Any:
+    """Batches of raw records → decode, detect, correlate, alert documents (their sizes)."""
+    events = (records | DecodeAudit()).events
+    if streaming:  # event time, as a streaming source stamps it
+        events = events | beam.Map(lambda batch: TimestampedValue(batch, batch[0].time))
+    matches = events | Detect(ruleset)
+    hits = matches | Correlate(plan, 120.0)
+    candidates = (matches, hits) | ToCandidates(plan)
+    if streaming:
+        candidates = candidates | Suppress(600.0)
+    return candidates | CandidateAlerts(SOFT_LIMIT, plan) | beam.Map(len)
 
 
 class Rates:
@@ -240,9 +245,26 @@ def state_size(plan: Any, groups: int) -> dict[str, float]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=None, help="20,000; with --memory 2,000,000")
     parser.add_argument("--rounds", type=int, default=5, help="best of this many runs per measurement")
+    parser.add_argument("--memory", action="store_true", help="peak RSS over a long input, and two workers")
+    parser.add_argument(
+        "--speedup-events", type=int, default=1_000_000, help="--memory: input of the speedup"
+    )
+    parser.add_argument("--memory-child", choices=("batch", "streaming"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory_child:
+        from memory import memory_run
+
+        print(orjson.dumps(memory_run(args.memory_child, args.events)).decode())
+        return 0
+    if args.memory:
+        from memory import memory_report
+
+        result = memory_report(args.events or 2_000_000, args.speedup_events)
+        print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() if args.json else result)
+        return 0
+    args.events = args.events or 20_000
     ruleset = RuleSet.load(RULES)
     plan = compile_correlations(ruleset)
     with tempfile.TemporaryDirectory(prefix="kubesigma-bench-") as tmp:

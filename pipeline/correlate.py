@@ -526,16 +526,23 @@ class Correlate(beam.PTransform):
         self.bounded = bounded
 
     def expand(self, matches: pvalue.PCollection) -> pvalue.PCollection:
-        bounded = self.bounded
-        if bounded is None:
-            streaming = matches.pipeline.options.view_as(StandardOptions).streaming
-            bounded = bool(matches.is_bounded) and not streaming
-        hits: list[pvalue.PCollection] = []
-        for level in range(self.plan.levels):
+        def route(level: int) -> pvalue.PCollection:
             # Matches are routed where Detect runs (fused, never encoded); only keyed bytes move on.
-            keyed = matches | f"Route{level}" >> beam.ParDo(_Route(self.plan, level)).with_output_types(
+            return matches | f"Route{level}" >> beam.ParDo(_Route(self.plan, level)).with_output_types(
                 tuple[str, Routed]
             )
+
+        return self._levels(matches, route)
+
+    def _levels(self, pcoll: pvalue.PCollection, routed: Any) -> pvalue.PCollection:
+        """Every level's hits: `routed(level)` gives the level's contributions of matches, keyed."""
+        bounded = self.bounded
+        if bounded is None:
+            streaming = pcoll.pipeline.options.view_as(StandardOptions).streaming
+            bounded = bool(pcoll.is_bounded) and not streaming
+        hits: list[pvalue.PCollection] = []
+        for level in range(self.plan.levels):
+            keyed = routed(level)
             if hits:
                 lower = hits[0] if len(hits) == 1 else tuple(hits) | f"Lower{level}" >> beam.Flatten()
                 from_hits = lower | f"RouteHits{level}" >> beam.ParDo(
@@ -556,5 +563,30 @@ class Correlate(beam.PTransform):
                 )
             hits.append(level_hits)
         if not hits:
-            return matches.pipeline | "NoCorrelations" >> beam.Create([])
+            return pcoll.pipeline | "NoCorrelations" >> beam.Create([])
         return hits[0] if len(hits) == 1 else tuple(hits) | "AllHits" >> beam.Flatten()
+
+
+class RouteMatches(beam.PTransform):
+    """Batches of matches → one level's keyed contributions (what `CorrelateRouted` takes): routing is
+    per event, so it can run where Detect runs, in another process (pipeline/shards.py)."""
+
+    def __init__(self, plan: CorrelationPlan, level: int) -> None:
+        super().__init__()
+        self.plan = plan
+        self.level = level
+
+    def expand(self, matches: pvalue.PCollection) -> pvalue.PCollection:
+        return matches | beam.ParDo(_Route(self.plan, self.level)).with_output_types(tuple[str, Routed])
+
+
+class CorrelateRouted(Correlate):
+    """`Correlate` over contributions already routed (`RouteMatches`), one keyed collection per level."""
+
+    def expand(self, routed: Any) -> pvalue.PCollection:  # a tuple of PCollections, one per level
+        levels = tuple(routed)
+        if len(levels) != self.plan.levels:
+            raise ValueError(f"{len(levels)} routed collections for {self.plan.levels} correlation levels")
+        if not levels:
+            return routed.pipeline | "NoCorrelations" >> beam.Create([])
+        return self._levels(levels[0], levels.__getitem__)

@@ -23,10 +23,11 @@ from kubesigma.connectors.sinks.jsonlines import (
     dead_letter_documents,
 )
 from kubesigma.connectors.sources import kafka_config
+from kubesigma.connectors.sources.ranges import split_inputs
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
 from kubesigma.pipeline.alerts import CandidateAlerts, OnePerRequest, ToCandidates
-from kubesigma.pipeline.correlate import Correlate
+from kubesigma.pipeline.correlate import Correlate, CorrelateRouted
 from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS, MeasureLag, ShowProgress
 from kubesigma.pipeline.options import (
     KinesisOptions,
@@ -39,6 +40,7 @@ from kubesigma.pipeline.options import (
     time_range,
     validate_args,
 )
+from kubesigma.pipeline.shards import ShardedDetect, routed_tag
 from kubesigma.pipeline.suppress import Suppress
 from kubesigma.pipeline.transforms import DecodeAudit, Detect, InTimeRange, ReadAuditFiles
 
@@ -178,20 +180,36 @@ def build(
     `progress` labels a progress line on standard error (in-process runners: `rules backtest`)."""
     limits = read_limits(options)
     streaming = options.view_as(StandardOptions).streaming
+    workers = worker_count(options, streaming, es)
     since, until = time_range(options.since, options.until)
-    checkpoints: list[beam.PCollection] = []  # a source's read positions, written once processed
-    records = read_records(pipeline, options, limits, streaming, checkpoints)
-    if progress:
-        records | "ShowProgress" >> ShowProgress(progress)
-    events = records | "DecodeAudit" >> DecodeAudit(options.cluster_name)
-    decoded = events.events | "MeasureLag" >> MeasureLag() if streaming else events.events
-    if since is not None or until is not None:
-        decoded = decoded | "InTimeRange" >> InTimeRange(since, until)
-    matches = decoded | "Detect" >> Detect(rules)
     plan = compile_correlations(rules)
     window = effective_suppress_window(options, streaming)
     allowed_lateness = duration_option(options, "allowed_lateness")
-    hits = matches | "Correlate" >> Correlate(plan, allowed_lateness)
+    checkpoints: list[beam.PCollection] = []  # a source's read positions, written once processed
+    events = None
+    if workers > 1:
+        # Read, decode, detect and route in worker processes; correlation and alerts here, over all.
+        shares = split_inputs(expand_inputs(options.inputs or []), workers)
+        sharded = pipeline | "ShardedDetect" >> ShardedDetect(
+            rules, plan, shares, limits, options.cluster_name
+        )
+        matches, read_dead = sharded.matches, sharded.dead_letter
+        routed = tuple(sharded[routed_tag(level)] for level in range(plan.levels))
+        hits = (
+            routed | "Correlate" >> CorrelateRouted(plan, allowed_lateness)
+            if routed
+            else pipeline | "NoCorrelations" >> beam.Create([])
+        )
+    else:
+        records = read_records(pipeline, options, limits, streaming, checkpoints)
+        if progress:
+            records | "ShowProgress" >> ShowProgress(progress)
+        events = records | "DecodeAudit" >> DecodeAudit(options.cluster_name)
+        decoded = events.events | "MeasureLag" >> MeasureLag() if streaming else events.events
+        if since is not None or until is not None:
+            decoded = decoded | "InTimeRange" >> InTimeRange(since, until)
+        matches, read_dead = decoded | "Detect" >> Detect(rules), events.dead_letter
+        hits = matches | "Correlate" >> Correlate(plan, allowed_lateness)
     candidates = (matches, hits) | "Candidates" >> ToCandidates(plan) | "OnePerRequest" >> OnePerRequest()
     if window is not None:
         candidates = candidates | "Suppress" >> Suppress(window)
@@ -205,11 +223,11 @@ def build(
     else:
         write = WriteJsonLines
     written = [alerts | "WriteAlerts" >> write(options.alerts_out)]
-    dead_letters = [events.dead_letter]
+    dead_letters = [read_dead]
     if es is not None:
         written.append((alerts | "IndexAlerts" >> WriteToElasticsearch(es, "alerts")).dead_letter)
         dead_letters.append(written[-1])
-        if es.index_events:
+        if es.index_events and events is not None:
             dead_letters.append((events.events | "IndexEvents" >> IndexEvents(es, limits.soft)).dead_letter)
     all_dead = dead_letters[0] if len(dead_letters) == 1 else dead_letters | "DeadLetters" >> beam.Flatten()
     written.append(dead_letter_documents(all_dead) | "WriteDeadLetters" >> write(options.dead_letter))
@@ -221,6 +239,22 @@ def build(
         # seconds (wall clock, taken as event time here: a live stream's are close).
         lateness = allowed_lateness + (window or 0.0)
         (*checkpoints, *written) | "CommitPositions" >> CommitShardPositions(lateness + every)
+
+
+def worker_count(options: KubesigmaOptions, streaming: bool, es: ElasticsearchConfig | None) -> int:
+    """--workers, checked: batch only, and events stay in the workers (not indexed)."""
+    workers = 1 if options.workers is None else int(options.workers)
+    if workers < 1:
+        raise OptionError(f"--workers {workers}: must be at least 1")
+    if workers > 1 and streaming:
+        raise OptionError("--workers applies to batch runs; a streaming job's parallelism is its runner's")
+    if workers > 1 and es is not None and es.index_events:
+        raise OptionError("--workers does not combine with --es-index-events (events stay in the workers)")
+    if workers > 1 and (options.since or options.until):
+        raise OptionError(
+            "--workers does not combine with --since/--until yet (the workers read every event)"
+        )
+    return workers
 
 
 def read_records(

@@ -89,6 +89,8 @@ def excluded(dest: str) -> str | None:
         return "--tail input: follows a local directory, not something a Dataflow job reads"
     if dest in ("since", "until"):
         return "batch time range (--since/--until): a streaming job reads what arrives"
+    if dest == "workers":
+        return "batch worker processes (--workers): a streaming job's parallelism is its runner's"
     if dest in FLINK_ONLY:
         return "Flink runner option: Dataflow checkpoints and updates jobs itself"
     if dest == "metrics_out":

@@ -76,7 +76,7 @@ def test_every_option_run_help_lists_is_a_parameter_but_the_batch_and_tail_input
         params
     )
     flink_only = {"--" + dest for dest in flex_template.FLINK_ONLY}  # Beam spells these with underscores
-    batch_and_tail = {"--input", "--since", "--until", "--metrics-out", "--tail"}
+    batch_and_tail = {"--input", "--since", "--until", "--workers", "--metrics-out", "--tail"}
     assert left_out == batch_and_tail | {f for f in flags if f.startswith("--tail-")} | (
         flink_only & set(flags)
     )
