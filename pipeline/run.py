@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from kubesigma.connectors.sinks.elasticsearch import IndexEvents, WriteToElastic
 from kubesigma.connectors.sinks.es_config import ElasticsearchConfig, config_from_options
 from kubesigma.connectors.sinks.es_indices import install_templates
 from kubesigma.connectors.sinks.jsonlines import WriteJsonLines, WriteJsonLinesWindowed, dead_letter_documents
+from kubesigma.connectors.sources.files import STDIN, InputError, list_inputs
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
 from kubesigma.pipeline.alerts import CandidateAlerts, OnePerRequest, ToCandidates
@@ -66,13 +68,16 @@ class RunReport:
 
 
 def expand_inputs(patterns: Sequence[str]) -> list[str]:
-    """Every file the globs name; a glob that matches nothing is an error, not an empty run."""
+    """Every file the inputs name (files, directories read recursively, globs, `-` for standard input);
+    an input that names nothing is an error, not an empty run."""
     files: list[str] = []
     for pattern in patterns:
-        matched = sorted(m.path for result in FileSystems.match([pattern]) for m in result.metadata_list)
-        if not matched:
-            raise OptionError(f"--input {pattern!r} matches no file")
-        files.extend(matched)
+        try:
+            files.extend(list_inputs(pattern))
+        except InputError as err:
+            raise OptionError(str(err)) from None
+    if files.count(STDIN) > 1:
+        raise OptionError("--input -: standard input can be read once")
     return list(dict.fromkeys(files))
 
 
@@ -136,12 +141,16 @@ def _local_prism() -> str | None:
 
 
 def build(
-    pipeline: beam.Pipeline, options: KubesigmaOptions, rules: RuleSet, es: ElasticsearchConfig | None = None
+    pipeline: beam.Pipeline,
+    options: KubesigmaOptions,
+    rules: RuleSet,
+    es: ElasticsearchConfig | None = None,
+    files: list[str] | None = None,
 ) -> None:
     """source → decode → detect → correlate → suppress → alerts, batch over files or --streaming."""
     limits = read_limits(options)
     streaming = options.view_as(StandardOptions).streaming
-    events = read_records(pipeline, options, limits, streaming) | "DecodeAudit" >> DecodeAudit(
+    events = read_records(pipeline, options, limits, streaming, files) | "DecodeAudit" >> DecodeAudit(
         options.cluster_name
     )
     decoded = events.events | "MeasureLag" >> MeasureLag() if streaming else events.events
@@ -174,9 +183,13 @@ def build(
 
 
 def read_records(
-    pipeline: beam.Pipeline, options: KubesigmaOptions, limits: Any, streaming: bool
+    pipeline: beam.Pipeline,
+    options: KubesigmaOptions,
+    limits: Any,
+    streaming: bool,
+    files: list[str] | None = None,
 ) -> beam.PCollection:
-    """Batches of raw records from the one source the options name."""
+    """Batches of raw records from the one source the options name (`files`: the inputs, listed)."""
     if streaming:
         if bool(options.pubsub_subscription) == bool(options.tail):
             raise OptionError("--streaming reads from exactly one of --pubsub-subscription and --tail")
@@ -204,8 +217,60 @@ def read_records(
         except ValueError as err:
             raise OptionError(str(err)) from err
         return pipeline | "TailAuditLogs" >> tail
-    files = expand_inputs(options.inputs or [])
+    if files is None:
+        files = input_files(options, pipeline.options)
     return pipeline | "ReadAuditFiles" >> ReadAuditFiles(files, limits)
+
+
+def input_files(options: KubesigmaOptions, pipeline_options: PipelineOptions) -> list[str]:
+    """The files of a batch run; standard input only where the job runs here."""
+    listed = expand_inputs(options.inputs or [])
+    runner = str(pipeline_options.view_as(StandardOptions).runner).split(".")[-1]
+    if STDIN in listed and runner not in LOCAL_RUNNERS:
+        raise OptionError(
+            f"--input -: standard input is read where the job runs, which {runner} cannot do; "
+            "run locally (the default FnApiRunner) or name files"
+        )
+    return listed
+
+
+# Runners whose workers run on this machine, started by this process: they can read its standard input.
+LOCAL_RUNNERS = frozenset({"FnApiRunner", "DirectRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner"})
+
+
+class JobFailed(RuntimeError):
+    """The Beam job stopped with an error (an output that cannot be written, a worker that died); the
+    message is the cause's own last line."""
+
+
+def check_outputs(options: KubesigmaOptions, streaming: bool) -> None:
+    """Local output files of a batch run must be writable before hours of reading start."""
+    names = ("alerts_out", "dead_letter", "metrics_out") if not streaming else ("metrics_out",)
+    for name in names:
+        path = getattr(options, name)
+        if not path or "://" in path:
+            continue
+        flag = f"--{name.replace('_', '-')}"
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise OptionError(f"{flag} {path!r} is a directory, not a file")
+        if not os.path.isdir(folder):
+            raise OptionError(f"{flag} {path!r}: no such directory {folder!r}")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OptionError(f"{flag} {path!r}: cannot write in {folder!r} (permission denied)")
+
+
+def _run_job(pipeline: beam.Pipeline) -> Any:
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except (KeyboardInterrupt, OptionError):
+        raise
+    except Exception as err:
+        # Beam wraps a worker's error in its own ("... [while running 'Step']"): say the cause, in one line.
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise JobFailed(f"the job failed: {lines[-1] if lines else type(err).__name__}") from err
+    return result
 
 
 def run(argv: Sequence[str], out: TextIO) -> RunReport:
@@ -216,6 +281,10 @@ def run(argv: Sequence[str], out: TextIO) -> RunReport:
     for name in ("alerts_out", "dead_letter"):
         if not getattr(ks, name):
             raise OptionError(f"--{name.replace('_', '-')} is required")
+    streaming = bool(options.view_as(StandardOptions).streaming)
+    # Inputs are listed first: a typo in a path fails before the rules compile.
+    files = None if streaming else input_files(ks, options)
+    check_outputs(ks, streaming)
     rules = load_rules(ks)
     es = config_from_options(options)
     if es is not None:
@@ -223,10 +292,13 @@ def run(argv: Sequence[str], out: TextIO) -> RunReport:
         # (ILM without x-pack) is said here, once.
         for line in install_templates(es):
             out.write(f"{line}\n")
-    pipeline = beam.Pipeline(options=options)
-    build(pipeline, ks, rules, es)
-    result = pipeline.run()
-    result.wait_until_finish()
+    try:
+        pipeline = beam.Pipeline(options=options)
+    except ValueError as err:  # the runner's own validation (Dataflow: project, region, temp_location)
+        lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()] or [str(err)]
+        raise OptionError(f"--runner {options.view_as(StandardOptions).runner}: {'; '.join(lines)}") from None
+    build(pipeline, ks, rules, es, files)
+    result = _run_job(pipeline)
     report = collect(result)
     if ks.metrics_out:
         with FileSystems.create(ks.metrics_out) as handle:
