@@ -53,11 +53,14 @@ _RAW_MEMBERS = re.compile(
 # ASCII), a Secret or TokenRequest kind, a bearer, basic or JWT marker. Most events carry none, and one
 # search (RE2: a DFA, ~2 µs for an event, where `re` tries each alternative at every offset) spares a
 # walk of every member. A property test holds the two to the same result.
+# `\\*"`: the same markers inside JSON carried in a string (a CloudWatch message, an AKS log line, a
+# last-applied-configuration annotation), escaped once per level of embedding.
 _TRACE = re2.compile(
-    rb'(?i)"(?:'
+    rb'(?i)\\*"(?:'
     + b"|".join(re.escape(key.encode()) for key in sorted(CREDENTIAL_KEYS))
-    + rb')":|"kind":"(?:Secret|TokenRequest)"|bearer|basic|eyJ'
+    + rb')\\*":|\\*"kind\\*":\\*"(?:Secret|TokenRequest)\\*"|bearer|basic|eyJ'
 )
+_EMBEDDED_TRACE = re2.compile(_TRACE.pattern.replace(b"|bearer|basic|eyJ", b""))
 
 
 def redact_document(value: Any) -> Any:
@@ -92,9 +95,20 @@ def _redact(value: Any) -> Any:
         return out
     if isinstance(value, list):
         return [_redact(item) for item in value]
-    if isinstance(value, str) and _QUICK.search(value):
-        return _JWT.sub(REDACTED, _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value))
+    if isinstance(value, str):
+        if value[:1] in _JSON_STARTS and _EMBEDDED_TRACE.search(value.encode("utf-8", "surrogatepass")):
+            value = _redact_embedded(value)
+        if _QUICK.search(value):
+            return _JWT.sub(REDACTED, _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value))
     return value
+
+
+_JSON_STARTS = ("{", "[")
+
+
+def _redact_embedded(text: str) -> str:
+    """JSON carried in a string, redacted as a record is (by pattern when it is cut or not JSON)."""
+    return redact_raw(text.encode("utf-8", "surrogatepass")).decode("utf-8", "surrogatepass")
 
 
 def _redact_leaves(value: Any) -> Any:
@@ -109,8 +123,8 @@ def redact_raw(raw: bytes) -> bytes:
     """Redact a raw record: structurally when it parses, by pattern when it does not."""
     try:
         return orjson.dumps(redact_document(orjson.loads(raw)))
-    except orjson.JSONDecodeError:
-        pass
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError, RecursionError):
+        pass  # not JSON, or nested deeper than it can be written back (a dead letter's raw record)
     text = _RAW_MEMBERS.sub(lambda m: (m.group(1) or m.group(2)) + b'"' + REDACTED.encode() + b'"', raw)
     try:
         decoded = text.decode("utf-8")

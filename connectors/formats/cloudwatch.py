@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from kubesigma.connectors.formats import DecodeContext, Format, Outcome, decode_record, register
+from kubesigma.connectors.formats._json import refusal, unwritable
 from kubesigma.connectors.formats._prefix import parse_prefix
 from kubesigma.connectors.formats.kubernetes import audit_event, is_audit_event
 from kubesigma.connectors.model import AuditEvent, Cloud, DeadLetter, RawRecord, Skipped, Source
@@ -74,6 +75,7 @@ def recover_truncated(message: str) -> dict[str, Any] | None:
     doc = parse_prefix(message)
     if (
         not isinstance(doc, dict)
+        or unwritable(doc) is not None
         or doc.get("kind", "Event") != "Event"
         or not isinstance(doc.get("auditID"), str)
     ):
@@ -104,7 +106,10 @@ def _log_event(
         else:
             yield _truncated_event(recovered, item, source, raw, ctx, context)
         return
-    if is_audit_event(doc):
+    refused = refusal(doc, raw)
+    if refused is not None:
+        yield DeadLetter("decode", f"CloudWatch log event message is {refused}", source, raw)
+    elif is_audit_event(doc):
         yield audit_event(doc, source, len(raw), raw, ctx, **context)
     else:
         # Anything else a subscription may carry goes through the registry like a record of its own.

@@ -25,14 +25,14 @@ _build_event = AuditEvent.build  # type: ignore[attr-defined]
 
 def _api_version_ok(value: dict[str, Any]) -> bool:
     api_version = value.get("apiVersion")
-    return api_version is None or api_version in AUDIT_API_VERSIONS
+    return api_version is None or (api_version.__class__ is str and api_version in AUDIT_API_VERSIONS)
 
 
 def is_audit_event(value: Any) -> bool:
     if value.__class__ is not dict or value.get("kind") != "Event" or "auditID" not in value:
         return False
     api_version = value.get("apiVersion")  # _api_version_ok, inline: this sniff runs on every record
-    return api_version is None or api_version in AUDIT_API_VERSIONS
+    return api_version is None or (api_version.__class__ is str and api_version in AUDIT_API_VERSIONS)
 
 
 # What every audit Event records whatever the audit level: the request, its verb and who made it.

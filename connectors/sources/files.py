@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import orjson
 
+from kubesigma.connectors.formats._json import unwritable
 from kubesigma.connectors.model import DeadLetter, RawRecord, Source
 
 MiB = 1024 * 1024
@@ -193,16 +194,21 @@ def read_file(path: str, limits: ReadLimits = ReadLimits()) -> Iterator[Read]:
         yield DeadLetter("read", f"cannot read the file: {type(err).__name__}: {err}", Source(uri))
         return
     with raw_stream:
-        stream: IO[bytes] = raw_stream if hasattr(raw_stream, "peek") else io.BufferedReader(raw_stream)  # type: ignore[type-var]
-        try:
-            gzipped = stream.peek(2)[:2] == GZIP_MAGIC  # type: ignore[attr-defined]
-        except OSError as err:
-            yield DeadLetter("read", f"cannot read the file: {_why(err, path)}", Source(uri))
-            return
-        if gzipped:
-            # GzipFile reads member after member; its small reads keep records before a corrupt spot.
-            stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
-        yield from read_stream(stream, uri, limits, compressed=gzipped)
+        yield from read_opened(raw_stream, uri, limits, path)
+
+
+def read_opened(raw_stream: IO[bytes], uri: str, limits: ReadLimits, path: str = "") -> Iterator[Read]:
+    """Every record of an open file (plain or gzip, sniffed), in order."""
+    stream: IO[bytes] = raw_stream if hasattr(raw_stream, "peek") else io.BufferedReader(raw_stream)  # type: ignore[type-var]
+    try:
+        gzipped = stream.peek(2)[:2] == GZIP_MAGIC  # type: ignore[attr-defined]
+    except OSError as err:
+        yield DeadLetter("read", f"cannot read the file: {_why(err, path or uri)}", Source(uri))
+        return
+    if gzipped:
+        # GzipFile reads member after member; its small reads keep records before a corrupt spot.
+        stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+    yield from read_stream(stream, uri, limits, compressed=gzipped)
 
 
 def _why(err: OSError, path: str) -> str:
@@ -311,7 +317,7 @@ class _LineReader:
         pos = _skip_ws(text, 0)
         try:
             decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # invalid, too deep, or an integer too long to convert
             # Not a document file after all (a cut first line): go on line by line, re-reading what the
             # probe consumed before the rest of the stream.
             self.stream = io.BufferedReader(_Chained(rest, self.stream), buffer_size=_CHUNK)
@@ -365,8 +371,16 @@ def _documents(text: str, first: Source, limits: ReadLimits, tail: IO[bytes]) ->
             rest = text[pos:].encode()
             yield DeadLetter("read", f"invalid JSON document: {err.msg} (line {err.lineno})", source, rest)
             return
+        except (ValueError, RecursionError) as err:
+            yield DeadLetter(
+                "read", f"invalid JSON document: {_first_line(err)}", source, text[pos:].encode()
+            )
+            return
         chunk = text[pos:end].encode()
-        if len(chunk) > limits.hard:
+        refused = unwritable(value)
+        if refused is not None:
+            yield DeadLetter("read", f"JSON document {refused}", source, chunk)
+        elif len(chunk) > limits.hard:
             yield DeadLetter(
                 "read",
                 f"document of {len(chunk)} bytes is over the hard limit of {limits.hard} bytes",
@@ -381,6 +395,19 @@ def _documents(text: str, first: Source, limits: ReadLimits, tail: IO[bytes]) ->
 _TIMESTAMP_PREFIX = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?\s+(?=[{\[])")
 
 
+def _checked(chunk: bytes, source: Source, value: Any) -> Read:
+    """A value Python's json module parsed, as a record if the pipeline can carry it (it takes NaN and
+    lone surrogates, which orjson refuses)."""
+    refused = unwritable(value)
+    if refused is not None:
+        return DeadLetter("read", f"not valid JSON: {refused}", source, chunk)
+    return RawRecord(chunk, source, value)
+
+
+def _first_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+
+
 def _split_concatenated(line: bytes, source: Source, error: Exception | None) -> Iterator[Read]:
     """A line holding several JSON values back to back (`{..}{..}`, as Firehose concatenates) gives one
     record per value; anything else that does not parse is one dead letter."""
@@ -393,21 +420,21 @@ def _split_concatenated(line: bytes, source: Source, error: Exception | None) ->
             value, end = decoder.raw_decode(text, pos)
             values.append((text[pos:end], value))
             pos = _skip_ws(text, end)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # invalid, too deep, or an integer too long to convert
         values = []
     prefixed = _TIMESTAMP_PREFIX.match(text)
     if not values and prefixed:
         # `2026-11-28T10:00:00.000Z {...}`: CloudWatch Logs' export to S3 puts each event's time first.
         try:
             value = json.loads(text[prefixed.end() :])
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             pass
         else:
-            yield RawRecord(text[prefixed.end() :].encode(), source, value)
+            yield _checked(text[prefixed.end() :].encode(), source, value)
             return
     if len(values) >= 2:
         for index, (chunk, value) in enumerate(values):
-            yield RawRecord(chunk.encode(), source.at_item(index), value)
+            yield _checked(chunk.encode(), source.at_item(index), value)
         return
     reason = f"not valid JSON: {error}" if error else "not valid JSON"
     if b"\x00" in line or not _mostly_text(line):
