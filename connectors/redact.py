@@ -42,9 +42,10 @@ _BEARER = re.compile(r"(?i)\b((?a:bearer|basic))\s+[A-Za-z0-9._~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _QUICK = re.compile(r"(?ai)bearer|basic|eyJ")
 # For raw bytes that are not parseable JSON (cut or garbled records): credential-bearing members.
+# `\\*"`: also inside JSON carried in a string, where quotes are escaped.
 _RAW_MEMBERS = re.compile(
-    rb'(?i)("(?:data|stringData)"\s*:\s*)\{[^{}]*\}?'
-    rb'|("(?:token|password|client-key-data|id-token|refresh-token|access-token)"\s*:\s*)"[^"]*"?'
+    rb'(?i)(\\*"(?:data|stringData)\\*"\s*:\s*)\{[^{}]*\}?'
+    rb'|(\\*"(?:token|password|client-key-data|id-token|refresh-token|access-token)\\*"\s*:\s*)\\*"[^"\\]*(?:\\*")?'
 )
 
 
@@ -89,7 +90,7 @@ def _redact(value: Any) -> Any:
             elif kind in _SECRET_KINDS and key in ("data", "stringData") and isinstance(item, dict):
                 out[key] = dict.fromkeys(item, REDACTED)  # keep which keys exist: analysts need that
             elif kind == "TokenRequest" and key == "status" and isinstance(item, dict):
-                out[key] = {k: (REDACTED if k == "token" else v) for k, v in item.items()}
+                out[key] = {k: (REDACTED if k == "token" else _redact(v)) for k, v in item.items()}
             else:
                 out[key] = _redact(item)
         return out

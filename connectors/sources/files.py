@@ -310,7 +310,7 @@ class _LineReader:
 
     def _try_documents(self, first_line: bytes, source: Source) -> Iterator[Read] | None:
         """Read the rest as whole JSON documents, if the first line starts a multi-line document."""
-        rest = self.stream.read(self.limits.hard * 4)
+        rest = _read_up_to(self.stream, self.limits.hard * 4)
         text_bytes = first_line + b"\n" + rest
         text = text_bytes.decode("utf-8", "replace")
         decoder = json.JSONDecoder()
@@ -327,6 +327,20 @@ class _LineReader:
     def _lines_after_first(self, first_line: bytes, source: Source) -> Iterator[Read]:
         yield from _split_concatenated(first_line, source, None)
         yield from self.records()
+
+
+def _read_up_to(stream: IO[bytes], limit: int) -> bytes:
+    """At most `limit` bytes, read a chunk at a time: one `read(limit)` reserves the whole limit (64 MiB
+    by default) even for a file of a few bytes."""
+    chunks = []
+    left = limit
+    while left > 0:
+        chunk = stream.read(min(_CHUNK, left))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 class _Chained(io.RawIOBase):
