@@ -59,21 +59,26 @@ def kubesigma(
     )
 
 
-def run_job(
-    out: Path, inputs: list[str], *extra: str, stdin: bytes | None = None, python: str = ""
-) -> CliRun:
-    """`kubesigma run` over `inputs` with its outputs in `out`, read back."""
-    out.mkdir(parents=True, exist_ok=True)
+def run_argv(out: Path, inputs: list[str], *extra: str) -> list[str]:
+    """`run --input ... --alerts-out/--dead-letter/--metrics-out` into `out`, then `extra`."""
     argv = ["run"]
     for name in inputs:
         argv += ["--input", name]
-    argv += [
+    return [
+        *argv,
         "--alerts-out", str(out / "alerts.jsonl"),
         "--dead-letter", str(out / "dead.jsonl"),
         "--metrics-out", str(out / "metrics.json"),
         *extra,
     ]  # fmt: skip
-    done = kubesigma(*argv, stdin=stdin, python=python)
+
+
+def run_job(
+    out: Path, inputs: list[str], *extra: str, stdin: bytes | None = None, python: str = ""
+) -> CliRun:
+    """`kubesigma run` over `inputs` with its outputs in `out`, read back."""
+    out.mkdir(parents=True, exist_ok=True)
+    done = kubesigma(*run_argv(out, inputs, *extra), stdin=stdin, python=python)
     run = CliRun(done.returncode, done.stdout.decode(), done.stderr.decode(), out)
     if (out / "metrics.json").exists():
         run.metrics = orjson.loads((out / "metrics.json").read_bytes())
