@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from kubesigma.connectors.formats import DecodeContext, Format, Outcome, register
+from kubesigma.connectors.formats._json import dumps_exact
 from kubesigma.connectors.formats._time import parse_rfc3339
 from kubesigma.connectors.model import KUBERNETES_AUDIT, AuditEvent, DeadLetter, Source
 
@@ -188,7 +189,7 @@ def _decode_event_list(
     # Each item is a record of its own: sized and sourced by its position in the list.
     for index, item in enumerate(value["items"]):
         item_source = source.at_item(index)
-        item_raw = orjson.dumps(item)
+        item_raw = dumps_exact(item)
         if is_audit_event(item) or is_partial_audit_event(item):
             yield audit_event(item, item_source, len(item_raw), item_raw, ctx)
         else:
