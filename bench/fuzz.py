@@ -314,10 +314,14 @@ def to_text(value: Any) -> bytes:
     text = text.replace(b'"\\u0000NaN"', b"NaN").replace(b'"\\u0000Inf"', b"Infinity")
     text = text.replace(b'"\\u0000-Inf"', b"-Infinity").replace(b'"\\u0000Big"', b"1" + b"0" * 5000)
     text = text.replace(b'"\\u0000Sur"', b'"\\ud800 and \\udfff"')
-    while (at := text.find(b'"\\u0000Deep')) >= 0:
+    at = text.find(b'"\\u0000Deep')
+    while at >= 0:
         end = text.index(b'"', at + 1)
-        depth = int(text[at + 11 : end])
-        text = text[:at] + b"[" * depth + b"1" + b"]" * depth + text[end + 1 :]
+        digits = text[at + 11 : end]
+        if digits.isdigit():  # a later mutation may have cut the placeholder: then it stays a string
+            depth = int(digits)
+            text = text[:at] + b"[" * depth + b"1" + b"]" * depth + text[end + 1 :]
+        at = text.find(b'"\\u0000Deep', at + 1)
     return text.replace(b'"\\u0000dup:', b'"')
 
 
