@@ -314,14 +314,20 @@ def to_text(value: Any) -> bytes:
     text = text.replace(b'"\\u0000NaN"', b"NaN").replace(b'"\\u0000Inf"', b"Infinity")
     text = text.replace(b'"\\u0000-Inf"', b"-Infinity").replace(b'"\\u0000Big"', b"1" + b"0" * 5000)
     text = text.replace(b'"\\u0000Sur"', b'"\\ud800 and \\udfff"')
-    at = text.find(b'"\\u0000Deep')
-    while at >= 0:
-        end = text.index(b'"', at + 1)
-        digits = text[at + 11 : end]
-        if digits.isdigit():  # a later mutation may have cut the placeholder: then it stays a string
-            depth = int(digits)
-            text = text[:at] + b"[" * depth + b"1" + b"]" * depth + text[end + 1 :]
-        at = text.find(b'"\\u0000Deep', at + 1)
+    # One placeholder repeated into a huge array must not become gigabytes: nesting past a budget is 1.
+    budget = MAX_LINE
+    parts = text.split(b'"\\u0000Deep')
+    out = [parts[0]]
+    for part in parts[1:]:
+        end = part.find(b'"')
+        digits = part[:end]
+        if end > 0 and digits.isdigit():
+            depth = min(int(digits), max(budget, 0) // 2)
+            budget -= 2 * depth
+            out.append(b"[" * depth + b"1" + b"]" * depth + part[end + 1 :])
+        else:  # a later mutation cut the placeholder: it stays a string
+            out.append(b'"\\u0000Deep' + part)
+    text = b"".join(out)
     return text.replace(b'"\\u0000dup:', b'"')
 
 
