@@ -131,21 +131,29 @@ def _truncated_event(
         isinstance(doc.get(k), str) for k in ("requestReceivedTimestamp", "stageTimestamp", "timestamp")
     ):
         millis = item.get("timestamp")
-        if not isinstance(millis, int | float):
+        stamp = _rfc3339_millis(millis) if isinstance(millis, int | float) else None
+        if stamp is None:
             return DeadLetter(
-                "decode", "cut audit Event with neither its timestamps nor a log event timestamp", source, raw
+                "decode",
+                "cut audit Event with neither its timestamps nor a valid log event timestamp",
+                source,
+                raw,
             )
-        probe = {**doc, "stageTimestamp": _rfc3339_millis(millis)}
+        probe = {**doc, "stageTimestamp": stamp}
     event = audit_event(probe, source, len(raw), raw, ctx, truncated=True, **context)
     if isinstance(event, AuditEvent) and probe is not doc:
         event = dataclasses.replace(event, views=((event.views[0][0], doc),))
     return event
 
 
-def _rfc3339_millis(millis: float) -> str:
+def _rfc3339_millis(millis: float) -> str | None:
+    """The time of epoch milliseconds, or None for what is no time (NaN, infinite, past year 9999)."""
     from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _decode_envelope(

@@ -212,3 +212,17 @@ def test_dead_letters_of_a_large_array_of_small_items_hold_only_their_own_bytes(
         tracemalloc.stop()
     assert len(letters) == 20_000 and all(isinstance(d, DeadLetter) for d in letters)
     assert held < 500 * len(letters)  # a DeadLetter, its Source, reason and raw: a few hundred bytes
+
+
+@pytest.mark.parametrize(
+    "millis", [2**64 - 1, float("inf"), float("nan"), -(10**18)], ids=["u64", "inf", "nan", "past"]
+)
+def test_a_cut_cloudwatch_message_with_an_impossible_log_event_time_is_a_dead_letter(millis: float) -> None:
+    """Found as OverflowError: a cut message without its timestamps takes the log event's, which was
+    converted without a check."""
+    message = orjson.dumps({k: v for k, v in audit_event(1).items() if "Timestamp" not in k}).decode()[:-30]
+    envelope = as_cloudwatch_envelope([message])
+    envelope["logEvents"][0]["timestamp"] = millis
+    (outcome,) = decode_record(RawRecord(b"{}", to_event(audit_event(1)).source, envelope))
+    assert isinstance(outcome, DeadLetter)
+    assert "timestamp" in outcome.reason
