@@ -103,6 +103,8 @@ pytest: install
 bench-smoke: install
 	$(BIN)/python bench/engine.py --quick --json
 	$(BIN)/python bench/noise.py --quick --json
+	# A short fuzzing campaign (~30 s): fails on a crash, a broken count or a leaked credential.
+	$(BIN)/python bench/fuzz.py --records 2000 --check --json
 
 # A real single-node Elasticsearch 8.14 on 127.0.0.1:9200 (jars from Maven Central), in the background.
 es-up:

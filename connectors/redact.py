@@ -42,9 +42,11 @@ _BEARER = re.compile(r"(?i)\b((?a:bearer|basic))\s+[A-Za-z0-9._~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _QUICK = re.compile(r"(?ai)bearer|basic|eyJ")
 # For raw bytes that are not parseable JSON (cut or garbled records): credential-bearing members.
+# `\\*"`: also inside JSON carried in a string, where quotes are escaped. No pattern starts with a
+# repeat: on a long run of backslashes one would be tried at every offset (quadratic; the fuzzer found it).
 _RAW_MEMBERS = re.compile(
-    rb'(?i)("(?:data|stringData)"\s*:\s*)\{[^{}]*\}?'
-    rb'|("(?:token|password|client-key-data|id-token|refresh-token|access-token)"\s*:\s*)"[^"]*"?'
+    rb'(?i)("(?:data|stringData)\\*"\s*:\s*)\{[^{}]*\}?'
+    rb'|("(?:token|password|client-key-data|id-token|refresh-token|access-token)\\*"\s*:\s*)\\*"[^"\\]*(?:\\*")?'
 )
 
 
@@ -53,11 +55,14 @@ _RAW_MEMBERS = re.compile(
 # ASCII), a Secret or TokenRequest kind, a bearer, basic or JWT marker. Most events carry none, and one
 # search (RE2: a DFA, ~2 µs for an event, where `re` tries each alternative at every offset) spares a
 # walk of every member. A property test holds the two to the same result.
+# `\\*"` after the opening quote: the same markers inside JSON carried in a string (a CloudWatch
+# message, an AKS log line, a last-applied-configuration annotation), escaped once per embedding.
 _TRACE = re2.compile(
     rb'(?i)"(?:'
     + b"|".join(re.escape(key.encode()) for key in sorted(CREDENTIAL_KEYS))
-    + rb')":|"kind":"(?:Secret|TokenRequest)"|bearer|basic|eyJ'
+    + rb')\\*":|"kind\\*":\\*"(?:Secret|TokenRequest)\\*"|bearer|basic|eyJ'
 )
+_EMBEDDED_TRACE = re2.compile(_TRACE.pattern.replace(b"|bearer|basic|eyJ", b""))
 
 
 def redact_document(value: Any) -> Any:
@@ -86,15 +91,26 @@ def _redact(value: Any) -> Any:
             elif kind in _SECRET_KINDS and key in ("data", "stringData") and isinstance(item, dict):
                 out[key] = dict.fromkeys(item, REDACTED)  # keep which keys exist: analysts need that
             elif kind == "TokenRequest" and key == "status" and isinstance(item, dict):
-                out[key] = {k: (REDACTED if k == "token" else v) for k, v in item.items()}
+                out[key] = {k: (REDACTED if k == "token" else _redact(v)) for k, v in item.items()}
             else:
                 out[key] = _redact(item)
         return out
     if isinstance(value, list):
         return [_redact(item) for item in value]
-    if isinstance(value, str) and _QUICK.search(value):
-        return _JWT.sub(REDACTED, _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value))
+    if isinstance(value, str):
+        if value[:1] in _JSON_STARTS and _EMBEDDED_TRACE.search(value.encode("utf-8", "surrogatepass")):
+            value = _redact_embedded(value)
+        if _QUICK.search(value):
+            return _JWT.sub(REDACTED, _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value))
     return value
+
+
+_JSON_STARTS = ("{", "[")
+
+
+def _redact_embedded(text: str) -> str:
+    """JSON carried in a string, redacted as a record is (by pattern when it is cut or not JSON)."""
+    return redact_raw(text.encode("utf-8", "surrogatepass")).decode("utf-8", "surrogatepass")
 
 
 def _redact_leaves(value: Any) -> Any:
@@ -109,8 +125,8 @@ def redact_raw(raw: bytes) -> bytes:
     """Redact a raw record: structurally when it parses, by pattern when it does not."""
     try:
         return orjson.dumps(redact_document(orjson.loads(raw)))
-    except orjson.JSONDecodeError:
-        pass
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError, RecursionError):
+        pass  # not JSON, or nested deeper than it can be written back (a dead letter's raw record)
     text = _RAW_MEMBERS.sub(lambda m: (m.group(1) or m.group(2)) + b'"' + REDACTED.encode() + b'"', raw)
     try:
         decoded = text.decode("utf-8")

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-RUN_USAGE = """kubesigma run --input GLOB [--input GLOB ...] --alerts-out FILE --dead-letter FILE
+RUN_USAGE = """kubesigma run --input FILE|DIR|GLOB|- [--input ...] --alerts-out FILE --dead-letter FILE
                      [--metrics-out FILE] [--rules DIR ...] [--cluster-name NAME]
                      [--engine-config FILE] [--max-record-bytes 16MiB] [--soft-record-bytes 1MiB]
                      [--suppress-window 10m] [--since T] [--until T] [--streaming] [Elasticsearch options] [Beam pipeline options]"""
@@ -176,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from kubesigma.connectors.sources.kafka_config import KafkaConfigError
         from kubesigma.detections.engine import RuleLoadError
         from kubesigma.pipeline.options import OptionError
+        from kubesigma.pipeline.run import JobFailed
 
         user_errors = (
             OptionError,
@@ -188,6 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(err, user_errors):
             print(f"kubesigma: {err}", file=sys.stderr)
             return 2
+        if isinstance(err, JobFailed):
+            hint = "" if args.verbose else " (--verbose shows where)"
+            print(f"kubesigma: {err}{hint}", file=sys.stderr)
+            if args.verbose:
+                raise
+            return 1
         raise
 
 

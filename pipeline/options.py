@@ -53,7 +53,8 @@ class KubesigmaOptions(PipelineOptions):
             dest="inputs",
             action="append",
             default=None,
-            help="Glob of audit log files (plain or gzip; local, gs:// or s3://). Repeatable.",
+            help="Audit log file, directory (every file below it, recursively), glob, or - for standard input; "
+            "plain or gzip; local, gs:// or s3://. Repeatable.",
         )
         parser.add_argument("--alerts-out", dest="alerts_out", help="Write alerts here as JSON lines.")
         parser.add_argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from kubesigma.connectors.sinks.jsonlines import (
     dead_letter_documents,
 )
 from kubesigma.connectors.sources import kafka_config
+from kubesigma.connectors.sources.files import STDIN, InputError, list_inputs
 from kubesigma.connectors.sources.ranges import split_inputs
 from kubesigma.detections.correlation import compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
@@ -83,13 +85,16 @@ class RunReport:
 
 
 def expand_inputs(patterns: Sequence[str]) -> list[str]:
-    """Every file the globs name; a glob that matches nothing is an error, not an empty run."""
+    """Every file the inputs name (files, directories read recursively, globs, `-` for standard input);
+    an input that names nothing is an error, not an empty run."""
     files: list[str] = []
     for pattern in patterns:
-        matched = sorted(m.path for result in FileSystems.match([pattern]) for m in result.metadata_list)
-        if not matched:
-            raise OptionError(f"--input {pattern!r} matches no file")
-        files.extend(matched)
+        try:
+            files.extend(list_inputs(pattern))
+        except InputError as err:
+            raise OptionError(str(err)) from None
+    if files.count(STDIN) > 1:
+        raise OptionError("--input -: standard input can be read once")
     return list(dict.fromkeys(files))
 
 
@@ -175,6 +180,7 @@ def build(
     rules: RuleSet,
     es: ElasticsearchConfig | None = None,
     progress: str | None = None,
+    files: list[str] | None = None,
 ) -> None:
     """source → decode → detect → correlate → suppress → alerts, batch over files or --streaming.
     `progress` labels a progress line on standard error (in-process runners: `rules backtest`)."""
@@ -189,7 +195,12 @@ def build(
     events = None
     if workers > 1:
         # Read, decode, detect and route in worker processes; correlation and alerts here, over all.
-        shares = split_inputs(expand_inputs(options.inputs or []), workers)
+        listed = files if files is not None else expand_inputs(options.inputs or [])
+        if STDIN in listed:
+            raise OptionError(
+                "--workers shares files among workers: standard input (-) goes to one, use --workers 1"
+            )
+        shares = split_inputs(listed, workers)
         sharded = pipeline | "ShardedDetect" >> ShardedDetect(
             rules, plan, shares, limits, options.cluster_name
         )
@@ -201,7 +212,7 @@ def build(
             else pipeline | "NoCorrelations" >> beam.Create([])
         )
     else:
-        records = read_records(pipeline, options, limits, streaming, checkpoints)
+        records = read_records(pipeline, options, limits, streaming, checkpoints, files)
         if progress:
             records | "ShowProgress" >> ShowProgress(progress)
         events = records | "DecodeAudit" >> DecodeAudit(options.cluster_name)
@@ -263,9 +274,10 @@ def read_records(
     limits: Any,
     streaming: bool,
     checkpoints: list[beam.PCollection] | None = None,
+    files: list[str] | None = None,
 ) -> beam.PCollection:
     """Batches of raw records from the one source the options name; a source that commits its read
-    positions after processing adds them to `checkpoints`."""
+    positions after processing adds them to `checkpoints` (`files`: the inputs of a batch run, listed)."""
     kinesis = options.view_as(KinesisOptions)
     if kinesis.kinesis_stream:
         if options.inputs or options.pubsub_subscription or options.tail or _kafka(options):
@@ -320,7 +332,8 @@ def read_records(
         return pipeline | "TailAuditLogs" >> tail
     if _kafka(options) is not None:
         raise OptionError("--kafka-bootstrap is a streaming source: add --streaming")
-    files = expand_inputs(options.inputs or [])
+    if files is None:
+        files = input_files(options, pipeline.options)
     return pipeline | "ReadAuditFiles" >> ReadAuditFiles(files, limits)
 
 
@@ -351,6 +364,57 @@ def kinesis_read(options: KinesisOptions, streaming: bool) -> beam.PTransform:
         raise OptionError(f"--kinesis-stream: {err}") from err
 
 
+def input_files(options: KubesigmaOptions, pipeline_options: PipelineOptions) -> list[str]:
+    """The files of a batch run; standard input only where the job runs here."""
+    listed = expand_inputs(options.inputs or [])
+    runner = str(pipeline_options.view_as(StandardOptions).runner).split(".")[-1]
+    if STDIN in listed and runner not in LOCAL_RUNNERS:
+        raise OptionError(
+            f"--input -: standard input is read where the job runs, which {runner} cannot do; "
+            "run locally (the default FnApiRunner) or name files"
+        )
+    return listed
+
+
+# Runners whose workers run on this machine, started by this process: they can read its standard input.
+LOCAL_RUNNERS = frozenset({"FnApiRunner", "DirectRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner"})
+
+
+class JobFailed(RuntimeError):
+    """The Beam job stopped with an error (an output that cannot be written, a worker that died); the
+    message is the cause's own last line."""
+
+
+def check_outputs(options: KubesigmaOptions, streaming: bool) -> None:
+    """Local output files of a batch run must be writable before hours of reading start."""
+    names = ("alerts_out", "dead_letter", "metrics_out") if not streaming else ("metrics_out",)
+    for name in names:
+        path = getattr(options, name)
+        if not path or "://" in path:
+            continue
+        flag = f"--{name.replace('_', '-')}"
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise OptionError(f"{flag} {path!r} is a directory, not a file")
+        if not os.path.isdir(folder):
+            raise OptionError(f"{flag} {path!r}: no such directory {folder!r}")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OptionError(f"{flag} {path!r}: cannot write in {folder!r} (permission denied)")
+
+
+def _run_job(pipeline: beam.Pipeline) -> Any:
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except (KeyboardInterrupt, OptionError):
+        raise
+    except Exception as err:
+        # Beam wraps a worker's error in its own ("... [while running 'Step']"): say the cause, in one line.
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise JobFailed(f"the job failed: {lines[-1] if lines else type(err).__name__}") from err
+    return result
+
+
 def run(argv: Sequence[str], out: TextIO, progress: str | None = None) -> RunReport:
     options = pipeline_options(argv)
     ks = options.view_as(KubesigmaOptions)
@@ -360,6 +424,10 @@ def run(argv: Sequence[str], out: TextIO, progress: str | None = None) -> RunRep
     for name in ("alerts_out", "dead_letter"):
         if not getattr(ks, name):
             raise OptionError(f"--{name.replace('_', '-')} is required")
+    streaming = bool(options.view_as(StandardOptions).streaming)
+    # Inputs are listed first: a typo in a path fails before the rules compile.
+    files = None if streaming else input_files(ks, options)
+    check_outputs(ks, streaming)
     rules = load_rules(ks)
     es = config_from_options(options)
     if es is not None:
@@ -367,13 +435,17 @@ def run(argv: Sequence[str], out: TextIO, progress: str | None = None) -> RunRep
         # (ILM without x-pack) is said here, once.
         for line in install_templates(es):
             out.write(f"{line}\n")
-    pipeline = beam.Pipeline(options=options)
-    build(pipeline, ks, rules, es, progress)
-    result = pipeline.run()
+    try:
+        pipeline = beam.Pipeline(options=options)
+    except ValueError as err:  # the runner's own validation (Dataflow: project, region, temp_location)
+        lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()] or [str(err)]
+        raise OptionError(f"--runner {options.view_as(StandardOptions).runner}: {'; '.join(lines)}") from None
+    build(pipeline, ks, rules, es, progress, files)
     if submitted_only(options):
+        pipeline.run()
         out.write(f"submitted to {options.view_as(StandardOptions).runner}; not waiting for it to finish\n")
         return RunReport(dict.fromkeys(COUNTERS, 0))
-    result.wait_until_finish()
+    result = _run_job(pipeline)
     report = collect(result)
     if ks.metrics_out:
         with FileSystems.create(ks.metrics_out) as handle:

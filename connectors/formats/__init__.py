@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from kubesigma.connectors.formats._json import refusal
 from kubesigma.connectors.model import AuditEvent, DeadLetter, RawRecord, Skipped, Source
 
 Outcome = AuditEvent | DeadLetter | Skipped
@@ -86,6 +87,9 @@ def decode_value(
 
 
 def _decode(value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContext) -> Iterable[Outcome]:
+    refused = refusal(value, raw)
+    if refused is not None:
+        return (DeadLetter("decode", f"not a record kubesigma can carry: {refused}", source, raw),)
     ordered = _ordered or formats()
     if _claim is not None:
         outcome = _claim(value, source, size, raw, ctx)
@@ -104,8 +108,19 @@ def _sniff(
         except Exception:  # a sniff must never take a record down with it
             claimed = False
         if claimed:
-            return fmt.decode(value, source, size, raw, ctx)
+            return _at_least_one(fmt.name, fmt.decode(value, source, size, raw, ctx), source)
     return (DeadLetter("decode", describe_unknown(value), source, raw or _dump(value)),)
+
+
+def _at_least_one(name: str, outcomes: Iterable[Outcome], source: Source) -> Iterator[Outcome]:
+    """A container that holds no record (an EventList without items, an empty array) still counts
+    once, as skipped: every record read is accounted for."""
+    empty = True
+    for outcome in outcomes:
+        empty = False
+        yield outcome
+    if empty:
+        yield Skipped(f"{name} record holding no records", source)
 
 
 def decode_record(record: RawRecord, context: DecodeContext | None = None) -> Iterable[Outcome]:
@@ -117,6 +132,9 @@ def decode_record(record: RawRecord, context: DecodeContext | None = None) -> It
             value = orjson.loads(data)
         except orjson.JSONDecodeError as err:
             return (DeadLetter("decode", f"not valid JSON: {err}", record.source, data),)
+    refused = refusal(value, data)
+    if refused is not None:
+        return (DeadLetter("decode", f"not a record kubesigma can carry: {refused}", record.source, data),)
     claim = _claim  # _decode, inline: this runs for every record
     if claim is None:
         return _decode(value, record.source, len(data), data, context or _NO_CONTEXT)

@@ -30,8 +30,9 @@ def _value(text: str, pos: int, depth: int) -> tuple[Any, int, bool]:
     """(value or _MISSING, end, complete)."""
     try:
         value, end = _DECODER.raw_decode(text, pos)
-    except (json.JSONDecodeError, RecursionError):
-        # Cut (or nested beyond the interpreter's limit): walk the container member by member below.
+    except (ValueError, RecursionError):
+        # Cut (or nested beyond the interpreter's limit, or an integer too long to convert): walk the
+        # container member by member below.
         pass
     else:
         # A number running to the end of the prefix may have lost digits.

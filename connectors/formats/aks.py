@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from kubesigma.connectors.formats import DecodeContext, Format, Outcome, register
+from kubesigma.connectors.formats._json import refusal
 from kubesigma.connectors.formats.kubernetes import audit_event, is_audit_event
 from kubesigma.connectors.model import Cloud, DeadLetter, Source
 
@@ -45,6 +46,10 @@ def _decode(value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContex
                 "decode", f"AKS diagnostic record: properties.log is not valid JSON: {err}", source, raw
             )
             return
+    refused = refusal(log)
+    if refused is not None:
+        yield DeadLetter("decode", f"AKS diagnostic record: properties.log is {refused}", source, raw)
+        return
     if not is_audit_event(log):
         yield DeadLetter(
             "decode", "AKS diagnostic record: properties.log is not a Kubernetes audit Event", source, raw

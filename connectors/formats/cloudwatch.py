@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from kubesigma.connectors.formats import DecodeContext, Format, Outcome, decode_record, register
+from kubesigma.connectors.formats._json import refusal, unwritable
 from kubesigma.connectors.formats._prefix import parse_prefix
 from kubesigma.connectors.formats.kubernetes import audit_event, is_audit_event
 from kubesigma.connectors.model import AuditEvent, Cloud, DeadLetter, RawRecord, Skipped, Source
@@ -74,6 +75,7 @@ def recover_truncated(message: str) -> dict[str, Any] | None:
     doc = parse_prefix(message)
     if (
         not isinstance(doc, dict)
+        or unwritable(doc) is not None
         or doc.get("kind", "Event") != "Event"
         or not isinstance(doc.get("auditID"), str)
     ):
@@ -104,7 +106,10 @@ def _log_event(
         else:
             yield _truncated_event(recovered, item, source, raw, ctx, context)
         return
-    if is_audit_event(doc):
+    refused = refusal(doc, raw)
+    if refused is not None:
+        yield DeadLetter("decode", f"CloudWatch log event message is {refused}", source, raw)
+    elif is_audit_event(doc):
         yield audit_event(doc, source, len(raw), raw, ctx, **context)
     else:
         # Anything else a subscription may carry goes through the registry like a record of its own.
@@ -126,21 +131,29 @@ def _truncated_event(
         isinstance(doc.get(k), str) for k in ("requestReceivedTimestamp", "stageTimestamp", "timestamp")
     ):
         millis = item.get("timestamp")
-        if not isinstance(millis, int | float):
+        stamp = _rfc3339_millis(millis) if isinstance(millis, int | float) else None
+        if stamp is None:
             return DeadLetter(
-                "decode", "cut audit Event with neither its timestamps nor a log event timestamp", source, raw
+                "decode",
+                "cut audit Event with neither its timestamps nor a valid log event timestamp",
+                source,
+                raw,
             )
-        probe = {**doc, "stageTimestamp": _rfc3339_millis(millis)}
+        probe = {**doc, "stageTimestamp": stamp}
     event = audit_event(probe, source, len(raw), raw, ctx, truncated=True, **context)
     if isinstance(event, AuditEvent) and probe is not doc:
         event = dataclasses.replace(event, views=((event.views[0][0], doc),))
     return event
 
 
-def _rfc3339_millis(millis: float) -> str:
+def _rfc3339_millis(millis: float) -> str | None:
+    """The time of epoch milliseconds, or None for what is no time (NaN, infinite, past year 9999)."""
     from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _decode_envelope(

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from kubesigma.connectors.formats import DecodeContext, Format, Outcome, register
+from kubesigma.connectors.formats._json import dumps_exact
 from kubesigma.connectors.model import DeadLetter, Source
 
 
@@ -22,7 +23,7 @@ def is_json_array(value: Any) -> bool:
 
 def _decode_array(value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContext) -> Iterator[Outcome]:
     for index, item in enumerate(value):
-        item_raw = orjson.dumps(item)
+        item_raw = dumps_exact(item)
         yield from ctx.decode(item, source.at_item(index), len(item_raw), item_raw)
 
 

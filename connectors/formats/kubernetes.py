@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from kubesigma.connectors.formats import DecodeContext, Format, Outcome, register
+from kubesigma.connectors.formats._json import dumps_exact
 from kubesigma.connectors.formats._time import parse_rfc3339
 from kubesigma.connectors.model import KUBERNETES_AUDIT, AuditEvent, DeadLetter, Source
 
@@ -25,14 +26,14 @@ _build_event = AuditEvent.build  # type: ignore[attr-defined]
 
 def _api_version_ok(value: dict[str, Any]) -> bool:
     api_version = value.get("apiVersion")
-    return api_version is None or api_version in AUDIT_API_VERSIONS
+    return api_version is None or (api_version.__class__ is str and api_version in AUDIT_API_VERSIONS)
 
 
 def is_audit_event(value: Any) -> bool:
     if value.__class__ is not dict or value.get("kind") != "Event" or "auditID" not in value:
         return False
     api_version = value.get("apiVersion")  # _api_version_ok, inline: this sniff runs on every record
-    return api_version is None or api_version in AUDIT_API_VERSIONS
+    return api_version is None or (api_version.__class__ is str and api_version in AUDIT_API_VERSIONS)
 
 
 # What every audit Event records whatever the audit level: the request, its verb and who made it.
@@ -188,7 +189,7 @@ def _decode_event_list(
     # Each item is a record of its own: sized and sourced by its position in the list.
     for index, item in enumerate(value["items"]):
         item_source = source.at_item(index)
-        item_raw = orjson.dumps(item)
+        item_raw = dumps_exact(item)
         if is_audit_event(item) or is_partial_audit_event(item):
             yield audit_event(item, item_source, len(item_raw), item_raw, ctx)
         else:

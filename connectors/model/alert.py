@@ -202,6 +202,16 @@ def outgoing_record(
     return redact_document(doc), notes
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _text_out(text: str | None) -> str | None:
+    """A field copied from the record into ECS (a user agent, a user name) as it may leave: a client
+    can put a bearer token in its user agent, and the redacted record copy does not cover this one."""
+    return redact_document(text) if text else text
+
+
 def _embedded(profile: LogSourceProfile, record: dict[str, Any]) -> dict[str, Any]:
     namespace, _, leaf = profile.home.partition(".")
     return {namespace: {leaf: record}}
@@ -276,12 +286,12 @@ def build_alert(
         ),
         rule=rule_fields,
         threat=threat,
-        user=UserFields(name=event.user_name),
+        user=UserFields(name=_text_out(event.user_name)),
         source=SourceFields(ip=event.source_ip),
-        user_agent=UserAgentFields(original=event.user_agent),
+        user_agent=UserAgentFields(original=_text_out(event.user_agent)),
         orchestrator=OrchestratorFields(
             cluster=ClusterFields(name=event.cluster),
-            namespace=object_ref.get("namespace") if isinstance(object_ref, dict) else None,
+            namespace=_text(object_ref.get("namespace")) if isinstance(object_ref, dict) else None,
             resource=resource,
         ),
         cloud=CloudFields(
@@ -351,11 +361,11 @@ def event_document(event: AuditEvent, soft_limit: int = EVENT_SOFT_LIMIT) -> dic
     if dropped:
         doc["kubesigma"]["truncated_fields"] = dropped
     if event.user_name:
-        doc["user"] = {"name": event.user_name}
+        doc["user"] = {"name": _text_out(event.user_name)}
     if event.source_ip:
         doc["source"] = {"ip": event.source_ip}
     if event.user_agent:
-        doc["user_agent"] = {"original": event.user_agent}
+        doc["user_agent"] = {"original": _text_out(event.user_agent)}
     if event.cloud:
         doc["cloud"] = {
             "provider": event.cloud.provider,

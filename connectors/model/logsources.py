@@ -126,6 +126,11 @@ def _kubernetes_object(doc: dict[str, Any]) -> str:
     return uri.split("?", 1)[0] if isinstance(uri, str) else ""
 
 
+def _text(value: Any) -> str | None:
+    """A record's field as ECS text: records may hold anything where a string belongs."""
+    return value if isinstance(value, str) else None
+
+
 def _gcp_method(doc: dict[str, Any]) -> str | None:
     method = _get(doc, "protoPayload", "methodName")
     return method if isinstance(method, str) else None
@@ -146,7 +151,7 @@ KUBERNETES = LogSourceProfile(
     logsource=KUBERNETES_AUDIT,
     home="kubernetes.audit",
     bulky=("requestObject", "responseObject"),
-    action=lambda doc: doc.get("verb"),
+    action=lambda doc: _text(doc.get("verb")),
     outcome=_status_outcome,
     succeeded=_kubernetes_succeeded,
     object_of=_kubernetes_object,
@@ -297,7 +302,7 @@ CLOUDTRAIL = LogSourceProfile(
     logsource=AWS_CLOUDTRAIL,
     home="aws.cloudtrail",
     bulky=("requestParameters", "responseElements"),
-    action=lambda doc: doc.get("eventName"),
+    action=lambda doc: _text(doc.get("eventName")),
     outcome=lambda doc: "failure" if doc.get("errorCode") else "success",
     succeeded=lambda doc: not doc.get("errorCode"),
     object_of=_cloudtrail_object,

@@ -19,7 +19,7 @@ import orjson
 
 from kubesigma.connectors.formats import DecodeContext, decode_record, format_of
 from kubesigma.connectors.model import AuditEvent, DeadLetter, RawRecord
-from kubesigma.connectors.sources.files import read_binary, read_file
+from kubesigma.connectors.sources.files import STDIN_URI, ReadLimits, read_file, read_opened
 from kubesigma.detections.config import EngineConfig, EngineConfigError
 from kubesigma.detections.engine import RuleLoadError, RuleSet
 from kubesigma.detections.explain import Explanation, View, explain
@@ -109,7 +109,7 @@ def _records(event: str, stdin: Any) -> list[tuple[RawRecord, str | None]]:
         path, line = m.group(1), int(m.group(2))
     if path == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
-        items = list(read_binary(stream, "<stdin>"))
+        items = list(read_opened(stream, STDIN_URI, ReadLimits()))
     else:
         if not Path(path).is_file() and "://" not in path:
             raise ExplainError(f"--event {event}: no such file")

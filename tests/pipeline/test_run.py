@@ -15,6 +15,7 @@ import pytest
 from kubesigma.connectors.sources.files import MiB
 from kubesigma.pipeline.cli import main
 from support.audit_records import audit_event, routine_read
+from support.cli_runs import run_argv
 from support.correlation_pack import POD_EXEC_RULE, SECRET_ACCESS, SECRET_ACCESS_RULE, correlation
 
 
@@ -32,17 +33,7 @@ def run(
 ) -> tuple[int, dict[str, Any], list[dict], list[dict], str]:
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
-    argv = ["run"]
-    for pattern in inputs:
-        argv += ["--input", pattern]
-    argv += [
-        "--alerts-out", str(out / "alerts.jsonl"),
-        "--dead-letter", str(out / "dead.jsonl"),
-        "--metrics-out", str(out / "metrics.json"),
-        "--rules", str(rules),
-        "--runner", "FnApiRunner",
-        *extra,
-    ]  # fmt: skip
+    argv = run_argv(out, inputs, "--rules", str(rules), "--runner", "FnApiRunner", *extra)
     printed = io.StringIO()
     import contextlib
 
