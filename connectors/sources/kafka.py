@@ -17,22 +17,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.io.iobase import RestrictionProgress, RestrictionTracker
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import Duration
 
 from kubesigma.connectors.model import DeadLetter, RawRecord, Source
 from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch, record_time
 from kubesigma.connectors.sources.files import ReadLimits
 from kubesigma.connectors.sources.kafka_config import KafkaConfig, KafkaConfigError
+from kubesigma.connectors.sources.polling import PollTracker, advance_watermark
 
 log = logging.getLogger("kubesigma")
 
@@ -53,44 +53,12 @@ class PartitionPosition:
     done: bool = False
 
 
-class _PartitionTracker(RestrictionTracker):
+class _PartitionTracker(PollTracker[PartitionPosition]):
     """Each call claims the offset it read up to; a checkpoint hands it to the next call. A partition is
     one ordered stream: it is never split, only checkpointed."""
 
-    def __init__(self, restriction: PartitionPosition) -> None:
-        self.restriction = restriction
-        self.claimed: PartitionPosition | None = None
-
-    def current_restriction(self) -> PartitionPosition:
-        return self.restriction
-
-    def try_claim(self, position: PartitionPosition) -> bool:
-        if self.restriction.done:
-            return False
-        self.claimed = position
-        if position.done:
-            self.restriction = position
-        return True
-
-    def try_split(self, fraction_of_remainder: float) -> tuple[PartitionPosition, PartitionPosition] | None:
-        if self.restriction.done or fraction_of_remainder > 0:
-            return None
-        base = self.claimed or self.restriction
-        primary = replace(base, done=True)
-        residual = replace(base, done=False)
-        self.restriction = primary
-        return primary, residual
-
-    def check_done(self) -> None:
-        if not self.restriction.done:
-            raise ValueError("Kafka read stopped without a checkpoint of its offset")
-
-    def current_progress(self) -> RestrictionProgress:
-        read = (self.claimed or self.restriction).next_offset or 0
-        return RestrictionProgress(completed=float(read), remaining=0.0 if self.restriction.done else 1.0)
-
-    def is_bounded(self) -> bool:
-        return False
+    def completed(self, restriction: PartitionPosition) -> float:
+        return float(restriction.next_offset or 0)
 
 
 class _PartitionRestrictions(RestrictionProvider):
@@ -302,10 +270,7 @@ class _ReadPartition(beam.DoFn):
         return behind
 
     def _advance(self, watermark: Any, seconds: float) -> None:
-        proposed = Timestamp(micros=int(seconds * 1_000_000))
-        current = watermark.current_watermark()
-        if current is None or proposed > current:
-            watermark.set_watermark(proposed)
+        if advance_watermark(watermark, seconds):
             self.watermark_ms.set(int(seconds * 1000))
 
 

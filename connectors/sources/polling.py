@@ -1,4 +1,4 @@
-"""What the polling sources (the tailed audit directory, Kinesis) share as splittable DoFns: a
+"""What the polling sources (the tailed audit directory, Kafka, Kinesis) share as splittable DoFns: a
 restriction that is a checkpoint of what was read, handed from one poll to the next, and a watermark
 that only moves forward."""
 
@@ -15,7 +15,8 @@ from apache_beam.utils.timestamp import Timestamp
 class Checkpoint(Protocol):
     """A dataclass restriction: what has been read, and whether this part of the work is finished."""
 
-    done: bool
+    @property
+    def done(self) -> bool: ...
 
 
 R = TypeVar("R", bound=Checkpoint)
