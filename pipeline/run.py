@@ -23,7 +23,7 @@ from kubesigma.connectors.sinks.jsonlines import (
     dead_letter_documents,
 )
 from kubesigma.connectors.sources import kafka_config
-from kubesigma.detections.correlation import compile_correlations
+from kubesigma.detections.correlation import CorrelationPlan, compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
 from kubesigma.pipeline.alerts import CandidateAlerts, OnePerRequest, ToCandidates
 from kubesigma.pipeline.correlate import Correlate
@@ -166,7 +166,12 @@ def build(
     limits = read_limits(options)
     streaming = options.view_as(StandardOptions).streaming
     since, until = time_range(options.since, options.until)
-    records = read_records(pipeline, options, limits, streaming)
+    plan = compile_correlations(rules)
+    window = effective_suppress_window(options, streaming)
+    allowed_lateness = duration_option(options, "allowed_lateness")
+    records = read_records(
+        pipeline, options, limits, streaming, replay_horizon(plan, window, allowed_lateness)
+    )
     if progress:
         records | "ShowProgress" >> ShowProgress(progress)
     events = records | "DecodeAudit" >> DecodeAudit(options.cluster_name)
@@ -174,9 +179,6 @@ def build(
     if since is not None or until is not None:
         decoded = decoded | "InTimeRange" >> InTimeRange(since, until)
     matches = decoded | "Detect" >> Detect(rules)
-    plan = compile_correlations(rules)
-    window = effective_suppress_window(options, streaming)
-    allowed_lateness = duration_option(options, "allowed_lateness")
     hits = matches | "Correlate" >> Correlate(plan, allowed_lateness)
     candidates = (matches, hits) | "Candidates" >> ToCandidates(plan) | "OnePerRequest" >> OnePerRequest()
     if window is not None:
@@ -200,10 +202,25 @@ def build(
     dead_letter_documents(all_dead) | "WriteDeadLetters" >> write(options.dead_letter)
 
 
+def replay_horizon(plan: CorrelationPlan, suppress_window: float | None, allowed_lateness: float) -> float:
+    """How far before its committed offsets a Kafka job without runner state re-reads (`--kafka-replay
+    auto`): twice the longest stateful window. Suppression runs and correlation windows are chained, not
+    aligned to the clock: a run opens at the first alert after the previous one closed. The window open at
+    the kill began at most one window before it; starting one window earlier still, the replay opens the
+    same runs and windows as the uninterrupted job (the same alert ids) for every group that paused for a
+    window's length there. A chained correlation's window spans its inputs' windows: one per level."""
+    correlation = sum(
+        max((spec.timespan for spec in plan.at_level(level)), default=0.0) for level in range(plan.levels)
+    )
+    stateful = max(suppress_window or 0.0, correlation + allowed_lateness if plan else 0.0)
+    return 2 * stateful
+
+
 def read_records(
-    pipeline: beam.Pipeline, options: KubesigmaOptions, limits: Any, streaming: bool
+    pipeline: beam.Pipeline, options: KubesigmaOptions, limits: Any, streaming: bool, replay: float = 0.0
 ) -> beam.PCollection:
-    """Batches of raw records from the one source the options name."""
+    """Batches of raw records from the one source the options name; `replay` is the Kafka replay horizon
+    `--kafka-replay auto` stands for."""
     if streaming:
         kafka = _kafka(options)
         if sum(map(bool, (options.pubsub_subscription, options.tail, kafka))) != 1:
@@ -218,7 +235,9 @@ def read_records(
                 duration_option(kafka_options, "kafka_max_idle") if kafka_options.kafka_max_idle else None
             )
             max_delay = duration_option(kafka_options, "kafka_max_delay")
-            return pipeline | "ReadKafka" >> ReadKafkaRecords(kafka, limits, max_delay, max_idle)
+            if kafka_options.kafka_replay != "auto":
+                replay = duration_option(kafka_options, "kafka_replay")
+            return pipeline | "ReadKafka" >> ReadKafkaRecords(kafka, limits, max_delay, max_idle, replay)
         if options.pubsub_subscription:
             from kubesigma.connectors.sources.pubsub import ReadPubSubRecords
 
