@@ -28,9 +28,9 @@ from apache_beam import pvalue
 from apache_beam.io.iobase import RestrictionProgress, RestrictionTracker
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
 from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 
 from kubesigma.connectors.model import DeadLetter, RawRecord, Source
 from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch, record_time
@@ -111,8 +111,20 @@ class _PartitionRestrictions(RestrictionProvider):
         return None  # on drain, stop reading: what was read is processed, the rest stays in Kafka
 
 
+class _HeldUntilRead(WatermarkEstimatorProvider):
+    """Each partition's watermark starts at the beginning of time, not unset: an unset one holds nothing
+    back, so a partition whose first read came back empty let the others (caught up, on the wall clock)
+    carry the watermark past its backlog, making every record of it late."""
+
+    def initial_estimator_state(self, element: tuple[str, int], restriction: PartitionPosition) -> Timestamp:
+        return MIN_TIMESTAMP
+
+    def create_watermark_estimator(self, estimator_state: Timestamp | None) -> ManualWatermarkEstimator:
+        return ManualWatermarkEstimator(estimator_state)
+
+
 RESTRICTIONS = _PartitionRestrictions()
-WATERMARKS = ManualWatermarkEstimator.default_provider()
+WATERMARKS = _HeldUntilRead()
 
 
 def _consumer(config: KafkaConfig) -> Any:

@@ -86,7 +86,10 @@ def test_offsets_are_committed_once_processed_and_a_new_job_resumes_after_them(
     kafka.produce(topic, first)
     report, _ = kafka_job(tmp_path / "one", kafka, topic, "kst-resume")
     assert report.counters["read"] == 5
-    assert kafka.committed(topic, "kst-resume") == kafka.end_offsets(topic)
+    # Keyless records may all land in one partition: an empty one has nothing to commit.
+    written = {p: end for p, end in kafka.end_offsets(topic).items() if end}
+    committed = kafka.committed(topic, "kst-resume")
+    assert {p: committed[p] for p in written} == written
 
     kafka.produce(topic, [orjson.dumps(audit_event(100 + i)) for i in range(3)])
     again, _ = kafka_job(tmp_path / "two", kafka, topic, "kst-resume", "--kafka-replay", "0")
