@@ -118,8 +118,8 @@ def test_a_resuming_job_replays_the_horizon_before_its_committed_offsets(
     assert again.counters["read"] == 2 + 3
     assert kafka.committed(topic, "kst-replay")[0] == 8
     auto, _ = kafka_job(tmp_path / "three", kafka, topic, "kst-replay")
-    # auto: twice the longest stateful window of the shipped rules (80 minutes: a 30-minute correlation
-    # over a 10-minute one): the recent records are replayed, the three-hour-old ones stay behind.
+    # auto: twice the longest stateful window of the shipped rules (84 minutes: a 30-minute correlation
+    # over a 10-minute one, 2 minutes of lateness): the recent records are replayed, the old ones not.
     assert auto.counters["read"] == 5
     assert kafka.committed(topic, "kst-replay")[0] == 8
 
