@@ -19,9 +19,11 @@ alert ids are deterministic, so Elasticsearch (which upserts on the id) holds ea
 
 does the same with a Kafka job on Prism (the broker of `make kafka-up`, started when none answers): the
 records go to a topic, and the restarted job resumes from the offsets its group committed before the kill.
-Correlation and suppression state does not survive on Prism, so what this loses is what a restart
-without runner state loses (docs/deploy.md, "Streaming on Flink: Kafka"). Prints the
-numbers as lines, the last one a JSON object: `alerts` (the batch run's), `lost` (batch alerts in neither
+Prism keeps no correlation or suppression state across the restart; the restarted job rebuilds it by
+re-reading the replay horizon before those offsets (`--kafka-replay`, by default twice the job's longest
+stateful window: here more than the whole topic). `--kafka-replay 0` resumes exactly at the committed
+offsets, which shows what a restart without runner state and without the replay loses (docs/deploy.md,
+"Streaming on Flink: Kafka"). Prints the numbers as lines, the last one a JSON object: `alerts` (the batch run's), `lost` (batch alerts in neither
 run), `unexpected` (alerts of the runs that the batch run does not have), `duplicates_in_es`,
 `missing_in_es`, and what the killed run had written and indexed before the kill. Always exits 0.
 """
@@ -260,7 +262,9 @@ class KafkaFeed:
         return str(self.produced)
 
 
-def measure(tmp: Path, feed: TailFeed | KafkaFeed, lines: int, seed: int, es_url: str) -> dict[str, Any]:
+def measure(
+    tmp: Path, feed: TailFeed | KafkaFeed, lines: int, seed: int, es_url: str, extra: list[str]
+) -> dict[str, Any]:
     from elasticsearch import Elasticsearch
 
     prefix = f"kubesigma-restart-{uuid.uuid4().hex[:8]}"
@@ -290,7 +294,7 @@ def measure(tmp: Path, feed: TailFeed | KafkaFeed, lines: int, seed: int, es_url
         written_before_kill = len(alert_ids(tmp / "alerts-1"))
         feed.while_down()
         feed.write(records[half:])
-        second = Job([*argv, feed.idle, "6s", *outputs(2)], tmp / "run-2.log")
+        second = Job([*argv, feed.idle, "6s", *extra, *outputs(2)], tmp / "run-2.log")
         try:
             returncode = second.proc.wait(timeout=RUN_LIMIT_S)
         finally:
@@ -310,6 +314,7 @@ def measure(tmp: Path, feed: TailFeed | KafkaFeed, lines: int, seed: int, es_url
             "alerts_written_before_kill": written_before_kill,
             "alerts_indexed_before_kill": indexed_before_kill,
             "restart_exit_code": returncode,
+            **({"restart_options": " ".join(extra)} if extra else {}),
         }
     finally:
         found = es.indices.get(index=f"{prefix}-*", allow_no_indices=True, ignore_unavailable=True)
@@ -333,6 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         help="tail: a --tail job, restarted from the files (default); kafka: a Kafka job, restarted from its "
         "group's committed offsets",
     )
+    parser.add_argument(
+        "--kafka-replay",
+        default=None,
+        help="with --source kafka: the restarted job's --kafka-replay (default: the job's own, auto)",
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line (printed in any case)")
     args = parser.parse_args(argv)
     started: list[str] = []  # make targets to stop again at the end
@@ -345,7 +355,10 @@ def main(argv: list[str] | None = None) -> int:
             started.append("kafka-down")
         with tempfile.TemporaryDirectory(prefix="kubesigma-restart-") as tmp:
             feed = TailFeed(Path(tmp)) if args.source == "tail" else KafkaFeed(Path(tmp), KAFKA)
-            result = measure(Path(tmp), feed, args.lines, args.seed, ES_URL)
+            extra = ["--kafka-replay", args.kafka_replay] if args.kafka_replay is not None else []
+            if extra and args.source != "kafka":
+                parser.error("--kafka-replay goes with --source kafka")
+            result = measure(Path(tmp), feed, args.lines, args.seed, ES_URL, extra)
     finally:
         for target in started:
             subprocess.run(["make", "-C", str(REPO), target], check=False)

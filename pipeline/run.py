@@ -26,7 +26,7 @@ from kubesigma.connectors.sinks.jsonlines import (
 from kubesigma.connectors.sources import kafka_config
 from kubesigma.connectors.sources.files import STDIN, InputError, list_inputs
 from kubesigma.connectors.sources.ranges import split_inputs
-from kubesigma.detections.correlation import compile_correlations
+from kubesigma.detections.correlation import CorrelationPlan, compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
 from kubesigma.pipeline.alerts import CandidateAlerts, OnePerRequest, ToCandidates
 from kubesigma.pipeline.correlate import Correlate, CorrelateRouted
@@ -212,7 +212,15 @@ def build(
             else pipeline | "NoCorrelations" >> beam.Create([])
         )
     else:
-        records = read_records(pipeline, options, limits, streaming, checkpoints, files)
+        records = read_records(
+            pipeline,
+            options,
+            limits,
+            streaming,
+            checkpoints,
+            files,
+            replay_horizon(plan, window, allowed_lateness),
+        )
         if progress:
             records | "ShowProgress" >> ShowProgress(progress)
         events = records | "DecodeAudit" >> DecodeAudit(options.cluster_name)
@@ -268,6 +276,20 @@ def worker_count(options: KubesigmaOptions, streaming: bool, es: ElasticsearchCo
     return workers
 
 
+def replay_horizon(plan: CorrelationPlan, suppress_window: float | None, allowed_lateness: float) -> float:
+    """How far before its committed offsets a Kafka job without runner state re-reads (`--kafka-replay
+    auto`): twice the longest stateful window. Suppression runs and correlation windows are chained, not
+    aligned to the clock: a run opens at the first alert after the previous one closed. The window open at
+    the kill began at most one window before it; starting one window earlier still, the replay opens the
+    same runs and windows as the uninterrupted job (the same alert ids) for every group that paused for a
+    window's length there. A chained correlation's window spans its inputs' windows: one per level."""
+    correlation = sum(
+        max((spec.timespan for spec in plan.at_level(level)), default=0.0) for level in range(plan.levels)
+    )
+    stateful = max(suppress_window or 0.0, correlation + allowed_lateness if plan else 0.0)
+    return 2 * stateful
+
+
 def read_records(
     pipeline: beam.Pipeline,
     options: KubesigmaOptions,
@@ -275,9 +297,11 @@ def read_records(
     streaming: bool,
     checkpoints: list[beam.PCollection] | None = None,
     files: list[str] | None = None,
+    replay: float = 0.0,
 ) -> beam.PCollection:
     """Batches of raw records from the one source the options name; a source that commits its read
-    positions after processing adds them to `checkpoints` (`files`: the inputs of a batch run, listed)."""
+    positions after processing adds them to `checkpoints` (`files`: the inputs of a batch run, listed; `replay`: the Kafka replay horizon `--kafka-replay auto`
+    stands for)."""
     kinesis = options.view_as(KinesisOptions)
     if kinesis.kinesis_stream:
         if options.inputs or options.pubsub_subscription or options.tail or _kafka(options):
@@ -305,7 +329,9 @@ def read_records(
                 duration_option(kafka_options, "kafka_max_idle") if kafka_options.kafka_max_idle else None
             )
             max_delay = duration_option(kafka_options, "kafka_max_delay")
-            return pipeline | "ReadKafka" >> ReadKafkaRecords(kafka, limits, max_delay, max_idle)
+            if kafka_options.kafka_replay != "auto":
+                replay = duration_option(kafka_options, "kafka_replay")
+            return pipeline | "ReadKafka" >> ReadKafkaRecords(kafka, limits, max_delay, max_idle, replay)
         if options.pubsub_subscription:
             from kubesigma.connectors.sources.pubsub import ReadPubSubRecords
 

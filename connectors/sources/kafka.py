@@ -7,7 +7,10 @@ partition's watermark, and checkpoints the next offset (the runner keeps it: a F
 resumes there). Offsets are committed to the consumer group only when the runner finalizes the bundle that
 read them, that is once their records are processed (at least once; alert ids are deterministic, so the
 Elasticsearch sink stays free of duplicates). A new job without runner state starts at the group's
-committed offsets, or at `start` (earliest by default) when the group has none.
+committed offsets, or at `start` (earliest by default) when the group has none; with a replay horizon it
+starts earlier, at the first record at most that much older than the last one processed, so the
+correlation and suppression state the runner lost is rebuilt from the records (`replay_start`). The
+group's offsets never go back below where they were: a replay re-reads, it does not un-commit.
 
 docs/deploy.md says why this source and not Beam's cross-language KafkaIO.
 """
@@ -24,9 +27,9 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
 from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Duration
+from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 
 from kubesigma.connectors.model import DeadLetter, RawRecord, Source
 from kubesigma.connectors.sources import RECORD_BATCH, RecordBatch, record_time
@@ -51,6 +54,7 @@ class PartitionPosition:
     next_offset: int | None = None
     idle_since: float | None = None
     done: bool = False
+    resumed_at: int = -1  # the group's committed offset when this job started: commits stay at or past it
 
 
 class _PartitionTracker(PollTracker[PartitionPosition]):
@@ -75,8 +79,20 @@ class _PartitionRestrictions(RestrictionProvider):
         return None  # on drain, stop reading: what was read is processed, the rest stays in Kafka
 
 
+class _HeldUntilRead(WatermarkEstimatorProvider):
+    """Each partition's watermark starts at the beginning of time, not unset: an unset one holds nothing
+    back, so a partition whose first read came back empty let the others (caught up, on the wall clock)
+    carry the watermark past its backlog, making every record of it late."""
+
+    def initial_estimator_state(self, element: tuple[str, int], restriction: PartitionPosition) -> Timestamp:
+        return MIN_TIMESTAMP
+
+    def create_watermark_estimator(self, estimator_state: Timestamp | None) -> ManualWatermarkEstimator:
+        return ManualWatermarkEstimator(estimator_state)
+
+
 RESTRICTIONS = _PartitionRestrictions()
-WATERMARKS = ManualWatermarkEstimator.default_provider()
+WATERMARKS = _HeldUntilRead()
 
 
 def _consumer(config: KafkaConfig) -> Any:
@@ -101,6 +117,33 @@ def partitions(config: KafkaConfig, timeout: float = METADATA_TIMEOUT) -> list[i
         reason = topic.error if topic is not None and topic.error is not None else "no partitions"
         raise KafkaConfigError(f"Kafka topic {config.topic!r} at {config.bootstrap}: {reason}")
     return sorted(topic.partitions)
+
+
+def replay_start(consumer: Any, topic: str, partition: int, committed: int, low: int, horizon: float) -> int:
+    """Where a job without runner state re-reads a partition whose group committed `committed`: the first
+    offset whose record's Kafka timestamp is at most `horizon` seconds before the last record processed
+    (the one before `committed`), never before `low` (the oldest record kept) nor after `committed`.
+    Shippers stamp records when they send them (CreateTime), shortly after the event, so the Kafka
+    timestamps index the partition by time (`offsets_for_times`) without reading it."""
+    from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, TopicPartition
+
+    if horizon <= 0 or committed <= low:
+        return max(committed, low)
+    consumer.assign([TopicPartition(topic, partition, committed - 1)])
+    last = next((m for m in consumer.consume(1, timeout=METADATA_TIMEOUT) if m.error() is None), None)
+    if last is None:
+        log.warning(
+            "kafka: %s/%d: cannot read the record before offset %d: no replay", topic, partition, committed
+        )
+        return committed
+    kind, millis = last.timestamp()
+    if kind == TIMESTAMP_NOT_AVAILABLE or millis < 0:
+        log.warning("kafka: %s/%d: records carry no timestamp: no replay", topic, partition)
+        return committed
+    since = TopicPartition(topic, partition, max(0, millis - int(horizon * 1000)))
+    found = consumer.offsets_for_times([since], timeout=METADATA_TIMEOUT)[0].offset
+    # -1: no record that recent (timestamps out of order): nothing to replay.
+    return min(committed, max(low, found)) if found >= 0 else committed
 
 
 def record_of(message: Any, limits: ReadLimits) -> RawRecord | DeadLetter:
@@ -154,12 +197,18 @@ class _ReadPartition(beam.DoFn):
     """
 
     def __init__(
-        self, config: KafkaConfig, limits: ReadLimits, max_delay: float, max_idle: float | None
+        self,
+        config: KafkaConfig,
+        limits: ReadLimits,
+        max_delay: float,
+        max_idle: float | None,
+        replay: float = 0.0,
     ) -> None:
         self.config = config
         self.limits = limits
         self.max_delay = max_delay
         self.max_idle = max_idle
+        self.replay = replay
 
     def setup(self) -> None:
         self.consumers: dict[tuple[str, int], Any] = {}
@@ -174,16 +223,16 @@ class _ReadPartition(beam.DoFn):
             consumer.close()
         self.consumers.clear()
 
-    def _at(self, topic: str, partition: int, position: PartitionPosition) -> tuple[Any, int]:
+    def _at(self, topic: str, partition: int, position: PartitionPosition) -> tuple[Any, int, int]:
         """The partition's consumer, positioned at the restriction's next offset (resolved from the
-        group's committed offset, or `start`, the first time)."""
+        group's committed offset, or `start`, the first time), and the offset commits stay at or past."""
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
         key = (topic, partition)
         consumer = self.consumers.get(key)
         if consumer is None:
             consumer = self.consumers[key] = _consumer(self.config)
-        offset = position.next_offset
+        offset, resumed_at = position.next_offset, position.resumed_at
         if offset is None:
             committed = consumer.committed([TopicPartition(topic, partition)], timeout=METADATA_TIMEOUT)[
                 0
@@ -191,11 +240,21 @@ class _ReadPartition(beam.DoFn):
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), timeout=METADATA_TIMEOUT
             )
-            fallback = low if self.config.start == "earliest" else high
-            # A committed offset the broker no longer holds (retention) starts at the oldest record kept.
-            offset = committed if committed >= 0 else fallback
-            offset = max(offset, low)
-            log.info("kafka: %s/%d starts at offset %d", topic, partition, offset)
+            if committed >= 0:
+                # A committed offset the broker no longer holds (retention) starts at the oldest record kept.
+                resumed_at = max(committed, low)
+                offset = replay_start(consumer, topic, partition, resumed_at, low, self.replay)
+                self.expected.pop(key, None)  # replay_start moved the consumer
+            else:
+                offset = max(low if self.config.start == "earliest" else high, low)
+            log.info(
+                "kafka: %s/%d starts at offset %d (group committed %d, replay horizon %gs)",
+                topic,
+                partition,
+                offset,
+                committed,
+                self.replay,
+            )
         if self.expected.get(key) != offset:
             start = TopicPartition(topic, partition, offset if offset >= 0 else OFFSET_BEGINNING)
             if key in self.expected:
@@ -203,7 +262,7 @@ class _ReadPartition(beam.DoFn):
             else:
                 consumer.assign([start])
             self.expected[key] = offset
-        return consumer, offset
+        return consumer, offset, resumed_at
 
     @beam.DoFn.unbounded_per_element()
     def process(
@@ -215,7 +274,7 @@ class _ReadPartition(beam.DoFn):
     ) -> Iterator[Any]:
         topic, partition = element
         current: PartitionPosition = tracker.current_restriction()
-        consumer, offset = self._at(topic, partition, current)
+        consumer, offset, resumed_at = self._at(topic, partition, current)
         messages = self._fetch(consumer)
         records: list[tuple[Any, RawRecord | DeadLetter]] = []
         for message in messages:
@@ -228,9 +287,11 @@ class _ReadPartition(beam.DoFn):
         now = time.time()
         if records:
             offset = records[-1][0].offset() + 1
-        idle_since = None if records else (current.idle_since or now)
+        behind = self._backlog(consumer, topic, partition, offset)
+        # Idle only once caught up: a first fetch may come back empty while the partition has a backlog.
+        idle_since = None if records or behind else (current.idle_since or now)
         stop = self.max_idle is not None and idle_since is not None and now - idle_since >= self.max_idle
-        if not tracker.try_claim(PartitionPosition(offset, idle_since, done=stop)):
+        if not tracker.try_claim(PartitionPosition(offset, idle_since, stop, resumed_at)):
             return
         self.expected[(topic, partition)] = offset
         newest = None
@@ -241,12 +302,15 @@ class _ReadPartition(beam.DoFn):
             yield TimestampedValue(RecordBatch(record for _, record in part), min(times))
         if records:
             self.records.inc(len(records))
-            finalizer.register(_Commit(consumer, topic, partition, offset, self.committed))
+            # Replayed records were processed before: the group's offset stays where it was.
+            finalizer.register(_Commit(consumer, topic, partition, max(offset, resumed_at), self.committed))
         else:
             # Runners ask every bundle of a DoFn that finalizes to finalize (Prism logs one that has no callback).
             finalizer.register(_nothing_to_commit)
-        self._advance(watermark, (newest if newest is not None else now) - self.max_delay)
-        behind = self._backlog(consumer, topic, partition, offset)
+        if newest is not None or not behind:
+            # Only a caught-up partition follows the wall clock: records still to read (a backlog, a
+            # replay) would otherwise all be late for the correlation and suppression stages.
+            self._advance(watermark, (newest if newest is not None else now) - self.max_delay)
         if stop:
             return  # finished (max_idle): the watermark goes to the end of time and every window closes
         # Behind: come back at once; caught up: wait a little.
@@ -265,6 +329,10 @@ class _ReadPartition(beam.DoFn):
         from confluent_kafka import TopicPartition
 
         _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        if high < 0:  # nothing fetched yet: ask the broker
+            _, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=METADATA_TIMEOUT
+            )
         behind = max(0, high - offset) if high >= 0 else 0
         self.backlog.set(behind)
         return behind
@@ -306,7 +374,8 @@ class _Commit:
 class ReadKafkaRecords(beam.PTransform):
     """An unbounded source of batches of RawRecords from every partition of a Kafka topic; with `max_idle`,
     it finishes once no partition had anything new for that long (replays, tests), which closes every
-    window and ends the job."""
+    window and ends the job. A partition with a committed group offset is re-read from `replay` seconds
+    (Kafka timestamps) before it: the stateful stages' windows, rebuilt by a job without runner state."""
 
     def __init__(
         self,
@@ -314,12 +383,14 @@ class ReadKafkaRecords(beam.PTransform):
         limits: ReadLimits,
         max_delay: float = 5.0,
         max_idle: float | None = None,
+        replay: float = 0.0,
     ) -> None:
         super().__init__()
         self.config = config.validate()
         self.limits = limits
         self.max_delay = max_delay
         self.max_idle = max_idle
+        self.replay = replay
 
     def expand(self, pbegin: pvalue.PBegin) -> pvalue.PCollection:
         return (
@@ -329,6 +400,6 @@ class ReadKafkaRecords(beam.PTransform):
             | "Spread" >> beam.Reshuffle()
             | "Read"
             >> beam.ParDo(
-                _ReadPartition(self.config, self.limits, self.max_delay, self.max_idle)
+                _ReadPartition(self.config, self.limits, self.max_delay, self.max_idle, self.replay)
             ).with_output_types(RecordBatch)
         )

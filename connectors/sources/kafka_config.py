@@ -230,6 +230,15 @@ class KafkaOptions(PipelineOptions):
             "a partition with nothing new follows the wall clock minus this delay.",
         )
         parser.add_argument(
+            "--kafka-replay",
+            dest="kafka_replay",
+            default="auto",
+            help="A job that resumes from the group's committed offsets first re-reads this much before "
+            "them (by Kafka timestamp), to rebuild the correlation and suppression state a runner without "
+            "checkpoints lost. auto (default): twice the longest stateful window (suppression window; "
+            "correlation timespans plus --allowed-lateness); 0: resume exactly at the committed offsets.",
+        )
+        parser.add_argument(
             "--kafka-max-idle",
             dest="kafka_max_idle",
             default=None,

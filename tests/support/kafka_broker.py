@@ -38,15 +38,24 @@ class Broker:
         return name
 
     def produce(
-        self, topic: str, values: Iterable[bytes], *, key: bytes | None = None, partition: int | None = None
+        self,
+        topic: str,
+        values: Iterable[bytes],
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        at: float | None = None,
     ) -> int:
-        """Writes the values in order (to one partition when given, else by key); returns how many."""
+        """Writes the values in order (to one partition when given, else by key), stamped `at` (seconds
+        since the epoch; else when sent, as shippers do); returns how many."""
         from confluent_kafka import Producer
 
         producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
         n = 0
+        kwargs: dict = {"partition": partition} if partition is not None else {}
+        if at is not None:
+            kwargs["timestamp"] = int(at * 1000)
         for value in values:
-            kwargs = {"partition": partition} if partition is not None else {}
             producer.produce(topic, value, key=key, **kwargs)
             n += 1
         if producer.flush(30):

@@ -1,7 +1,12 @@
 """A streaming job killed with SIGKILL mid-stream and restarted loses no alert, and Elasticsearch holds each
-once: `bench/restart.py` (a `--tail` job on Prism writing to the real Elasticsearch, killed after it has
-indexed alerts, the log rotated and appended to while it is down, then restarted) against the batch run
-over the same files."""
+once: `bench/restart.py` against the batch run over the same input, for each source whose job resumes by
+itself (the job writes to the real Elasticsearch and is killed after it has indexed alerts):
+
+* tail: a `--tail` job on Prism; the log is rotated and appended to while it is down, and the restarted
+  job reads the directory again;
+* kafka: a Kafka job on Prism; more records are produced while it is down, and the restarted job resumes
+  from its group's committed offsets, rebuilding the correlation and suppression state Prism does not
+  keep by replaying the horizon before them (`--kafka-replay auto`)."""
 
 from __future__ import annotations
 
@@ -21,32 +26,40 @@ pytestmark = pytest.mark.slow
 RUN_LIMIT_S = 600
 
 
-@pytest.fixture(scope="module")
-def restart() -> dict:
+@pytest.fixture(scope="module", params=["tail", "kafka"])
+def restart(request: pytest.FixtureRequest) -> dict:
     es_url = es_url_or_skip()
-    prism = prism_binary()  # built (or skipped, failed under CI) as for the other Prism tests
+    env = {**os.environ, "KUBESIGMA_ES_URL": es_url}
+    if request.param == "kafka":
+        env["KUBESIGMA_KAFKA_BOOTSTRAP"] = request.getfixturevalue("kafka").bootstrap  # or a skip
+    # Prism built (or skipped, failed under CI) as for the other Prism tests.
+    env["KUBESIGMA_PRISM"] = prism_binary()
+    bench = [sys.executable, str(REPO / "bench" / "restart.py"), "--source", request.param]
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "restart.py"), "--json", "--lines", "600"],
+        [*bench, "--json", "--lines", "600"],
         capture_output=True,
         text=True,
         timeout=RUN_LIMIT_S,
-        env={**os.environ, "KUBESIGMA_ES_URL": es_url, "KUBESIGMA_PRISM": prism},
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.splitlines()[-1])
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["source"] == request.param
+    return result
 
 
 def test_the_job_was_killed_mid_stream(restart: dict) -> None:
     assert restart["alerts_indexed_before_kill"] > 0
     assert restart["alerts_indexed_before_kill"] < restart["alerts"]
+    assert restart["restart_exit_code"] == 0
 
 
 def test_the_runs_together_lose_no_alert_of_the_batch_run(restart: dict) -> None:
     assert restart["alerts"] > 0
-    assert restart["lost"] == 0
-    assert restart["unexpected"] == 0
+    assert restart["lost"] == 0, restart
+    assert restart["unexpected"] == 0, restart
 
 
 def test_elasticsearch_holds_each_alert_once(restart: dict) -> None:
-    assert restart["duplicates_in_es"] == 0
-    assert restart["missing_in_es"] == 0
+    assert restart["duplicates_in_es"] == 0, restart
+    assert restart["missing_in_es"] == 0, restart
