@@ -49,7 +49,7 @@ from kubesigma.connectors.delivery import (
     as_eventbridge_event,
     as_gke_logentry,
 )
-from kubesigma.connectors.formats import DecodeContext, decode_record
+from kubesigma.connectors.formats import DecodeContext, decode_carried
 from kubesigma.connectors.model import AuditEvent, DeadLetter, RawRecord, Skipped
 from kubesigma.connectors.model.alert import event_document
 from kubesigma.connectors.model.event import event_from_bytes, event_to_bytes
@@ -421,7 +421,7 @@ class Stages:
         counts = Counts()
         events: list[AuditEvent] = []
         for item in read_opened(io.BytesIO(data), "fuzz.log", LIMITS):
-            outcomes = (item,) if isinstance(item, DeadLetter) else tuple(decode_record(item, self.context))
+            outcomes = (item,) if isinstance(item, DeadLetter) else tuple(decode_carried(item, self.context))
             if isinstance(item, RawRecord) and not outcomes:
                 counts.vanished += 1
             for outcome in outcomes:

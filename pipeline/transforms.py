@@ -23,7 +23,7 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import TimestampedValue
 
-from kubesigma.connectors.formats import DecodeContext, decode_record
+from kubesigma.connectors.formats import DecodeContext, decode_carried
 from kubesigma.connectors.model import AuditEvent, DeadLetter, RawRecord, RuleInfo, Skipped
 from kubesigma.connectors.model import coders as _coders  # noqa: F401  (registers the model's coders)
 from kubesigma.connectors.model.records import RecordBatch
@@ -97,7 +97,7 @@ class _Decode(beam.DoFn):
         read = normalized = dead = skipped = truncated = 0
         for item in batch:
             outcomes: Iterable[AuditEvent | DeadLetter | Skipped]
-            outcomes = (item,) if isinstance(item, DeadLetter) else decode_record(item, self.context)
+            outcomes = (item,) if isinstance(item, DeadLetter) else decode_carried(item, self.context)
             for outcome in outcomes:
                 read += 1
                 if type(outcome) is AuditEvent:  # `type() is`: cheaper than isinstance, and mypy narrows it
