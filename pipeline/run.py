@@ -356,8 +356,6 @@ def read_records(
         except ValueError as err:
             raise OptionError(str(err)) from err
         return pipeline | "TailAuditLogs" >> tail
-    if _kafka(options) is not None:
-        raise OptionError("--kafka-bootstrap is a streaming source: add --streaming")
     if files is None:
         files = input_files(options, pipeline.options)
     return pipeline | "ReadAuditFiles" >> ReadAuditFiles(files, limits)
@@ -451,6 +449,8 @@ def run(argv: Sequence[str], out: TextIO, progress: str | None = None) -> RunRep
         if not getattr(ks, name):
             raise OptionError(f"--{name.replace('_', '-')} is required")
     streaming = bool(options.view_as(StandardOptions).streaming)
+    if not streaming and _kafka(ks) is not None:
+        raise OptionError("--kafka-bootstrap is a streaming source: add --streaming")
     # Inputs are listed first: a typo in a path fails before the rules compile.
     files = None if streaming else input_files(ks, options)
     check_outputs(ks, streaming)
