@@ -145,10 +145,21 @@ def alert_ids(directory: Path) -> list[str]:
 
 
 def es_ids(es: Any, prefix: str) -> list[str]:
-    es.indices.refresh(index=f"{prefix}-alerts-*", allow_no_indices=True, ignore_unavailable=True)
-    found = es.search(
-        index=f"{prefix}-alerts-*", size=10000, query={"match_all": {}}, source=False, allow_no_indices=True
-    )
+    from elasticsearch import ApiError
+
+    try:
+        es.indices.refresh(index=f"{prefix}-alerts-*", allow_no_indices=True, ignore_unavailable=True)
+        found = es.search(
+            index=f"{prefix}-alerts-*",
+            size=10000,
+            query={"match_all": {}},
+            source=False,
+            allow_no_indices=True,
+        )
+    except ApiError as err:
+        if err.meta.status != 503:
+            raise
+        return []  # an index the job just created whose shard is not started yet: nothing to count yet
     return [hit["_id"] for hit in found["hits"]["hits"]]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from kubesigma.connectors.formats._json import fits_depth, refusal, unwritable
+from kubesigma.connectors.formats._json import fits_depth, unwritable
 from kubesigma.connectors.model import AuditEvent, DeadLetter, RawRecord, Skipped, Source
 
 Outcome = AuditEvent | DeadLetter | Skipped
@@ -87,9 +87,6 @@ def decode_value(
 
 
 def _decode(value: Any, source: Source, size: int, raw: bytes, ctx: DecodeContext) -> Iterable[Outcome]:
-    refused = refusal(value, raw)
-    if refused is not None:
-        return (DeadLetter("decode", f"not a record kubesigma can carry: {refused}", source, raw),)
     ordered = _ordered or formats()
     if _claim is not None:
         outcome = _claim(value, source, size, raw, ctx)
