@@ -42,6 +42,7 @@ TYPES = (
 # A multi-valued group-by field (a binding with three subjects) fans out into one group per value;
 # past this many combinations an event is counted in the first ones only.
 MAX_GROUP_FANOUT = 16
+MAX_GROUP_SCAN = 1024  # items of a list-valued group-by field looked at for its distinct values
 
 
 class CorrelationError(ValueError):
@@ -145,7 +146,7 @@ class CorrelationSpec:
                 value = value[0]
             if value.__class__ is str:
                 return [(value,)] if value else []
-            return [(v,) for v in _strings(value)[:MAX_GROUP_FANOUT]]
+            return [(v,) for v in _strings(value)]
         choices: list[list[str]] = []
         for parts in paths:
             values = _strings(resolve(doc, parts))
@@ -196,17 +197,21 @@ def _expr_text(expr: Expression, rules: tuple[str, ...]) -> str:
 
 
 def _strings(value: Any) -> list[str]:
+    """The distinct scalar values of a group-by field, as text: at most MAX_GROUP_FANOUT of them, among its
+    first MAX_GROUP_SCAN items, so a field holding a huge list costs no more than a short one."""
     if value is MISSING or value is None:
         return []
-    items = value if isinstance(value, tuple) else (value,)
-    out = []
+    items = value[:MAX_GROUP_SCAN] if isinstance(value, tuple) else (value,)
+    out: dict[str, None] = {}
     for item in items:
         if item is None or isinstance(item, dict | list):
             continue
         text = item if isinstance(item, str) else str(item).lower() if isinstance(item, bool) else str(item)
-        if text and text not in out:
-            out.append(text)
-    return out
+        if text:
+            out[text] = None
+            if len(out) >= MAX_GROUP_FANOUT:
+                break
+    return list(out)
 
 
 @dataclass(frozen=True)
