@@ -19,15 +19,13 @@ HEAP="${KUBESIGMA_KAFKA_HEAP:-512m}"
 WAIT="${KUBESIGMA_KAFKA_WAIT:-120}"
 PID_FILE="$KAFKA_DIR/kafka.pid"
 LOG="$KAFKA_DIR/logs/kafka.out"
+NAME=kafka
+# shellcheck source=../lib/service.sh
+source "$ROOT/.ci/lib/service.sh"
 
 answers() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
-running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE")"
-    kill -0 "$pid" 2>/dev/null && echo "$pid"
-}
+ready() { answers "$PORT" && grep -q "Kafka Server started" "$LOG"; }
 
 # A throwaway CA and a server certificate for 127.0.0.1 (PEM, read by the broker as a PEM keystore).
 make_tls() {
@@ -95,16 +93,10 @@ up() {
         echo "kafka-up: something already answers at $HOST:$PORT (not started by us); using it"
         return 0
     fi
-    local start=$SECONDS
     mkdir -p "$KAFKA_DIR/logs" "$LIB"
     if [[ ! -f "$LIB/.resolved" || "$ROOT/.ci/kafka/pom.xml" -nt "$LIB/.resolved" ]]; then
         echo "kafka-up: resolving Kafka jars from Maven Central into $LIB"
-        if ! mvn -B -Dstyle.color=never -f "$ROOT/.ci/kafka/pom.xml" dependency:copy-dependencies \
-            -DoutputDirectory="$LIB" -DincludeScope=runtime -DoverWriteIfNewer=true >"$KAFKA_DIR/logs/mvn.log" 2>&1; then
-            echo "kafka-up: Maven could not resolve the Kafka jars; last lines of $KAFKA_DIR/logs/mvn.log:" >&2
-            tail -n 30 "$KAFKA_DIR/logs/mvn.log" >&2
-            return 1
-        fi
+        resolve_jars "$ROOT/.ci/kafka/pom.xml" "$LIB" "$KAFKA_DIR/logs/mvn.log"
         touch "$LIB/.resolved"
     fi
     make_tls
@@ -121,53 +113,7 @@ up() {
         }
     fi
     echo "kafka-up: starting Kafka on $HOST:$PORT (SASL_SSL $TLS_PORT, heap $HEAP, log $LOG)"
-    # setsid: the broker outlives make's shell; it is stopped through the pid file.
-    setsid nohup "${java[@]}" kafka.Kafka "$KAFKA_DIR/server.properties" >"$LOG" 2>&1 </dev/null &
-    echo $! >"$PID_FILE"
-    local pid
-    pid="$(cat "$PID_FILE")"
-    local deadline=$((SECONDS + WAIT))
-    until answers "$PORT" && grep -q "Kafka Server started" "$LOG"; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "kafka-up: Kafka exited; last log lines:" >&2
-            tail -n 40 "$LOG" >&2
-            rm -f "$PID_FILE"
-            return 1
-        fi
-        if ((SECONDS > deadline)); then
-            echo "kafka-up: no answer at $HOST:$PORT after ${WAIT}s; see $LOG" >&2
-            return 1
-        fi
-        sleep 1
-    done
-    echo "kafka-up: Kafka answers at $HOST:$PORT (pid $pid) after $((SECONDS - start))s"
+    start_and_wait "$WAIT" "${java[@]}" kafka.Kafka "$KAFKA_DIR/server.properties"
 }
 
-down() {
-    local pid
-    if ! pid="$(running_pid)"; then
-        rm -f "$PID_FILE"
-        echo "kafka-down: not running"
-        return 0
-    fi
-    kill "$pid"
-    for _ in $(seq 1 60); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.5
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "kafka-down: pid $pid did not stop in 30s; killing it" >&2
-        kill -9 "$pid"
-    fi
-    rm -f "$PID_FILE"
-    echo "kafka-down: stopped (pid $pid)"
-}
-
-case "${1:-}" in
-up) up ;;
-down) down ;;
-*)
-    echo "usage: $0 up|down" >&2
-    exit 2
-    ;;
-esac
+main "$@"
