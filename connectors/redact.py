@@ -41,13 +41,16 @@ _SECRET_KINDS = frozenset({"Secret"})
 _BEARER = re.compile(r"(?i)\b((?a:bearer|basic))\s+[A-Za-z0-9._~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _QUICK = re.compile(r"(?ai)bearer|basic|eyJ")
-# For raw bytes that are not parseable JSON (cut or garbled records): credential-bearing members.
-# `\\*"`: also inside JSON carried in a string, where quotes are escaped. No pattern starts with a
-# repeat: on a long run of backslashes one would be tried at every offset (quadratic; the fuzzer found it).
-_RAW_MEMBERS = re.compile(
-    rb'(?i)("(?:data|stringData)\\*"\s*:\s*)\{[^{}]*\}?'
-    rb'|("(?:token|password|client-key-data|id-token|refresh-token|access-token)\\*"\s*:\s*)\\*"[^"\\]*(?:\\*")?'
+# For raw bytes that are not parseable JSON (cut or garbled records): where a credential-bearing member's
+# value starts; `_value_end` finds where it ends. `\\*"`: also inside JSON carried in a string, where
+# quotes are escaped. No pattern starts with a repeat: on a long run of backslashes one would be tried at
+# every offset (quadratic; the fuzzer found it).
+_RAW_MEMBER = re.compile(
+    rb'(?i)"(data|stringdata|'
+    + b"|".join(re.escape(key.encode()) for key in sorted(CREDENTIAL_KEYS))
+    + rb')\\*"\s*:\s*'
 )
+_RAW_SECRET_MAPS = (b"data", b"stringdata")  # a Secret's payload: only an object counts
 
 
 # Whatever `redact_document` would replace leaves a trace in the value's compact JSON: a credential key
@@ -127,7 +130,7 @@ def redact_raw(raw: bytes) -> bytes:
         return orjson.dumps(redact_document(orjson.loads(raw)))
     except (orjson.JSONDecodeError, orjson.JSONEncodeError, RecursionError):
         pass  # not JSON, or nested deeper than it can be written back (a dead letter's raw record)
-    text = _RAW_MEMBERS.sub(lambda m: (m.group(1) or m.group(2)) + b'"' + REDACTED.encode() + b'"', raw)
+    text = _redact_raw_members(raw)
     try:
         decoded = text.decode("utf-8")
     except UnicodeDecodeError:
@@ -135,3 +138,60 @@ def redact_raw(raw: bytes) -> bytes:
     if _QUICK.search(decoded):
         decoded = _JWT.sub(REDACTED, _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", decoded))
     return decoded.encode("utf-8")
+
+
+def _redact_raw_members(raw: bytes) -> bytes:
+    """Each credential member's value (a string, or an array or object however deep, cut or whole)
+    replaced in unparseable bytes. One pass: a match inside a value already replaced is skipped."""
+    out: list[bytes] = []
+    at = 0
+    for match in _RAW_MEMBER.finditer(raw):
+        start = match.end()
+        if start <= at:
+            continue
+        if match.group(1).lower() in _RAW_SECRET_MAPS and raw[start : start + 1] != b"{":
+            continue
+        end = _value_end(raw, start)
+        if end == start:
+            continue
+        out.append(raw[at:start])
+        out.append(b'"' + REDACTED.encode() + b'"')
+        at = end
+    if not out:
+        return raw
+    out.append(raw[at:])
+    return b"".join(out)
+
+
+# A string's rest after its opening quote, escapes honoured; the tokens of an array or object.
+_STRING_REST = re.compile(rb'(?:[^"\\]+|\\.)*"?', re.S)
+_TOKEN = re.compile(rb'("(?:[^"\\]+|\\.)*"?)|([\[{])|([\]}])|[^"\[\]{}]+', re.S)
+_SCALAR = re.compile(rb"[^,}\]\s]*")
+# A credential's array or object not closed within this many bytes is taken to run to the end of the
+# record: none is that long, and the scan stays linear however many members a garbled record holds.
+VALUE_SCAN = 64 * 1024
+
+
+def _value_end(raw: bytes, start: int) -> int:
+    """Where the JSON value at `start` ends (the end of the bytes when it is cut); `start` when there is
+    none. A string ends at its closing quote (escapes honoured; when the quote itself is escaped, being
+    JSON inside a string, at the next quote); arrays and objects at their matching bracket, brackets
+    inside strings not counted; a number or literal at the next delimiter."""
+    first = raw[start : start + 1]
+    if first == b"\\":  # a string whose quotes are escaped
+        quote = raw.find(b'"', start)
+        close = raw.find(b'"', quote + 1) if quote >= 0 else -1
+        return len(raw) if close < 0 else close + 1
+    if first == b'"':
+        return _STRING_REST.match(raw, start + 1).end()  # type: ignore[union-attr]  # always matches
+    if first not in (b"[", b"{"):
+        return _SCALAR.match(raw, start).end()  # type: ignore[union-attr]  # always matches
+    depth = 0
+    for token in _TOKEN.finditer(raw, start, min(len(raw), start + VALUE_SCAN)):
+        if token.lastindex == 2:
+            depth += 1
+        elif token.lastindex == 3:
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    return len(raw)

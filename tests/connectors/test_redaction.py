@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -78,6 +79,25 @@ def test_raw_bytes_that_do_not_parse_are_redacted_by_pattern() -> None:
     out = redact_raw(cut)
     assert b"aHVudGVyMg==" not in out
     assert JWT.encode() not in out
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        # an array of keys under a kubeconfig credential (the fuzzer found this one leaking), nested too
+        b'{"users":[{"user":{"client-key-data":["S3CR3T-1","S3CR3T-1",["S3CR3T-1"]],"x":"keep"}}],"n":1e9999',
+        b'{"privateKey":{"k":"S3CR3T-1 ] }"},"x":"keep"  garbage',  # brackets inside a string
+        b'{"token":"S3CR3T-1\\"S3CR3T-1","x":"keep"} garbage',  # an escaped quote inside the value
+        b'{"Password": 12345678, "x":"keep"} garbage',  # any key of CREDENTIAL_KEYS, any value
+        b'{"sessionToken":["S3CR3T-1"',  # cut inside the value
+        b'"{\\"refresh-token\\":\\"S3CR3T-1\\",\\"x\\":\\"keep\\"',  # JSON inside a string
+    ],
+)
+def test_credential_members_of_bytes_that_do_not_parse_are_redacted_whatever_their_value(cut: bytes) -> None:
+    out = redact_raw(cut)
+    assert b"S3CR3T-1" not in out and b"12345678" not in out
+    assert REDACTED.encode() in out
+    assert b"keep" in out or b"keep" not in cut  # only the credential's value goes
 
 
 def test_dead_letters_carry_redacted_raw_records() -> None:
