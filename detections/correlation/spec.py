@@ -7,11 +7,13 @@ levels, and refuses what it cannot evaluate with the rule's file in the message.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import product
 from typing import Any, Protocol
 
+import orjson
 from sigma.correlations import (
     CorrelationConditionAND,
     CorrelationConditionNOT,
@@ -170,7 +172,7 @@ class CorrelationSpec:
             v = resolve(doc, parts)
             if v is MISSING or v is None or v == ():
                 return None
-            values.append(v[0] if isinstance(v, tuple) and len(v) == 1 else v)
+            values.append(_comparable(v[0] if isinstance(v, tuple) and len(v) == 1 else v))
         return values[0] if len(values) == 1 else tuple(values)
 
     def describe(self) -> str:
@@ -194,6 +196,21 @@ def _expr_text(expr: Expression, rules: tuple[str, ...]) -> str:
     if expr[0] == "not":
         return f"not {_expr_text(expr[1], rules)}"
     return f"({_expr_text(expr[1], rules)} {expr[0]} {_expr_text(expr[2], rules)})"
+
+
+def _comparable(value: Any) -> Any:
+    """A field's value as aggregations count it: hashable. An object or a list in it (a field where a
+    string was expected) stands for itself by a digest of its JSON, not by its bytes: distinct values
+    stay distinct, and the state does not hold the object."""
+    if isinstance(value, tuple):
+        return tuple(_comparable(v) for v in value)
+    if isinstance(value, dict | list):
+        try:
+            text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # what orjson cannot write (deep, odd numbers) still has a repr
+            text = repr(value).encode("utf-8", "surrogatepass")
+        return "json:" + hashlib.blake2b(text, digest_size=16).hexdigest()
+    return value
 
 
 def _strings(value: Any) -> list[str]:

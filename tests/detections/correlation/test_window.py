@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kubesigma.detections.correlation import Contribution, CorrelationSpec, Correlator
-from support.correlation_pack import correlation, load
+from support.correlation_pack import SECRET_ACCESS, correlation, load
 
 T0 = 1_764_320_400.0  # 2025-11-28T09:00:00Z, a 5-minute boundary: fixed windows would split here
 ALICE = ("alice",)
@@ -89,6 +89,25 @@ def test_value_count_counts_distinct_values(tmp_path: Path) -> None:
     distinct, _ = feed(spec, [(T0 + i, 0, f"secret-{i % 3}") for i in range(3)])
     assert len(distinct) == 1
     assert distinct[0].value == 3
+
+
+def test_value_count_counts_objects_where_strings_were_expected(tmp_path: Path) -> None:
+    # The fuzzer found a correlation stage failing on an object in the counted field (unhashable).
+    body = """\
+    type: value_count
+    rules: secret_access
+    group-by: [user.username]
+    timespan: 5m
+    condition:
+        gte: 3
+        field: objectRef.name
+"""
+    spec = spec_of(tmp_path, body)
+    names = [{"a": 1}, {"a": 1}, ["x", {"b": 2}], "db-password", {"a": 2}]
+    values = [spec.value(SECRET_ACCESS, {"objectRef": {"name": n}}) for n in names]
+    assert values[0] == values[1] != values[4]  # equal objects count once, different ones apart
+    fired, _ = feed(spec, [(T0 + i, 0, v) for i, v in enumerate(values)])
+    assert len(fired) == 1 and fired[0].value == 3  # {"a": 1} twice, then the list, then the string
 
 
 ORDERED = """\
