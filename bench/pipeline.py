@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = [ROOT / "detections" / "rules", ROOT / "detections" / "correlation" / "rules"]
 T0 = 1_795_860_000.0
 SOFT_LIMIT = 1 << 20
+EVENT_INTERVAL = 0.05  # seconds of event time between two events of the generated log
 
 
 def write_log(path: Path, n: int, seed: int = 1) -> Path:
@@ -94,8 +95,8 @@ def iter_docs(n: int, seed: int = 1, start: int = 0) -> Iterator[dict[str, Any]]
                 "name": f"obj-{rng.randrange(50)}",
             },
             "responseStatus": {"metadata": {}, "code": code},
-            "requestReceivedTimestamp": _iso(T0 + i * 0.05),
-            "stageTimestamp": _iso(T0 + i * 0.05 + 0.002),
+            "requestReceivedTimestamp": _iso(T0 + i * EVENT_INTERVAL),
+            "stageTimestamp": _iso(T0 + i * EVENT_INTERVAL + 0.002),
             "annotations": {"authorization.k8s.io/decision": decision},
         }
         if sub:

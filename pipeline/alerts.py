@@ -127,6 +127,27 @@ _STAGES = {"RequestReceived": 0, "ResponseStarted": 1, "ResponseComplete": 2, "P
 # How long after a request's event time its other stages may still come: an exec or port-forward
 # session writes ResponseComplete when it ends, with the time the request was received.
 REQUEST_HORIZON = 24 * 3600.0
+# Any other request's stages come within its timeout (a minute by default); an hour also covers a
+# source that delivers a record again (Pub/Sub, Kinesis: at least once). A stream keeps a request
+# this long, not a day: the state a stream holds is the last hour's alerts, not the last day's.
+SHORT_REQUEST_HORIZON = 3600.0
+# kube-apiserver's long-running requests (its --long-running-request-regexp, and watch).
+_LONG_RUNNING_VERBS = frozenset({"watch", "proxy"})
+_LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "log", "portforward", "proxy"})
+
+
+def request_horizon(event: AuditEvent) -> float:
+    """How long a stream keeps that a request went out: a day for a long-running request (or a record
+    that does not say: a GKE entry of an operation is one), an hour for any other request."""
+    doc = event.document
+    verb = doc.get("verb")
+    if not isinstance(verb, str):
+        return REQUEST_HORIZON
+    ref = doc.get("objectRef")
+    sub = ref.get("subresource") if isinstance(ref, dict) else None
+    if verb in _LONG_RUNNING_VERBS or sub in _LONG_RUNNING_SUBRESOURCES:
+        return REQUEST_HORIZON
+    return SHORT_REQUEST_HORIZON
 
 
 def first_of_request(candidate: Candidate) -> tuple[float, int, str]:
@@ -185,7 +206,7 @@ class _FirstOfRequestStreamed(beam.DoFn):
             self.repeated.inc()
             return
         seen.write(b"1")
-        forget.set(timer_at(candidate.time + REQUEST_HORIZON))
+        forget.set(timer_at(candidate.time + request_horizon(candidate.event)))
         yield TimestampedValue(candidate, candidate.time)
 
     @on_timer(FORGET)
@@ -198,7 +219,7 @@ class OnePerRequest(beam.PTransform):
     attach, port-forward, watch) when its response starts and again when it completes, GKE as two entries
     of one operation; their single-event candidates share the alert id (rule and request). Correlation
     candidates are one per firing already and pass by. Bounded input groups by alert id; unbounded keeps,
-    per alert id, that it went out, for `REQUEST_HORIZON` of event time."""
+    per alert id, that it went out, for the request's `request_horizon` of event time, then forgets it."""
 
     def __init__(self, bounded: bool | None = None) -> None:
         super().__init__()
