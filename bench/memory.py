@@ -132,7 +132,9 @@ def memory_run(path: str, n: int) -> dict[str, Any]:
             slices = p | _stream_of_slices(count)
         else:
             slices = p | beam.Create(range(count)) | beam.Reshuffle()
-        detection_graph(slices | beam.ParDo(_Generate(n)), ruleset, plan, streaming=streaming)
+        detection_graph(
+            slices | beam.ParDo(_Generate(n)), ruleset, plan, streaming=streaming, one_per_request=True
+        )
     _sample("100%")
     reached = [m for m in ("10%", "50%", "100%") if m in _samples]
     marks = [_samples[m]["rss_mib"] for m in reached]
