@@ -141,7 +141,7 @@ def worker_main(spec_path: str) -> int:
         | "DecodeAudit" >> DecodeAudit(spec["cluster"])
     )
     plan = spec["plan"]
-    matches = decoded.events | "Detect" >> Detect(pickle.loads(spec["rules"]))
+    matches = decoded.events | "Detect" >> Detect(spec["rules"])  # compiled once, where it matches
     alone = matches | "Alone" >> beam.Map(_alerting_alone, plan.alerts_alone) | beam.Filter(bool)
     _ = alone | "SendMatches" >> beam.ParDo(_Send(MATCHES))
     for level in range(plan.levels):
