@@ -12,6 +12,7 @@ closes (suppress.py). Documents take the id they are given.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from kubesigma.connectors.model.alert import Suppression, alert_document, match_
 from kubesigma.detections.correlation import CorrelationPlan, correlation_fields
 from kubesigma.detections.suppression import suppression_group
 from kubesigma.pipeline.correlate import CorrelationHit
-from kubesigma.pipeline.event_time import timer_at
+from kubesigma.pipeline.event_time import dump, load, seconds, timer_at
 from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS
 from kubesigma.pipeline.transforms import Match
 
@@ -185,9 +186,30 @@ class _FirstOfRequestGrouped(beam.DoFn):
             yield TimestampedValue(best, best.time)
 
 
+# A stream keeps the requests it has alerted on in this many keys, by a stable hash of the alert id:
+# a key per alert id would leave one behind per alert on runners that keep every key they have seen
+# (BundleBasedDirectRunner keeps ~600 bytes for each, cleared state included).
+REQUEST_BUCKETS = 1024
+
+
+def _bucket_keyed(candidate: Candidate) -> Iterator[tuple[str, Candidate]]:
+    if candidate.hit is None:
+        yield str(zlib.crc32(candidate.alert_id.encode()) % REQUEST_BUCKETS), candidate
+
+
+def _held(data: bytes | None) -> dict[str, float]:
+    """A bucket's alert ids and when to forget them; nothing for an earlier version's state (b"1",
+    under a key of its own alert id: its timer clears it)."""
+    if not data or data == b"1":
+        return {}
+    held: dict[str, float] = load(data)
+    return held
+
+
 class _FirstOfRequestStreamed(beam.DoFn):
-    """Unbounded input, per request and rule: the first candidate to arrive goes on; any later stage of
-    the same request is dropped (its alert would carry the same id) until the horizon has passed."""
+    """Unbounded input, per bucket of alert ids: the first candidate of a request to arrive goes on; any
+    later stage of the same request is dropped (its alert would carry the same id) until the request's
+    horizon has passed. The bucket keeps {alert id: when to forget it}, one timer at the earliest."""
 
     SEEN = ReadModifyWriteStateSpec("seen", BytesCoder())
     FORGET = TimerSpec("forget", TimeDomain.WATERMARK)
@@ -202,16 +224,31 @@ class _FirstOfRequestStreamed(beam.DoFn):
         forget=beam.DoFn.TimerParam(FORGET),
     ) -> Iterator[TimestampedValue]:
         _, candidate = element
-        if seen.read() is not None:
+        held = _held(seen.read())
+        if candidate.alert_id in held:
             self.repeated.inc()
             return
-        seen.write(b"1")
-        forget.set(timer_at(candidate.time + request_horizon(candidate.event)))
+        until = candidate.time + request_horizon(candidate.event)
+        if not held or until < min(held.values()):
+            forget.set(timer_at(until))
+        held[candidate.alert_id] = until
+        seen.write(dump(held))
         yield TimestampedValue(candidate, candidate.time)
 
     @on_timer(FORGET)
-    def on_forget(self, seen=beam.DoFn.StateParam(SEEN)) -> None:
-        seen.clear()
+    def on_forget(
+        self,
+        ts=beam.DoFn.TimestampParam,
+        seen=beam.DoFn.StateParam(SEEN),
+        forget=beam.DoFn.TimerParam(FORGET),
+    ) -> None:
+        now = seconds(ts)
+        kept = {alert_id: until for alert_id, until in _held(seen.read()).items() if until > now}
+        if not kept:
+            seen.clear()  # nothing left to remember: the bucket holds no state
+            return
+        seen.write(dump(kept))
+        forget.set(timer_at(min(kept.values())))
 
 
 class OnePerRequest(beam.PTransform):
@@ -230,10 +267,11 @@ class OnePerRequest(beam.PTransform):
         if bounded is None:
             streaming = candidates.pipeline.options.view_as(StandardOptions).streaming
             bounded = bool(candidates.is_bounded) and not streaming
-        keyed = candidates | "ByRequest" >> beam.FlatMap(_single_keyed).with_output_types(tuple[str, Any])
         correlations = candidates | "Correlations" >> beam.Filter(_is_correlation)
         if bounded:
+            keyed = candidates | "ByRequest" >> beam.FlatMap(_single_keyed).with_output_types(tuple[str, Any])
             first = keyed | "Stages" >> beam.GroupByKey() | "First" >> beam.ParDo(_FirstOfRequestGrouped())
         else:
+            keyed = candidates | "ByRequest" >> beam.FlatMap(_bucket_keyed).with_output_types(tuple[str, Any])
             first = keyed | "First" >> beam.ParDo(_FirstOfRequestStreamed())
         return (first, correlations) | "OnePerRequest" >> beam.Flatten()

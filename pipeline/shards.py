@@ -110,7 +110,9 @@ class _Send(beam.DoFn):
 
 
 _send_lock = threading.Lock()
-_frames_out: IO[bytes] = sys.stdout.buffer
+# A worker's frames: its stdout, taken by `worker_main` (not read at import: the job imports this module
+# wherever its stdout is, a test's capture included, which has no byte buffer).
+_frames_out: IO[bytes] = None  # type: ignore[assignment]
 
 
 def _own_stdout() -> IO[bytes]:
