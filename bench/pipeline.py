@@ -39,7 +39,13 @@ from kubesigma.detections.correlation import Contribution, CorrelationPlan, Corr
 from kubesigma.detections.correlation.replay import replay
 from kubesigma.detections.engine import RuleSet
 from kubesigma.pipeline import transforms
-from kubesigma.pipeline.alerts import CandidateAlerts, ToCandidates, candidate_alert, match_candidates
+from kubesigma.pipeline.alerts import (
+    CandidateAlerts,
+    OnePerRequest,
+    ToCandidates,
+    candidate_alert,
+    match_candidates,
+)
 from kubesigma.pipeline.correlate import Correlate
 from kubesigma.pipeline.suppress import Suppress
 from kubesigma.pipeline.transforms import DecodeAudit, Detect, ReadAuditFiles, settle_heap
@@ -48,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = [ROOT / "detections" / "rules", ROOT / "detections" / "correlation" / "rules"]
 T0 = 1_795_860_000.0
 SOFT_LIMIT = 1 << 20
+EVENT_INTERVAL = 0.05  # seconds of event time between two events of the generated log
 
 
 def write_log(path: Path, n: int, seed: int = 1) -> Path:
@@ -94,8 +101,8 @@ def iter_docs(n: int, seed: int = 1, start: int = 0) -> Iterator[dict[str, Any]]
                 "name": f"obj-{rng.randrange(50)}",
             },
             "responseStatus": {"metadata": {}, "code": code},
-            "requestReceivedTimestamp": _iso(T0 + i * 0.05),
-            "stageTimestamp": _iso(T0 + i * 0.05 + 0.002),
+            "requestReceivedTimestamp": _iso(T0 + i * EVENT_INTERVAL),
+            "stageTimestamp": _iso(T0 + i * EVENT_INTERVAL + 0.002),
             "annotations": {"authorization.k8s.io/decision": decision},
         }
         if sub:
@@ -183,14 +190,19 @@ def pipeline_run(ruleset: RuleSet, plan: Any, log: Path, *, streaming: bool) -> 
     return clock
 
 
-def detection_graph(records: Any, ruleset: RuleSet, plan: Any, *, streaming: bool) -> Any:
-    """Batches of raw records → decode, detect, correlate, alert documents (their sizes)."""
+def detection_graph(
+    records: Any, ruleset: RuleSet, plan: Any, *, streaming: bool, one_per_request: bool = False
+) -> Any:
+    """Batches of raw records → decode, detect, correlate, alert documents (their sizes); with
+    `one_per_request`, one alert per rule and request as `kubesigma run` gives."""
     events = (records | DecodeAudit()).events
     if streaming:  # event time, as a streaming source stamps it
         events = events | beam.Map(lambda batch: TimestampedValue(batch, batch[0].time))
     matches = events | Detect(ruleset)
     hits = matches | Correlate(plan, 120.0)
     candidates = (matches, hits) | ToCandidates(plan)
+    if one_per_request:
+        candidates = candidates | OnePerRequest()
     if streaming:
         candidates = candidates | Suppress(600.0)
     return candidates | CandidateAlerts(SOFT_LIMIT, plan) | beam.Map(len)

@@ -12,6 +12,7 @@ closes (suppress.py). Documents take the id they are given.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from kubesigma.connectors.model.alert import Suppression, alert_document, match_
 from kubesigma.detections.correlation import CorrelationPlan, correlation_fields
 from kubesigma.detections.suppression import suppression_group
 from kubesigma.pipeline.correlate import CorrelationHit
-from kubesigma.pipeline.event_time import timer_at
+from kubesigma.pipeline.event_time import dump, load, seconds, timer_at
 from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS
 from kubesigma.pipeline.transforms import Match
 
@@ -127,6 +128,27 @@ _STAGES = {"RequestReceived": 0, "ResponseStarted": 1, "ResponseComplete": 2, "P
 # How long after a request's event time its other stages may still come: an exec or port-forward
 # session writes ResponseComplete when it ends, with the time the request was received.
 REQUEST_HORIZON = 24 * 3600.0
+# Any other request's stages come within its timeout (a minute by default); an hour also covers a
+# source that delivers a record again (Pub/Sub, Kinesis: at least once). A stream keeps a request
+# this long, not a day: the state a stream holds is the last hour's alerts, not the last day's.
+SHORT_REQUEST_HORIZON = 3600.0
+# kube-apiserver's long-running requests (its --long-running-request-regexp, and watch).
+_LONG_RUNNING_VERBS = frozenset({"watch", "proxy"})
+_LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "log", "portforward", "proxy"})
+
+
+def request_horizon(event: AuditEvent) -> float:
+    """How long a stream keeps that a request went out: a day for a long-running request (or a record
+    that does not say: a GKE entry of an operation is one), an hour for any other request."""
+    doc = event.document
+    verb = doc.get("verb")
+    if not isinstance(verb, str):
+        return REQUEST_HORIZON
+    ref = doc.get("objectRef")
+    sub = ref.get("subresource") if isinstance(ref, dict) else None
+    if verb in _LONG_RUNNING_VERBS or sub in _LONG_RUNNING_SUBRESOURCES:
+        return REQUEST_HORIZON
+    return SHORT_REQUEST_HORIZON
 
 
 def first_of_request(candidate: Candidate) -> tuple[float, int, str]:
@@ -164,9 +186,30 @@ class _FirstOfRequestGrouped(beam.DoFn):
             yield TimestampedValue(best, best.time)
 
 
+# A stream keeps the requests it has alerted on in this many keys, by a stable hash of the alert id:
+# a key per alert id would leave one behind per alert on runners that keep every key they have seen
+# (BundleBasedDirectRunner keeps ~600 bytes for each, cleared state included).
+REQUEST_BUCKETS = 1024
+
+
+def _bucket_keyed(candidate: Candidate) -> Iterator[tuple[str, Candidate]]:
+    if candidate.hit is None:
+        yield str(zlib.crc32(candidate.alert_id.encode()) % REQUEST_BUCKETS), candidate
+
+
+def _held(data: bytes | None) -> dict[str, float]:
+    """A bucket's alert ids and when to forget them; nothing for an earlier version's state (b"1",
+    under a key of its own alert id: its timer clears it)."""
+    if not data or data == b"1":
+        return {}
+    held: dict[str, float] = load(data)
+    return held
+
+
 class _FirstOfRequestStreamed(beam.DoFn):
-    """Unbounded input, per request and rule: the first candidate to arrive goes on; any later stage of
-    the same request is dropped (its alert would carry the same id) until the horizon has passed."""
+    """Unbounded input, per bucket of alert ids: the first candidate of a request to arrive goes on; any
+    later stage of the same request is dropped (its alert would carry the same id) until the request's
+    horizon has passed. The bucket keeps {alert id: when to forget it}, one timer at the earliest."""
 
     SEEN = ReadModifyWriteStateSpec("seen", BytesCoder())
     FORGET = TimerSpec("forget", TimeDomain.WATERMARK)
@@ -181,16 +224,31 @@ class _FirstOfRequestStreamed(beam.DoFn):
         forget=beam.DoFn.TimerParam(FORGET),
     ) -> Iterator[TimestampedValue]:
         _, candidate = element
-        if seen.read() is not None:
+        held = _held(seen.read())
+        if candidate.alert_id in held:
             self.repeated.inc()
             return
-        seen.write(b"1")
-        forget.set(timer_at(candidate.time + REQUEST_HORIZON))
+        until = candidate.time + request_horizon(candidate.event)
+        if not held or until < min(held.values()):
+            forget.set(timer_at(until))
+        held[candidate.alert_id] = until
+        seen.write(dump(held))
         yield TimestampedValue(candidate, candidate.time)
 
     @on_timer(FORGET)
-    def on_forget(self, seen=beam.DoFn.StateParam(SEEN)) -> None:
-        seen.clear()
+    def on_forget(
+        self,
+        ts=beam.DoFn.TimestampParam,
+        seen=beam.DoFn.StateParam(SEEN),
+        forget=beam.DoFn.TimerParam(FORGET),
+    ) -> None:
+        now = seconds(ts)
+        kept = {alert_id: until for alert_id, until in _held(seen.read()).items() if until > now}
+        if not kept:
+            seen.clear()  # nothing left to remember: the bucket holds no state
+            return
+        seen.write(dump(kept))
+        forget.set(timer_at(min(kept.values())))
 
 
 class OnePerRequest(beam.PTransform):
@@ -198,7 +256,7 @@ class OnePerRequest(beam.PTransform):
     attach, port-forward, watch) when its response starts and again when it completes, GKE as two entries
     of one operation; their single-event candidates share the alert id (rule and request). Correlation
     candidates are one per firing already and pass by. Bounded input groups by alert id; unbounded keeps,
-    per alert id, that it went out, for `REQUEST_HORIZON` of event time."""
+    per alert id, that it went out, for the request's `request_horizon` of event time, then forgets it."""
 
     def __init__(self, bounded: bool | None = None) -> None:
         super().__init__()
@@ -209,10 +267,11 @@ class OnePerRequest(beam.PTransform):
         if bounded is None:
             streaming = candidates.pipeline.options.view_as(StandardOptions).streaming
             bounded = bool(candidates.is_bounded) and not streaming
-        keyed = candidates | "ByRequest" >> beam.FlatMap(_single_keyed).with_output_types(tuple[str, Any])
         correlations = candidates | "Correlations" >> beam.Filter(_is_correlation)
         if bounded:
+            keyed = candidates | "ByRequest" >> beam.FlatMap(_single_keyed).with_output_types(tuple[str, Any])
             first = keyed | "Stages" >> beam.GroupByKey() | "First" >> beam.ParDo(_FirstOfRequestGrouped())
         else:
+            keyed = candidates | "ByRequest" >> beam.FlatMap(_bucket_keyed).with_output_types(tuple[str, Any])
             first = keyed | "First" >> beam.ParDo(_FirstOfRequestStreamed())
         return (first, correlations) | "OnePerRequest" >> beam.Flatten()

@@ -110,7 +110,9 @@ class _Send(beam.DoFn):
 
 
 _send_lock = threading.Lock()
-_frames_out: IO[bytes] = sys.stdout.buffer
+# A worker's frames: its stdout, taken by `worker_main` (not read at import: the job imports this module
+# wherever its stdout is, a test's capture included, which has no byte buffer).
+_frames_out: IO[bytes] = None  # type: ignore[assignment]
 
 
 def _own_stdout() -> IO[bytes]:
@@ -141,7 +143,7 @@ def worker_main(spec_path: str) -> int:
         | "DecodeAudit" >> DecodeAudit(spec["cluster"])
     )
     plan = spec["plan"]
-    matches = decoded.events | "Detect" >> Detect(spec["rules"])
+    matches = decoded.events | "Detect" >> Detect(spec["rules"])  # compiled once, where it matches
     alone = matches | "Alone" >> beam.Map(_alerting_alone, plan.alerts_alone) | beam.Filter(bool)
     _ = alone | "SendMatches" >> beam.ParDo(_Send(MATCHES))
     for level in range(plan.levels):
@@ -216,14 +218,14 @@ class _RunWorkers(beam.DoFn):
         limits: ReadLimits,
         cluster: str | None,
     ) -> None:
-        self.rules = rules
+        # The rule set's sources, pickled once: the job never matches, and a RuleSet compiles itself
+        # again whenever it is unpickled (here, for every bundle processor of this stage).
+        self.rules = pickle.dumps(rules, protocol=pickle.HIGHEST_PROTOCOL)
+        self.by_id: dict[str, RuleInfo] = {rule.id: rule for rule in rules.rules}
         self.plan = plan
         self.shares = [share for share in shares if share]
         self.limits = limits
         self.cluster = cluster
-
-    def setup(self) -> None:
-        self.by_id: dict[str, RuleInfo] = {rule.id: rule for rule in self.rules.rules}
 
     def process(self, _: Any) -> Iterator[Any]:
         frames: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD * len(self.shares))

@@ -164,7 +164,10 @@ def settle_heap() -> None:
 
 class _Detect(beam.DoFn):
     def __init__(self, rules: Any) -> None:
-        self.packed = pickle.dumps(rules, protocol=pickle.HIGHEST_PROTOCOL)  # a RuleSet's sources
+        # A RuleSet's sources (or those bytes already: a --workers worker gets them so).
+        self.packed = (
+            rules if isinstance(rules, bytes) else pickle.dumps(rules, protocol=pickle.HIGHEST_PROTOCOL)
+        )
 
     def setup(self) -> None:
         self.rules = _compiled_rules(self.packed, threading.get_ident())

@@ -17,8 +17,10 @@ from kubesigma.connectors.model import AuditEvent, RawRecord, Source
 from kubesigma.connectors.model.alert import document_id
 from kubesigma.detections.correlation import CorrelationPlan, compile_correlations
 from kubesigma.detections.engine import RuleSet
+from kubesigma.pipeline.alerts import SHORT_REQUEST_HORIZON
 from support.audit_records import T0, audit_event, to_event
 from support.beam_runs import Collected, run_batch, run_stream, script
+from support.correlation_pack import SECRET_ACCESS, SECRET_ACCESS_RULE
 
 EXEC = "0e6c7a52-8b8e-4f0b-9d6c-2a1f5b7c8d01"
 BURST = "0e6c7a52-8b8e-4f0b-9d6c-2a1f5b7c8d02"
@@ -144,3 +146,29 @@ def test_a_correlation_counts_a_request_once(tmp_path: Path) -> None:
                 script(("add", three), ("watermark", T0 + 120)), ruleset, plan, out, projection=_projection
             )
         assert [rule for rule, _, _ in out.items].count(BURST) == 1, name
+
+
+def test_a_stream_forgets_a_request_after_an_hour_and_an_exec_after_a_day(tmp_path: Path) -> None:
+    """The state kept per request is cleared by its event-time timer: a secret read delivered again an
+    hour and more later (watermark past it) is alerted again, its state gone; the second stage of an
+    exec that long after is still merged, a long-running request being kept for a day."""
+    ruleset, plan = load_rules(tmp_path, RULES + "---\n" + SECRET_ACCESS_RULE)
+    read = to_event(audit_event(7, at=T0, verb="get", resource="secrets", name="db", user="eve"), 20)
+    started, complete = _exec_stages(0, T0)
+    later = T0 + SHORT_REQUEST_HORIZON + 60
+    out = Collected(tmp_path / "stream.json")
+    run_stream(
+        script(
+            ("add", [read, started]),
+            ("watermark", later),
+            ("add", [read, complete]),
+            ("watermark", later + 5),
+        ),
+        ruleset,
+        plan,
+        out,
+        projection=_projection,
+    )
+    read_alert = (SECRET_ACCESS, document_id(SECRET_ACCESS, _audit_id(7)), _audit_id(7))
+    exec_alert = (EXEC, document_id(EXEC, _audit_id(0)), _audit_id(0))
+    assert _ids_and_events(out) == sorted([read_alert, read_alert, exec_alert])
