@@ -197,6 +197,30 @@ def prism() -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def flink_job_server() -> str:
+    """$KUBESIGMA_FLINK_JOB_SERVER_JAR, else Beam's Flink job server from .ci/flink/job-server.sh (cached)."""
+    if os.environ.get("KUBESIGMA_FLINK_JOB_SERVER_JAR"):
+        return os.environ["KUBESIGMA_FLINK_JOB_SERVER_JAR"]
+    out = subprocess.run(
+        ["bash", str(REPO / ".ci/flink/job-server.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def runner_args(runner: str) -> list[str]:
+    """Prism, or Flink embedded in Beam's job server (`[local]`) with the SDK harness in the job's process."""
+    if runner == "prism":
+        return ["--runner=PrismRunner", f"--prism_location={prism()}"]
+    return [
+        "--runner=FlinkRunner", "--flink_master=[local]", "--flink_version=1.19",
+        f"--flink_job_server_jar={flink_job_server()}", "--environment_type=LOOPBACK", "--parallelism=1",
+    ]  # fmt: skip
+
+
 def batch_ids(inputs: str, tmp: Path) -> set[str]:
     """`kubesigma run` in batch (FnApiRunner) over the files the stream followed, suppressing as it does."""
     from kubesigma.pipeline.run import run
@@ -274,14 +298,20 @@ class KafkaFeed:
 
 
 def measure(
-    tmp: Path, feed: TailFeed | KafkaFeed, lines: int, seed: int, es_url: str, extra: list[str]
+    tmp: Path,
+    feed: TailFeed | KafkaFeed,
+    lines: int,
+    seed: int,
+    es_url: str,
+    extra: list[str],
+    runner: str = "prism",
 ) -> dict[str, Any]:
     from elasticsearch import Elasticsearch
 
     prefix = f"kubesigma-restart-{uuid.uuid4().hex[:8]}"
     argv = [
         "--streaming", *feed.argv, "--file-interval", "1s", "--suppress-window", "10m",
-        "--runner=PrismRunner", f"--prism_location={prism()}", "--es-url", es_url, "--es-index-prefix", prefix,
+        *runner_args(runner), "--es-url", es_url, "--es-index-prefix", prefix,
     ]  # fmt: skip
     records = [audit_event(n, *row) for n, row in enumerate(workload(lines, seed))]
     half = len(records) // 2
@@ -315,7 +345,7 @@ def measure(
         indexed = es_ids(es, prefix)
         return {
             "source": feed.source,
-            "runner": "PrismRunner",
+            "runner": "FlinkRunner" if runner == "flink" else "PrismRunner",
             "lines": len(records),
             "alerts": len(expected),
             "lost": len(expected - union),
@@ -354,6 +384,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="with --source kafka: the restarted job's --kafka-replay (default: the job's own, auto)",
     )
+    parser.add_argument(
+        "--runner",
+        choices=("prism", "flink"),
+        default="prism",
+        help="prism (default), or flink: embedded Flink 1.19 (Beam's job server, built by .ci/flink), --source "
+        "kafka only",
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line (printed in any case)")
     args = parser.parse_args(argv)
     started: list[str] = []  # make targets to stop again at the end
@@ -369,7 +406,9 @@ def main(argv: list[str] | None = None) -> int:
             extra = ["--kafka-replay", args.kafka_replay] if args.kafka_replay is not None else []
             if extra and args.source != "kafka":
                 parser.error("--kafka-replay goes with --source kafka")
-            result = measure(Path(tmp), feed, args.lines, args.seed, ES_URL, extra)
+            if args.runner == "flink" and args.source != "kafka":
+                parser.error("--runner flink goes with --source kafka (a --tail job runs on Prism)")
+            result = measure(Path(tmp), feed, args.lines, args.seed, ES_URL, extra, args.runner)
     finally:
         for target in started:
             subprocess.run(["make", "-C", str(REPO), target], check=False)
