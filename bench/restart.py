@@ -23,9 +23,18 @@ Prism keeps no correlation or suppression state across the restart; the restarte
 re-reading the replay horizon before those offsets (`--kafka-replay`, by default twice the job's longest
 stateful window: here more than the whole topic). `--kafka-replay 0` resumes exactly at the committed
 offsets, which shows what a restart without runner state and without the replay loses (docs/deploy.md,
-"Streaming on Flink: Kafka"). Prints the numbers as lines, the last one a JSON object: `alerts` (the batch run's), `lost` (batch alerts in neither
-run), `unexpected` (alerts of the runs that the batch run does not have), `duplicates_in_es`,
-`missing_in_es`, and what the killed run had written and indexed before the kill. Always exits 0.
+"Streaming on Flink: Kafka").
+
+    python bench/restart.py --source kafka --runner flink --json
+
+does the Kafka case on embedded Flink (Beam's job server, built by .ci/flink), without checkpointing:
+Flink finalizes no bundle then, so the group has no committed offsets and the restarted job re-reads the
+retained topic (docs/deploy.md says what checkpointing did here).
+
+Prints the numbers as lines, the last one a JSON object: `alerts` (the batch run's), `lost` (batch alerts
+in neither run), `lost_alerts` (what they are), `unexpected` (alerts of the runs that the batch run does
+not have), `duplicates_in_es`, `missing_in_es`, and what the killed run had written and indexed before the
+kill. Always exits 0.
 """
 
 from __future__ import annotations
@@ -221,8 +230,9 @@ def runner_args(runner: str) -> list[str]:
     ]  # fmt: skip
 
 
-def batch_ids(inputs: str, tmp: Path) -> set[str]:
-    """`kubesigma run` in batch (FnApiRunner) over the files the stream followed, suppressing as it does."""
+def batch_alerts(inputs: str, tmp: Path) -> dict[str, str]:
+    """`kubesigma run` in batch (FnApiRunner) over the files the stream followed, suppressing as it does:
+    alert id -> what the alert is (rule, time, folded repeats), to name an alert the runs lost."""
     from kubesigma.pipeline.run import run
 
     out = tmp / "batch.jsonl"
@@ -231,7 +241,14 @@ def batch_ids(inputs: str, tmp: Path) -> set[str]:
         "--alerts-out", str(out), "--dead-letter", str(tmp / "batch-dead.jsonl"),
     ]  # fmt: skip
     run(argv, io.StringIO())
-    return {orjson.loads(line)["kubesigma"]["alert_id"] for line in out.read_bytes().splitlines()}
+    alerts = {}
+    for line in out.read_bytes().splitlines():
+        doc = orjson.loads(line)
+        folded = (doc["kubesigma"].get("suppression") or {}).get("count")
+        alerts[doc["kubesigma"]["alert_id"]] = f"{doc['rule']['name']} at {doc['@timestamp']}" + (
+            f", folding {folded}" if folded else ""
+        )
+    return alerts
 
 
 class TailFeed:
@@ -340,7 +357,8 @@ def measure(
             returncode = second.proc.wait(timeout=RUN_LIMIT_S)
         finally:
             second.kill()
-        expected = batch_ids(feed.batch_input(), tmp)
+        batch = batch_alerts(feed.batch_input(), tmp)
+        expected = set(batch)
         union = set(alert_ids(tmp / "alerts-1")) | set(alert_ids(tmp / "alerts-2"))
         indexed = es_ids(es, prefix)
         return {
@@ -355,6 +373,7 @@ def measure(
             "alerts_written_before_kill": written_before_kill,
             "alerts_indexed_before_kill": indexed_before_kill,
             "restart_exit_code": returncode,
+            "lost_alerts": sorted(batch[i] for i in expected - union),
             **({"restart_options": " ".join(extra)} if extra else {}),
         }
     finally:

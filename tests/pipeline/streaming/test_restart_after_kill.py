@@ -57,10 +57,10 @@ def test_the_job_was_killed_mid_stream(restart: dict) -> None:
 
 def test_the_runs_together_lose_no_alert_of_the_batch_run(restart: dict) -> None:
     assert restart["alerts"] > 0
-    assert restart["lost"] == 0, restart
-    assert restart["unexpected"] == 0, restart
+    assert restart["lost"] == 0, json.dumps(restart)
+    assert restart["unexpected"] == 0, json.dumps(restart)
 
 
 def test_elasticsearch_holds_each_alert_once(restart: dict) -> None:
-    assert restart["duplicates_in_es"] == 0, restart
-    assert restart["missing_in_es"] == 0, restart
+    assert restart["duplicates_in_es"] == 0, json.dumps(restart)
+    assert restart["missing_in_es"] == 0, json.dumps(restart)
