@@ -23,9 +23,18 @@ Prism keeps no correlation or suppression state across the restart; the restarte
 re-reading the replay horizon before those offsets (`--kafka-replay`, by default twice the job's longest
 stateful window: here more than the whole topic). `--kafka-replay 0` resumes exactly at the committed
 offsets, which shows what a restart without runner state and without the replay loses (docs/deploy.md,
-"Streaming on Flink: Kafka"). Prints the numbers as lines, the last one a JSON object: `alerts` (the batch run's), `lost` (batch alerts in neither
-run), `unexpected` (alerts of the runs that the batch run does not have), `duplicates_in_es`,
-`missing_in_es`, and what the killed run had written and indexed before the kill. Always exits 0.
+"Streaming on Flink: Kafka").
+
+    python bench/restart.py --source kafka --runner flink --json
+
+does the Kafka case on embedded Flink (Beam's job server, built by .ci/flink), without checkpointing:
+Flink finalizes no bundle then, so the group has no committed offsets and the restarted job re-reads the
+retained topic (docs/deploy.md says what checkpointing did here).
+
+Prints the numbers as lines, the last one a JSON object: `alerts` (the batch run's), `lost` (batch alerts
+in neither run), `lost_alerts` (what they are), `unexpected` (alerts of the runs that the batch run does
+not have), `duplicates_in_es`, `missing_in_es`, and what the killed run had written and indexed before the
+kill. Always exits 0.
 """
 
 from __future__ import annotations
@@ -197,8 +206,33 @@ def prism() -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def batch_ids(inputs: str, tmp: Path) -> set[str]:
-    """`kubesigma run` in batch (FnApiRunner) over the files the stream followed, suppressing as it does."""
+def flink_job_server() -> str:
+    """$KUBESIGMA_FLINK_JOB_SERVER_JAR, else Beam's Flink job server from .ci/flink/job-server.sh (cached)."""
+    if os.environ.get("KUBESIGMA_FLINK_JOB_SERVER_JAR"):
+        return os.environ["KUBESIGMA_FLINK_JOB_SERVER_JAR"]
+    out = subprocess.run(
+        ["bash", str(REPO / ".ci/flink/job-server.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def runner_args(runner: str) -> list[str]:
+    """Prism, or Flink embedded in Beam's job server (`[local]`) with the SDK harness in the job's process."""
+    if runner == "prism":
+        return ["--runner=PrismRunner", f"--prism_location={prism()}"]
+    return [
+        "--runner=FlinkRunner", "--flink_master=[local]", "--flink_version=1.19",
+        f"--flink_job_server_jar={flink_job_server()}", "--environment_type=LOOPBACK", "--parallelism=1",
+    ]  # fmt: skip
+
+
+def batch_alerts(inputs: str, tmp: Path) -> dict[str, str]:
+    """`kubesigma run` in batch (FnApiRunner) over the files the stream followed, suppressing as it does:
+    alert id -> what the alert is (rule, time, folded repeats), to name an alert the runs lost."""
     from kubesigma.pipeline.run import run
 
     out = tmp / "batch.jsonl"
@@ -207,7 +241,14 @@ def batch_ids(inputs: str, tmp: Path) -> set[str]:
         "--alerts-out", str(out), "--dead-letter", str(tmp / "batch-dead.jsonl"),
     ]  # fmt: skip
     run(argv, io.StringIO())
-    return {orjson.loads(line)["kubesigma"]["alert_id"] for line in out.read_bytes().splitlines()}
+    alerts = {}
+    for line in out.read_bytes().splitlines():
+        doc = orjson.loads(line)
+        folded = (doc["kubesigma"].get("suppression") or {}).get("count")
+        alerts[doc["kubesigma"]["alert_id"]] = f"{doc['rule']['name']} at {doc['@timestamp']}" + (
+            f", folding {folded}" if folded else ""
+        )
+    return alerts
 
 
 class TailFeed:
@@ -274,14 +315,20 @@ class KafkaFeed:
 
 
 def measure(
-    tmp: Path, feed: TailFeed | KafkaFeed, lines: int, seed: int, es_url: str, extra: list[str]
+    tmp: Path,
+    feed: TailFeed | KafkaFeed,
+    lines: int,
+    seed: int,
+    es_url: str,
+    extra: list[str],
+    runner: str = "prism",
 ) -> dict[str, Any]:
     from elasticsearch import Elasticsearch
 
     prefix = f"kubesigma-restart-{uuid.uuid4().hex[:8]}"
     argv = [
         "--streaming", *feed.argv, "--file-interval", "1s", "--suppress-window", "10m",
-        "--runner=PrismRunner", f"--prism_location={prism()}", "--es-url", es_url, "--es-index-prefix", prefix,
+        *runner_args(runner), "--es-url", es_url, "--es-index-prefix", prefix,
     ]  # fmt: skip
     records = [audit_event(n, *row) for n, row in enumerate(workload(lines, seed))]
     half = len(records) // 2
@@ -310,12 +357,13 @@ def measure(
             returncode = second.proc.wait(timeout=RUN_LIMIT_S)
         finally:
             second.kill()
-        expected = batch_ids(feed.batch_input(), tmp)
+        batch = batch_alerts(feed.batch_input(), tmp)
+        expected = set(batch)
         union = set(alert_ids(tmp / "alerts-1")) | set(alert_ids(tmp / "alerts-2"))
         indexed = es_ids(es, prefix)
         return {
             "source": feed.source,
-            "runner": "PrismRunner",
+            "runner": "FlinkRunner" if runner == "flink" else "PrismRunner",
             "lines": len(records),
             "alerts": len(expected),
             "lost": len(expected - union),
@@ -325,6 +373,7 @@ def measure(
             "alerts_written_before_kill": written_before_kill,
             "alerts_indexed_before_kill": indexed_before_kill,
             "restart_exit_code": returncode,
+            "lost_alerts": sorted(batch[i] for i in expected - union),
             **({"restart_options": " ".join(extra)} if extra else {}),
         }
     finally:
@@ -354,6 +403,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="with --source kafka: the restarted job's --kafka-replay (default: the job's own, auto)",
     )
+    parser.add_argument(
+        "--runner",
+        choices=("prism", "flink"),
+        default="prism",
+        help="prism (default), or flink: embedded Flink 1.19 (Beam's job server, built by .ci/flink), --source "
+        "kafka only",
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line (printed in any case)")
     args = parser.parse_args(argv)
     started: list[str] = []  # make targets to stop again at the end
@@ -369,7 +425,9 @@ def main(argv: list[str] | None = None) -> int:
             extra = ["--kafka-replay", args.kafka_replay] if args.kafka_replay is not None else []
             if extra and args.source != "kafka":
                 parser.error("--kafka-replay goes with --source kafka")
-            result = measure(Path(tmp), feed, args.lines, args.seed, ES_URL, extra)
+            if args.runner == "flink" and args.source != "kafka":
+                parser.error("--runner flink goes with --source kafka (a --tail job runs on Prism)")
+            result = measure(Path(tmp), feed, args.lines, args.seed, ES_URL, extra, args.runner)
     finally:
         for target in started:
             subprocess.run(["make", "-C", str(REPO), target], check=False)

@@ -312,6 +312,18 @@ class FlinkCheckpointOptions(PipelineOptions):
             help="Flink: a directory with Flink's configuration file (config.yaml or flink-conf.yaml).",
         )
         parser.add_argument(
+            "--shutdown_sources_after_idle_ms",
+            type=int,
+            default=None,
+            help="Flink: end a finished source (Beam's Impulse) after this many ms; with checkpointing it stays "
+            "open by default, which holds the watermark back.",
+        )
+        parser.add_argument(
+            "--finish_bundle_before_checkpointing",
+            **flag,
+            help="Flink: finish the bundle in flight before each checkpoint (instead of checkpointing its input).",
+        )
+        parser.add_argument(
             "--allow_non_restored_state",
             **flag,
             help="Flink: start from a savepoint even if some of its state belongs to no operator any more.",

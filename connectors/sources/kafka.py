@@ -1,16 +1,17 @@
 """Audit records from a Kafka topic: each record's value is one JSON audit record of any format the registry
 knows (an Event, an EventList, a GKE LogEntry, a CloudWatch subscription envelope...), keyed or not.
 
-A splittable DoFn per partition, on confluent-kafka (librdkafka): each call reads what the partition has
-past the restriction's offset, claims it, stamps batches with their records' event time, moves the
-partition's watermark, and checkpoints the next offset (the runner keeps it: a Flink checkpoint or savepoint
-resumes there). Offsets are committed to the consumer group only when the runner finalizes the bundle that
-read them, that is once their records are processed (at least once; alert ids are deterministic, so the
-Elasticsearch sink stays free of duplicates). A new job without runner state starts at the group's
-committed offsets, or at `start` (earliest by default) when the group has none; with a replay horizon it
-starts earlier, at the first record at most that much older than the last one processed, so the
-correlation and suppression state the runner lost is rebuilt from the records (`replay_start`). The
-group's offsets never go back below where they were: a replay re-reads, it does not un-commit.
+A splittable DoFn over the whole topic, on confluent-kafka (librdkafka): each call reads what the partitions
+have past the restriction's offsets, claims them, stamps batches with their records' event time, moves the
+topic's watermark (the oldest of its partitions'), and checkpoints the next offsets (the runner keeps them: a
+Flink checkpoint or savepoint resumes there). Offsets are committed to the consumer group only when the
+runner finalizes the bundle that read them, that is once their records are processed (at least once; alert
+ids are deterministic, so the Elasticsearch sink stays free of duplicates). A new job without runner state
+starts at the group's committed offsets, or at `start` (earliest by default) when the group has none; with
+a replay horizon it starts earlier, at the first record at most that much older than the last one
+processed, so the correlation and suppression state the runner lost is rebuilt from the records
+(`replay_start`). The group's offsets never go back below where they were: a replay re-reads, it does not
+un-commit.
 
 docs/deploy.md says why this source and not Beam's cross-language KafkaIO.
 """
@@ -18,9 +19,10 @@ docs/deploy.md says why this source and not Beam's cross-language KafkaIO.
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import apache_beam as beam
@@ -47,51 +49,61 @@ METADATA_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class PartitionPosition:
-    """The checkpoint of one partition: the next offset to read (None: not resolved yet, the group's
-    committed offset or `start` decides), since when nothing new came (wall clock, for `max_idle`), and
-    whether this part of the work is finished."""
+    """Where one partition stands: the next offset to read (None: not resolved yet, the group's committed
+    offset or `start` decides), the group's committed offset when this job started (commits stay at or
+    past it), and the partition's own watermark (seconds; -inf until it has read a record or caught up)."""
 
+    partition: int
     next_offset: int | None = None
+    resumed_at: int = -1
+    watermark: float = -math.inf
+
+
+@dataclass(frozen=True)
+class TopicPosition:
+    """The checkpoint of the topic: every partition's position, since when no partition had anything new
+    (wall clock, for `max_idle`), and whether this part of the work is finished."""
+
+    partitions: tuple[PartitionPosition, ...]
     idle_since: float | None = None
     done: bool = False
-    resumed_at: int = -1  # the group's committed offset when this job started: commits stay at or past it
 
 
-class _PartitionTracker(PollTracker[PartitionPosition]):
-    """Each call claims the offset it read up to; a checkpoint hands it to the next call. A partition is
-    one ordered stream: it is never split, only checkpointed."""
+class _TopicTracker(PollTracker[TopicPosition]):
+    """Each call claims the offsets it read up to; a checkpoint hands them to the next call. The topic is
+    never split, only checkpointed: its watermark is the oldest of its partitions'."""
 
-    def completed(self, restriction: PartitionPosition) -> float:
-        return float(restriction.next_offset or 0)
+    def completed(self, restriction: TopicPosition) -> float:
+        return float(sum(p.next_offset or 0 for p in restriction.partitions))
 
 
-class _PartitionRestrictions(RestrictionProvider):
-    def initial_restriction(self, element: tuple[str, int]) -> PartitionPosition:
-        return PartitionPosition()
+class _TopicRestrictions(RestrictionProvider):
+    def initial_restriction(self, element: tuple[str, tuple[int, ...]]) -> TopicPosition:
+        return TopicPosition(tuple(PartitionPosition(p) for p in element[1]))
 
-    def create_tracker(self, restriction: PartitionPosition) -> _PartitionTracker:
-        return _PartitionTracker(restriction)
+    def create_tracker(self, restriction: TopicPosition) -> _TopicTracker:
+        return _TopicTracker(restriction)
 
-    def restriction_size(self, element: tuple[str, int], restriction: PartitionPosition) -> float:
+    def restriction_size(self, element: tuple[str, tuple[int, ...]], restriction: TopicPosition) -> float:
         return 1.0
 
-    def truncate(self, element: tuple[str, int], restriction: PartitionPosition) -> None:
+    def truncate(self, element: tuple[str, tuple[int, ...]], restriction: TopicPosition) -> None:
         return None  # on drain, stop reading: what was read is processed, the rest stays in Kafka
 
 
 class _HeldUntilRead(WatermarkEstimatorProvider):
-    """Each partition's watermark starts at the beginning of time, not unset: an unset one holds nothing
-    back, so a partition whose first read came back empty let the others (caught up, on the wall clock)
-    carry the watermark past its backlog, making every record of it late."""
+    """The topic's watermark starts at the beginning of time, not unset: an unset one holds nothing back."""
 
-    def initial_estimator_state(self, element: tuple[str, int], restriction: PartitionPosition) -> Timestamp:
+    def initial_estimator_state(
+        self, element: tuple[str, tuple[int, ...]], restriction: TopicPosition
+    ) -> Timestamp:
         return MIN_TIMESTAMP
 
     def create_watermark_estimator(self, estimator_state: Timestamp | None) -> ManualWatermarkEstimator:
         return ManualWatermarkEstimator(estimator_state)
 
 
-RESTRICTIONS = _PartitionRestrictions()
+RESTRICTIONS = _TopicRestrictions()
 WATERMARKS = _HeldUntilRead()
 
 
@@ -173,27 +185,30 @@ def event_time(message: Any, record: RawRecord | DeadLetter) -> float:
 
 
 class _ListPartitions(beam.DoFn):
-    """The topic → one element per partition (found where the job runs, so the launcher needs no access)."""
+    """The topic → the topic and its partitions (found where the job runs, so the launcher needs no access)."""
 
     def __init__(self, config: KafkaConfig) -> None:
         self.config = config
 
-    def process(self, topic: str) -> Iterator[tuple[str, int]]:
+    def process(self, topic: str) -> Iterator[tuple[str, tuple[int, ...]]]:
         found = partitions(self.config)
         log.info("kafka: reading %s, partitions %s, group %s", self.config.target, found, self.config.group)
-        for partition in found:
-            yield topic, partition
+        yield topic, tuple(found)
 
 
-class _ReadPartition(beam.DoFn):
-    """A splittable DoFn: each call reads one partition from its restriction's offset, emits batches
-    stamped with their event time, moves the watermark, checkpoints the next offset, and commits it to the
-    group when the runner finalizes the bundle.
+class _ReadTopic(beam.DoFn):
+    """A splittable DoFn: each call reads what every partition of the topic has past its offset, emits
+    batches stamped with their event time, moves the watermark, checkpoints the next offsets, and commits
+    them to the group when the runner finalizes the bundle.
 
-    Watermark: the newest event time read minus `max_delay` (audit records are written when requests
-    complete, and shippers batch, so event times arrive somewhat out of order); while the partition has
-    nothing new it follows the wall clock minus `max_delay`, so windows close and timers fire on a quiet
-    cluster. It never goes back.
+    Watermark: per partition, the newest event time read minus `max_delay` (audit records are written
+    when requests complete, and shippers batch, so event times arrive somewhat out of order); while a
+    partition is caught up with nothing new, the wall clock minus `max_delay`, so windows close and timers
+    fire on a quiet cluster. The topic's watermark is the oldest of its partitions', and it never goes
+    back. All partitions are one restriction, so that one watermark covers them: Prism keeps a single
+    watermark estimate per stage, the last bundle's, so a partition read in a bundle of its own and caught
+    up (on the wall clock) carried the watermark past another partition's unread backlog, making every
+    record of it late (a restart's replay, under load).
     """
 
     def __init__(
@@ -211,8 +226,8 @@ class _ReadPartition(beam.DoFn):
         self.replay = replay
 
     def setup(self) -> None:
-        self.consumers: dict[tuple[str, int], Any] = {}
-        self.expected: dict[tuple[str, int], int] = {}  # the offset each consumer will deliver next
+        self.consumers: dict[str, Any] = {}
+        self.expected: dict[str, dict[int, int]] = {}  # the offsets each consumer will deliver next
         self.records = Metrics.counter("kubesigma", "kafka_records")
         self.committed = Metrics.counter("kubesigma", "kafka_offsets_committed")
         self.watermark_ms = Metrics.gauge("kubesigma", "source_watermark_ms")
@@ -223,94 +238,114 @@ class _ReadPartition(beam.DoFn):
             consumer.close()
         self.consumers.clear()
 
-    def _at(self, topic: str, partition: int, position: PartitionPosition) -> tuple[Any, int, int]:
-        """The partition's consumer, positioned at the restriction's next offset (resolved from the
-        group's committed offset, or `start`, the first time), and the offset commits stay at or past."""
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    def _at(
+        self, topic: str, positions: tuple[PartitionPosition, ...]
+    ) -> tuple[Any, tuple[PartitionPosition, ...]]:
+        """The topic's consumer, assigned every partition at its restriction's next offset (resolved from
+        the group's committed offset, or `start`, the first time)."""
+        from confluent_kafka import TopicPartition
 
-        key = (topic, partition)
-        consumer = self.consumers.get(key)
+        consumer = self.consumers.get(topic)
         if consumer is None:
-            consumer = self.consumers[key] = _consumer(self.config)
-        offset, resumed_at = position.next_offset, position.resumed_at
-        if offset is None:
-            committed = consumer.committed([TopicPartition(topic, partition)], timeout=METADATA_TIMEOUT)[
-                0
-            ].offset
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=METADATA_TIMEOUT
+            consumer = self.consumers[topic] = _consumer(self.config)
+        if any(p.next_offset is None for p in positions):
+            positions = tuple(
+                self._resolve(consumer, topic, p) if p.next_offset is None else p for p in positions
             )
-            if committed >= 0:
-                # A committed offset the broker no longer holds (retention) starts at the oldest record kept.
-                resumed_at = max(committed, low)
-                offset = replay_start(consumer, topic, partition, resumed_at, low, self.replay)
-                self.expected.pop(key, None)  # replay_start moved the consumer
-            else:
-                offset = max(low if self.config.start == "earliest" else high, low)
-            log.info(
-                "kafka: %s/%d starts at offset %d (group committed %d, replay horizon %gs)",
-                topic,
-                partition,
-                offset,
-                committed,
-                self.replay,
-            )
-        if self.expected.get(key) != offset:
-            start = TopicPartition(topic, partition, offset if offset >= 0 else OFFSET_BEGINNING)
-            if key in self.expected:
-                consumer.seek(start)
-            else:
-                consumer.assign([start])
-            self.expected[key] = offset
-        return consumer, offset, resumed_at
+            self.expected.pop(topic, None)  # replay_start moved the consumer
+        offsets = _offsets(positions)
+        if self.expected.get(topic) != offsets:
+            consumer.assign([TopicPartition(topic, p, offset) for p, offset in offsets.items()])
+            self.expected[topic] = offsets
+        return consumer, positions
+
+    def _resolve(self, consumer: Any, topic: str, position: PartitionPosition) -> PartitionPosition:
+        """Where a partition starts: after the group's committed offset (less the replay horizon), else at
+        `start`."""
+        from confluent_kafka import TopicPartition
+
+        partition = position.partition
+        committed = consumer.committed([TopicPartition(topic, partition)], timeout=METADATA_TIMEOUT)[0].offset
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=METADATA_TIMEOUT)
+        resumed_at = position.resumed_at
+        if committed >= 0:
+            # A committed offset the broker no longer holds (retention) starts at the oldest record kept.
+            resumed_at = max(committed, low)
+            offset = replay_start(consumer, topic, partition, resumed_at, low, self.replay)
+        else:
+            offset = max(low if self.config.start == "earliest" else high, low)
+        log.info(
+            "kafka: %s/%d starts at offset %d (group committed %d, replay horizon %gs)",
+            topic,
+            partition,
+            offset,
+            committed,
+            self.replay,
+        )
+        return replace(position, next_offset=offset, resumed_at=resumed_at)
 
     @beam.DoFn.unbounded_per_element()
     def process(
         self,
-        element: tuple[str, int],
+        element: tuple[str, tuple[int, ...]],
         finalizer=beam.DoFn.BundleFinalizerParam,
         tracker=beam.DoFn.RestrictionParam(RESTRICTIONS),
         watermark=beam.DoFn.WatermarkEstimatorParam(WATERMARKS),
     ) -> Iterator[Any]:
-        topic, partition = element
-        current: PartitionPosition = tracker.current_restriction()
-        consumer, offset, resumed_at = self._at(topic, partition, current)
-        messages = self._fetch(consumer)
-        records: list[tuple[Any, RawRecord | DeadLetter]] = []
-        for message in messages:
+        topic = element[0]
+        current: TopicPosition = tracker.current_restriction()
+        consumer, positions = self._at(topic, current.partitions)
+        read: dict[int, list[tuple[Any, RawRecord | DeadLetter]]] = {}
+        for message in self._fetch(consumer):
             error = message.error()
             if error is not None:
                 if error.code() == -191:  # _PARTITION_EOF: informational
                     continue
-                raise RuntimeError(f"kafka {topic}/{partition}: {error}")
-            records.append((message, record_of(message, self.limits)))
+                raise RuntimeError(f"kafka {topic}/{message.partition()}: {error}")
+            read.setdefault(message.partition(), []).append((message, record_of(message, self.limits)))
         now = time.time()
-        if records:
-            offset = records[-1][0].offset() + 1
-        behind = self._backlog(consumer, topic, partition, offset)
-        # Idle only once caught up: a first fetch may come back empty while the partition has a backlog.
-        idle_since = None if records or behind else (current.idle_since or now)
+        moved: list[PartitionPosition] = []
+        times: dict[int, list[float]] = {}
+        behind = 0
+        for position in positions:
+            records = read.get(position.partition, [])
+            offset = records[-1][0].offset() + 1 if records else position.next_offset
+            assert offset is not None  # resolved by _at
+            left = self._backlog(consumer, topic, position.partition, offset)
+            behind += left
+            mark = position.watermark
+            if records:
+                times[position.partition] = [event_time(message, record) for message, record in records]
+                mark = max(mark, max(times[position.partition]) - self.max_delay)
+            elif not left:
+                # Only a caught-up partition follows the wall clock: records still to read (a backlog, a
+                # replay) would otherwise all be late for the correlation and suppression stages.
+                mark = max(mark, now - self.max_delay)
+            moved.append(replace(position, next_offset=offset, watermark=mark))
+        self.backlog.set(behind)
+        # Idle only once caught up: a first fetch may come back empty while a partition has a backlog.
+        idle_since = None if read or behind else (current.idle_since or now)
         stop = self.max_idle is not None and idle_since is not None and now - idle_since >= self.max_idle
-        if not tracker.try_claim(PartitionPosition(offset, idle_since, stop, resumed_at)):
+        if not tracker.try_claim(TopicPosition(tuple(moved), idle_since, stop)):
             return
-        self.expected[(topic, partition)] = offset
-        newest = None
-        for start in range(0, len(records), RECORD_BATCH):
-            part = records[start : start + RECORD_BATCH]
-            times = [event_time(message, record) for message, record in part]
-            newest = max(times) if newest is None else max(newest, *times)
-            yield TimestampedValue(RecordBatch(record for _, record in part), min(times))
-        if records:
+        self.expected[topic] = _offsets(moved)
+        for partition, records in read.items():
+            stamps = times[partition]
+            for start in range(0, len(records), RECORD_BATCH):
+                part = records[start : start + RECORD_BATCH]
+                yield TimestampedValue(
+                    RecordBatch(record for _, record in part), min(stamps[start : start + RECORD_BATCH])
+                )
             self.records.inc(len(records))
-            # Replayed records were processed before: the group's offset stays where it was.
-            finalizer.register(_Commit(consumer, topic, partition, max(offset, resumed_at), self.committed))
-        else:
-            # Runners ask every bundle of a DoFn that finalizes to finalize (Prism logs one that has no callback).
-            finalizer.register(_nothing_to_commit)
-        if newest is not None or not behind:
-            # Only a caught-up partition follows the wall clock: records still to read (a backlog, a
-            # replay) would otherwise all be late for the correlation and suppression stages.
-            self._advance(watermark, (newest if newest is not None else now) - self.max_delay)
+        # Replayed records were processed before: the group's offsets stay where they were.
+        commits = [(p.partition, max(p.next_offset or 0, p.resumed_at)) for p in moved if p.partition in read]
+        # Runners ask every bundle of a DoFn that finalizes to finalize (Prism logs one that has no callback).
+        finalizer.register(
+            _Commit(consumer, topic, commits, self.committed) if commits else _nothing_to_commit
+        )
+        oldest = min(p.watermark for p in moved)
+        if oldest > -math.inf:
+            self._advance(watermark, oldest)
         if stop:
             return  # finished (max_idle): the watermark goes to the end of time and every window closes
         # Behind: come back at once; caught up: wait a little.
@@ -333,13 +368,16 @@ class _ReadPartition(beam.DoFn):
             _, high = consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), timeout=METADATA_TIMEOUT
             )
-        behind = max(0, high - offset) if high >= 0 else 0
-        self.backlog.set(behind)
-        return behind
+        return max(0, high - offset) if high >= 0 else 0
 
     def _advance(self, watermark: Any, seconds: float) -> None:
         if advance_watermark(watermark, seconds):
             self.watermark_ms.set(int(seconds * 1000))
+
+
+def _offsets(positions: Iterable[PartitionPosition]) -> dict[int, int]:
+    """Partition → next offset, of positions already resolved."""
+    return {p.partition: p.next_offset for p in positions if p.next_offset is not None}
 
 
 def _nothing_to_commit() -> None:
@@ -347,28 +385,23 @@ def _nothing_to_commit() -> None:
 
 
 class _Commit:
-    """Commits a partition's offset to the consumer group once the runner has finalized the bundle that
-    read up to it (its records processed and their results durable)."""
+    """Commits partitions' offsets to the consumer group once the runner has finalized the bundle that
+    read up to them (their records processed and their results durable)."""
 
-    def __init__(self, consumer: Any, topic: str, partition: int, offset: int, counter: Any) -> None:
-        self.consumer, self.topic, self.partition, self.offset, self.counter = (
-            consumer,
-            topic,
-            partition,
-            offset,
-            counter,
-        )
+    def __init__(self, consumer: Any, topic: str, offsets: list[tuple[int, int]], counter: Any) -> None:
+        self.consumer, self.topic, self.offsets, self.counter = consumer, topic, offsets, counter
 
     def __call__(self) -> None:
         from confluent_kafka import TopicPartition
 
         try:
             self.consumer.commit(
-                offsets=[TopicPartition(self.topic, self.partition, self.offset)], asynchronous=False
+                offsets=[TopicPartition(self.topic, p, offset) for p, offset in self.offsets],
+                asynchronous=False,
             )
-            self.counter.inc()
+            self.counter.inc(len(self.offsets))
         except Exception as err:  # a later bundle commits a later offset; a restart re-reads (at least once)
-            log.warning("kafka: committing %s/%d@%d failed: %s", self.topic, self.partition, self.offset, err)
+            log.warning("kafka: committing %s at %s failed: %s", self.topic, self.offsets, err)
 
 
 class ReadKafkaRecords(beam.PTransform):
@@ -400,6 +433,6 @@ class ReadKafkaRecords(beam.PTransform):
             | "Spread" >> beam.Reshuffle()
             | "Read"
             >> beam.ParDo(
-                _ReadPartition(self.config, self.limits, self.max_delay, self.max_idle, self.replay)
+                _ReadTopic(self.config, self.limits, self.max_delay, self.max_idle, self.replay)
             ).with_output_types(RecordBatch)
         )

@@ -59,6 +59,8 @@ FLINK_ONLY = frozenset(
         "savepoint_path",
         "flink_conf_dir",
         "allow_non_restored_state",
+        "shutdown_sources_after_idle_ms",
+        "finish_bundle_before_checkpointing",
     }
 )
 GROUPS = (
