@@ -2,8 +2,9 @@
 
 An alert is an ECS document (the `Alert` pydantic model, also the source of the Elasticsearch mapping)
 with the record where Elastic's integrations keep it, redacted and slimmed above the soft size limit.
-Alerts are rare next to events, so they are built with pydantic, where validation and a typed schema
-matter more than microseconds.
+`build_alert` builds the validated model; `alert_document`, what the pipeline writes, builds the same
+document as plain dicts (validating and dumping the model cost more than the rest of an alert's way
+through the pipeline; a test holds the two equal).
 
 Ids are pure functions of what an alert is about (the rule and the record; for correlations the group
 and the window's first event), so replays and retries write the same document (Elasticsearch `_id`)
@@ -232,9 +233,20 @@ def _threat(rule: RuleInfo) -> list[ThreatFields]:
 _RULE_PARTS: dict[tuple[Any, ...], tuple[RuleFields, list[ThreatFields]]] = {}
 
 
+def _rule_key(rule: RuleInfo) -> tuple[Any, ...]:
+    return (
+        rule.id,
+        rule.title,
+        rule.description,
+        rule.level,
+        rule.references,
+        str(rule.logsource),
+        rule.tags,
+    )
+
+
 def _rule_parts(rule: RuleInfo) -> tuple[RuleFields, list[ThreatFields]]:
-    category = str(rule.logsource)
-    key = (rule.id, rule.title, rule.description, rule.level, rule.references, category, rule.tags)
+    key = _rule_key(rule)
     parts = _RULE_PARTS.get(key)
     if parts is None:
         if len(_RULE_PARTS) >= 4096:
@@ -245,7 +257,7 @@ def _rule_parts(rule: RuleInfo) -> tuple[RuleFields, list[ThreatFields]]:
             description=rule.description,
             level=rule.level,
             reference=rule.references[0] if rule.references else None,
-            category=category,
+            category=str(rule.logsource),
             tags=list(rule.tags),
         )
         parts = _RULE_PARTS[key] = (fields, _threat(rule))
@@ -399,7 +411,7 @@ _RULE_DOCUMENTS: dict[tuple[Any, ...], tuple[dict[str, Any], list[dict[str, Any]
 def _rule_documents(rule: RuleInfo) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A rule's part of its alert documents (`rule`, `threat`) as the model dumps them, once per rule
     and shared by its alerts, as the record is."""
-    key = (rule.id, rule.title, rule.description, rule.level, rule.references, str(rule.logsource), rule.tags)
+    key = _rule_key(rule)
     docs = _RULE_DOCUMENTS.get(key)
     if docs is None:
         if len(_RULE_DOCUMENTS) >= 4096:
