@@ -28,6 +28,7 @@ from apache_beam.transforms.window import TimestampedValue
 
 from kubesigma.connectors.model import AuditEvent, RuleInfo
 from kubesigma.connectors.model.alert import Suppression, alert_document, match_alert_id
+from kubesigma.connectors.model.frozen import fast_pickle
 from kubesigma.detections.correlation import CorrelationPlan, correlation_fields
 from kubesigma.detections.suppression import suppression_group
 from kubesigma.pipeline.correlate import CorrelationHit
@@ -36,6 +37,7 @@ from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS
 from kubesigma.pipeline.transforms import Match
 
 
+@fast_pickle  # pickled as its field values; pickles of earlier versions (streaming state) still load
 @dataclass(frozen=True)
 class Candidate:
     """An alert about to be written: a single-event match or a correlation hit, maybe folding repeats."""
