@@ -237,7 +237,8 @@ def build(
     # Single-event alerts and correlation alerts are decided apart, each at its own watermark: a single-event
     # alert waits for the source's watermark only, not for the correlation stages to catch up (which, on a
     # busy stream, held every alert back by as much as they lagged). Suppression keys by rule and group,
-    # so no key spans the two.
+    # so no key spans the two. Each side makes its documents in a step of its own: Flink fuses a step after
+    # a Flatten into both producers' stages, and did not add up its counters (1 alert reported of 3).
     singles = (
         matches | "Candidates" >> beam.FlatMap(match_candidates, plan) | "OnePerRequest" >> OnePerRequest()
     )
@@ -246,10 +247,9 @@ def build(
         singles = singles | "Suppress" >> Suppress(window)
         correlated = correlated | "SuppressCorrelations" >> Suppress(window)
     alerts = (
-        (singles, correlated)
-        | "AllCandidates" >> beam.Flatten()
-        | "Alerts" >> CandidateAlerts(limits.soft, plan)
-    )
+        singles | "Alerts" >> CandidateAlerts(limits.soft, plan),
+        correlated | "CorrelationAlerts" >> CandidateAlerts(limits.soft, plan),
+    ) | "AllAlerts" >> beam.Flatten()
     # Streaming files gather documents by wall-clock time: nothing decided behind the watermark is dropped.
     every = max(1.0, duration_option(options, "file_interval"))
     if streaming:
