@@ -47,11 +47,13 @@ from typing import Any
 import orjson
 
 REPO = Path(__file__).resolve().parents[1]
-# bench/elasticsearch.py is named like the client package: keep this folder off the import path.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != str(REPO / "bench")]
+# bench/elasticsearch.py is named like the client package: this folder goes last on the import path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != str(REPO / "bench")] + [
+    str(REPO / "bench")
+]
 
-ES_URL = os.environ.get("KUBESIGMA_ES_URL", "http://127.0.0.1:9200")
-KAFKA = os.environ.get("KUBESIGMA_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+from services import ES_URL, KAFKA, prism, running  # noqa: E402
+
 KUBECTL = "kubectl/v1.29.4 (linux/amd64) kubernetes/55019c8"
 START_LIMIT_S = 180
 RUN_LIMIT_S = 300
@@ -161,40 +163,6 @@ def es_ids(es: Any, prefix: str) -> list[str]:
             raise
         return []  # an index the job just created whose shard is not started yet: nothing to count yet
     return [hit["_id"] for hit in found["hits"]["hits"]]
-
-
-def es_answers(url: str) -> bool:
-    from elasticsearch import Elasticsearch
-
-    client = Elasticsearch(url, request_timeout=5, max_retries=0)
-    try:
-        client.info()
-        return True
-    except Exception:
-        return False
-    finally:
-        client.close()
-
-
-def kafka_answers(bootstrap: str) -> bool:
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    try:
-        AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=5)
-        return True
-    except KafkaException:
-        return False
-
-
-def prism() -> str:
-    """$KUBESIGMA_PRISM, else Prism built from the Go module proxy (idempotent)."""
-    if os.environ.get("KUBESIGMA_PRISM"):
-        return os.environ["KUBESIGMA_PRISM"]
-    out = subprocess.run(
-        ["bash", str(REPO / ".ci/prism/build-prism.sh")], capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip().splitlines()[-1]
 
 
 def batch_ids(inputs: str, tmp: Path) -> set[str]:
@@ -356,23 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="end with one JSON line (printed in any case)")
     args = parser.parse_args(argv)
-    started: list[str] = []  # make targets to stop again at the end
-    try:
-        if not es_answers(ES_URL):
-            subprocess.run(["make", "-C", str(REPO), "es-up"], check=True)
-            started.append("es-down")
-        if args.source == "kafka" and not kafka_answers(KAFKA):
-            subprocess.run(["make", "-C", str(REPO), "kafka-up"], check=True)
-            started.append("kafka-down")
-        with tempfile.TemporaryDirectory(prefix="kubesigma-restart-") as tmp:
-            feed = TailFeed(Path(tmp)) if args.source == "tail" else KafkaFeed(Path(tmp), KAFKA)
-            extra = ["--kafka-replay", args.kafka_replay] if args.kafka_replay is not None else []
-            if extra and args.source != "kafka":
-                parser.error("--kafka-replay goes with --source kafka")
-            result = measure(Path(tmp), feed, args.lines, args.seed, ES_URL, extra)
-    finally:
-        for target in started:
-            subprocess.run(["make", "-C", str(REPO), target], check=False)
+    extra = ["--kafka-replay", args.kafka_replay] if args.kafka_replay is not None else []
+    if extra and args.source != "kafka":
+        parser.error("--kafka-replay goes with --source kafka")
+    kafka = KAFKA if args.source == "kafka" else None
+    with running(ES_URL, kafka), tempfile.TemporaryDirectory(prefix="kubesigma-restart-") as tmp:
+        feed = TailFeed(Path(tmp)) if kafka is None else KafkaFeed(Path(tmp), kafka)
+        result = measure(Path(tmp), feed, args.lines, args.seed, ES_URL, extra)
     for key, value in result.items():
         print(f"{key}: {value}")
     print(json.dumps(result))

@@ -70,11 +70,13 @@ from typing import Any
 import orjson
 
 REPO = Path(__file__).resolve().parents[1]
-# bench/elasticsearch.py is named like the client package: keep this folder off the import path.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != str(REPO / "bench")]
+# bench/elasticsearch.py is named like the client package: this folder goes last on the import path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != str(REPO / "bench")] + [
+    str(REPO / "bench")
+]
 
-ES_URL = os.environ.get("KUBESIGMA_ES_URL", "http://127.0.0.1:9200")
-KAFKA = os.environ.get("KUBESIGMA_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+from services import ES_URL, KAFKA, flink_job_server_jar, prism, running  # noqa: E402
+
 FIXED_RATE = 1000
 POLL_S = 0.1
 LAG_BOUND_S = 5.0
@@ -352,16 +354,6 @@ class Setup:
     fixed_rate: float = FIXED_RATE
 
 
-def prism() -> str:
-    """$KUBESIGMA_PRISM, else Prism built from the Go module proxy (idempotent)."""
-    if os.environ.get("KUBESIGMA_PRISM"):
-        return os.environ["KUBESIGMA_PRISM"]
-    out = subprocess.run(
-        ["bash", str(REPO / ".ci/prism/build-prism.sh")], capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip().splitlines()[-1]
-
-
 def runner_args(setup: Setup, parallelism: int) -> list[str]:
     if setup.runner == "prism":
         return ["--runner=PrismRunner", f"--prism_location={prism()}"]
@@ -486,44 +478,6 @@ def batch_step(setup: Setup, lines: list[bytes]) -> tuple[dict[str, Any], set[st
     }, ids
 
 
-def es_answers(url: str) -> bool:
-    from elasticsearch import Elasticsearch
-
-    client = Elasticsearch(url, request_timeout=5, max_retries=0)
-    try:
-        client.info()
-        return True
-    except Exception:
-        return False
-    finally:
-        client.close()
-
-
-def kafka_answers(bootstrap: str) -> bool:
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    try:
-        AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=5)
-        return True
-    except KafkaException:
-        return False
-
-
-def job_server_jar() -> str:
-    """$KUBESIGMA_FLINK_JOB_SERVER_JAR, else the jar .ci/flink/job-server.sh prints (built once, cached)."""
-    if os.environ.get("KUBESIGMA_FLINK_JOB_SERVER_JAR"):
-        return os.environ["KUBESIGMA_FLINK_JOB_SERVER_JAR"]
-    out = subprocess.run(
-        ["bash", str(REPO / ".ci/flink/job-server.sh")],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHON": sys.executable},
-    )
-    return out.stdout.strip().splitlines()[-1]
-
-
 def measure(
     setup: Setup, parallelisms: list[int], ramp: list[float], with_batch: bool = True
 ) -> dict[str, Any]:
@@ -629,33 +583,31 @@ def main(argv: list[str] | None = None) -> int:
     most = int(max([args.fixed_rate, *ramp]) * seconds)
     print(f"generating {most} demo events (seed {args.seed}); load {load()}", file=sys.stderr, flush=True)
     traffic = Traffic.generate(most, args.seed, args.attack_ratio)
-    started: list[str] = []  # make targets to stop again at the end
-    try:
-        if not es_answers(ES_URL):
-            subprocess.run(["make", "-C", str(REPO), "es-up"], check=True)
-            started.append("es-down")
-        if not kafka_answers(KAFKA):
-            subprocess.run(["make", "-C", str(REPO), "kafka-up"], check=True)
-            started.append("kafka-down")
-        jar = job_server_jar()
-        with tempfile.TemporaryDirectory(prefix="kubesigma-streaming-") as tmp:
-            if args.keep:
-                Path(args.keep).mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(dir=args.keep)) if args.keep else Path(tmp)
-            setup = Setup(
-                ES_URL, KAFKA, jar, work, traffic, seconds, args.job_option, args.runner, args.fixed_rate
-            )
-            result = {
-                "runner": "FlinkRunner [local], Flink 1.19, Beam 2.62 job server, LOOPBACK process workers",
-                "seconds_per_step": seconds,
-                "attack_ratio": args.attack_ratio,
-                **({"job_options": " ".join(args.job_option)} if args.job_option else {}),
-                **measure(setup, parallelisms, ramp, not args.no_batch),
-                "load": load(),
-            }
-    finally:
-        for target in started:
-            subprocess.run(["make", "-C", str(REPO), target], check=False)
+    with running(ES_URL, KAFKA), tempfile.TemporaryDirectory(prefix="kubesigma-streaming-") as tmp:
+        if args.keep:
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=args.keep)) if args.keep else Path(tmp)
+        setup = Setup(
+            ES_URL,
+            KAFKA,
+            flink_job_server_jar(),
+            work,
+            traffic,
+            seconds,
+            args.job_option,
+            args.runner,
+            args.fixed_rate,
+        )
+        result = {
+            "runner": "FlinkRunner [local], Flink 1.19, Beam 2.62 job server, LOOPBACK process workers"
+            if args.runner == "flink"
+            else "PrismRunner",
+            "seconds_per_step": seconds,
+            "attack_ratio": args.attack_ratio,
+            **({"job_options": " ".join(args.job_option)} if args.job_option else {}),
+            **measure(setup, parallelisms, ramp, not args.no_batch),
+            "load": load(),
+        }
     for key, value in result["summary"].items():
         print(f"{key}: {json.dumps(value)}")
     print(f"batch: {json.dumps(result['batch'])}")
