@@ -59,6 +59,8 @@ FLINK_ONLY = frozenset(
         "savepoint_path",
         "flink_conf_dir",
         "allow_non_restored_state",
+        "max_bundle_size",
+        "max_bundle_time_millis",
     }
 )
 GROUPS = (
