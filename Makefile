@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 export KUBESIGMA_ES_URL ?= http://127.0.0.1:9200
 
-.PHONY: install demo test check lint typecheck pytest rules-check terraform-check bench-smoke es-up es-down kafka-up kafka-down flink-jar prism pstest clean
+.PHONY: install demo test check lint typecheck pytest rules-check terraform-check bench-smoke bench-streaming es-up es-down kafka-up kafka-down flink-jar prism pstest clean
 
 # A fresh virtualenv with everything the tests need (`pip install -e '.[dev]'`), the kubesigma command included.
 $(BIN)/.installed: pyproject.toml setup.py
@@ -105,6 +105,12 @@ bench-smoke: install
 	$(BIN)/python bench/noise.py --quick --json
 	# A short fuzzing campaign (~30 s): fails on a crash, a broken count or a leaked credential.
 	$(BIN)/python bench/fuzz.py --records 2000 --check --json
+
+# The streaming job on embedded Flink from Kafka into Elasticsearch: throughput and alert latency next to the
+# batch pipeline (bench/streaming.py; starts Elasticsearch and Kafka when none runs). `--quick`: about 3
+# minutes, too long for every CI run; the full run is `$(BIN)/python bench/streaming.py --json`.
+bench-streaming: install
+	$(BIN)/python bench/streaming.py --quick --json
 
 # A real single-node Elasticsearch 8.14 on 127.0.0.1:9200 (jars from Maven Central), in the background.
 es-up:

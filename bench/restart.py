@@ -56,11 +56,13 @@ from typing import Any
 import orjson
 
 REPO = Path(__file__).resolve().parents[1]
-# bench/elasticsearch.py is named like the client package: keep this folder off the import path.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != str(REPO / "bench")]
+# bench/elasticsearch.py is named like the client package: this folder goes last on the import path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != str(REPO / "bench")] + [
+    str(REPO / "bench")
+]
 
-ES_URL = os.environ.get("KUBESIGMA_ES_URL", "http://127.0.0.1:9200")
-KAFKA = os.environ.get("KUBESIGMA_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+from services import ES_URL, KAFKA, flink_job_server_jar, prism, running  # noqa: E402
+
 KUBECTL = "kubectl/v1.29.4 (linux/amd64) kubernetes/55019c8"
 START_LIMIT_S = 180
 RUN_LIMIT_S = 300
@@ -172,61 +174,13 @@ def es_ids(es: Any, prefix: str) -> list[str]:
     return [hit["_id"] for hit in found["hits"]["hits"]]
 
 
-def es_answers(url: str) -> bool:
-    from elasticsearch import Elasticsearch
-
-    client = Elasticsearch(url, request_timeout=5, max_retries=0)
-    try:
-        client.info()
-        return True
-    except Exception:
-        return False
-    finally:
-        client.close()
-
-
-def kafka_answers(bootstrap: str) -> bool:
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    try:
-        AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=5)
-        return True
-    except KafkaException:
-        return False
-
-
-def prism() -> str:
-    """$KUBESIGMA_PRISM, else Prism built from the Go module proxy (idempotent)."""
-    if os.environ.get("KUBESIGMA_PRISM"):
-        return os.environ["KUBESIGMA_PRISM"]
-    out = subprocess.run(
-        ["bash", str(REPO / ".ci/prism/build-prism.sh")], capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip().splitlines()[-1]
-
-
-def flink_job_server() -> str:
-    """$KUBESIGMA_FLINK_JOB_SERVER_JAR, else Beam's Flink job server from .ci/flink/job-server.sh (cached)."""
-    if os.environ.get("KUBESIGMA_FLINK_JOB_SERVER_JAR"):
-        return os.environ["KUBESIGMA_FLINK_JOB_SERVER_JAR"]
-    out = subprocess.run(
-        ["bash", str(REPO / ".ci/flink/job-server.sh")],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHON": sys.executable},
-    )
-    return out.stdout.strip().splitlines()[-1]
-
-
 def runner_args(runner: str) -> list[str]:
     """Prism, or Flink embedded in Beam's job server (`[local]`) with the SDK harness in the job's process."""
     if runner == "prism":
         return ["--runner=PrismRunner", f"--prism_location={prism()}"]
     return [
         "--runner=FlinkRunner", "--flink_master=[local]", "--flink_version=1.19",
-        f"--flink_job_server_jar={flink_job_server()}", "--environment_type=LOOPBACK", "--parallelism=1",
+        f"--flink_job_server_jar={flink_job_server_jar()}", "--environment_type=LOOPBACK", "--parallelism=1",
     ]  # fmt: skip
 
 
@@ -412,25 +366,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="end with one JSON line (printed in any case)")
     args = parser.parse_args(argv)
-    started: list[str] = []  # make targets to stop again at the end
-    try:
-        if not es_answers(ES_URL):
-            subprocess.run(["make", "-C", str(REPO), "es-up"], check=True)
-            started.append("es-down")
-        if args.source == "kafka" and not kafka_answers(KAFKA):
-            subprocess.run(["make", "-C", str(REPO), "kafka-up"], check=True)
-            started.append("kafka-down")
-        with tempfile.TemporaryDirectory(prefix="kubesigma-restart-") as tmp:
-            feed = TailFeed(Path(tmp)) if args.source == "tail" else KafkaFeed(Path(tmp), KAFKA)
-            extra = ["--kafka-replay", args.kafka_replay] if args.kafka_replay is not None else []
-            if extra and args.source != "kafka":
-                parser.error("--kafka-replay goes with --source kafka")
-            if args.runner == "flink" and args.source != "kafka":
-                parser.error("--runner flink goes with --source kafka (a --tail job runs on Prism)")
-            result = measure(Path(tmp), feed, args.lines, args.seed, ES_URL, extra, args.runner)
-    finally:
-        for target in started:
-            subprocess.run(["make", "-C", str(REPO), target], check=False)
+    extra = ["--kafka-replay", args.kafka_replay] if args.kafka_replay is not None else []
+    if extra and args.source != "kafka":
+        parser.error("--kafka-replay goes with --source kafka")
+    if args.runner == "flink" and args.source != "kafka":
+        parser.error("--runner flink goes with --source kafka (a --tail job runs on Prism)")
+    kafka = KAFKA if args.source == "kafka" else None
+    with running(ES_URL, kafka), tempfile.TemporaryDirectory(prefix="kubesigma-restart-") as tmp:
+        feed = TailFeed(Path(tmp)) if kafka is None else KafkaFeed(Path(tmp), kafka)
+        result = measure(Path(tmp), feed, args.lines, args.seed, ES_URL, extra, args.runner)
     for key, value in result.items():
         print(f"{key}: {value}")
     print(json.dumps(result))

@@ -328,6 +328,19 @@ class FlinkCheckpointOptions(PipelineOptions):
             **flag,
             help="Flink: start from a savepoint even if some of its state belongs to no operator any more.",
         )
+        parser.add_argument(
+            "--max_bundle_size",
+            type=int,
+            default=None,
+            help="Flink: a bundle ends after this many elements (Flink's default 1000).",
+        )
+        parser.add_argument(
+            "--max_bundle_time_millis",
+            type=int,
+            default=None,
+            help="Flink: a bundle ends after this long (Flink's default 1000 ms); each stateful stage waits "
+            "for its bundles to end before its watermark moves on, so this adds to alert latency.",
+        )
 
 
 class KinesisOptions(PipelineOptions):

@@ -7,6 +7,7 @@ or a `Skipped`. Containers (an audit `EventList`, cloud envelopes) yield one out
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -188,17 +189,30 @@ def _dump(value: Any) -> bytes:
 
 
 _loaded = False
+_loading = False
+# A Beam SDK worker decodes bundles in several threads: the first records of each could otherwise see a
+# registry still being filled and dead-letter valid Events as "matches no registered format".
+_LOAD_LOCK = threading.RLock()
 
 
 def _load_builtin_formats() -> None:
-    """Import the built-in format modules once; each registers itself on import."""
-    global _loaded
+    """Import the built-in format modules once; each registers itself on import. Other threads wait
+    until every one is registered; a format module that asks for the formats while loading gets them as
+    registered so far."""
+    global _loaded, _loading
     if _loaded:
         return
-    _loaded = True
-    import importlib
-    import pkgutil
+    with _LOAD_LOCK:
+        if _loaded or _loading:
+            return
+        _loading = True
+        try:
+            import importlib
+            import pkgutil
 
-    for mod in pkgutil.iter_modules(__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{mod.name}")
+            for mod in pkgutil.iter_modules(__path__):
+                if not mod.name.startswith("_"):
+                    importlib.import_module(f"{__name__}.{mod.name}")
+        finally:
+            _loading = False
+        _loaded = True

@@ -61,6 +61,8 @@ FLINK_ONLY = frozenset(
         "allow_non_restored_state",
         "shutdown_sources_after_idle_ms",
         "finish_bundle_before_checkpointing",
+        "max_bundle_size",
+        "max_bundle_time_millis",
     }
 )
 GROUPS = (

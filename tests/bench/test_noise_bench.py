@@ -6,13 +6,11 @@ follow the rules."""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import random
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -32,20 +30,9 @@ from kubesigma.connectors.simulated_cluster.day import (
 from kubesigma.connectors.simulated_cluster.intrusions import SCENARIOS
 from kubesigma.connectors.simulated_cluster.platforms import PLATFORMS as PLATFORMS_BY_NAME
 from kubesigma.connectors.simulated_cluster.platforms import BusyCluster
-from support.paths import REPO
+from support.paths import REPO, bench_module
 
-
-def _bench_module(name: str) -> ModuleType:
-    """A module of bench/, loaded from its file: bench/ on sys.path would let bench/elasticsearch.py
-    shadow the Elasticsearch client for every test that runs after this one."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-EXPECTED = _bench_module("noise_labels").EXPECTED
+EXPECTED = bench_module("noise_labels").EXPECTED
 
 PLATFORMS = ("gke", "eks", "self-managed")
 QUICK = 3_000

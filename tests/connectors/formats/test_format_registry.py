@@ -42,3 +42,29 @@ def test_the_detection_job_imports_no_delivery_wrapper_or_simulated_cluster() ->
         if m.startswith(("kubesigma.connectors.delivery", "kubesigma.connectors.simulated_cluster"))
     }
     assert fixtures == set()
+
+
+def test_threads_decoding_the_first_records_of_a_fresh_worker_all_find_the_formats() -> None:
+    """A Beam SDK worker decodes bundles in several threads from its start: none of them may see the
+    registry half filled (on Flink with two slots, valid Events were dead-lettered as "matches no
+    registered format"). A fresh interpreter, eight threads released at once on a native Event."""
+    code = (
+        "import threading, orjson\n"
+        "from kubesigma.connectors.formats import decode_record\n"
+        "from kubesigma.connectors.model import AuditEvent, RawRecord, Source\n"
+        "event = {'kind': 'Event', 'apiVersion': 'audit.k8s.io/v1', 'level': 'Metadata', 'auditID': 'a',\n"
+        "         'stage': 'ResponseComplete', 'requestURI': '/api/v1/namespaces/default/configmaps/x',\n"
+        "         'verb': 'get', 'user': {'username': 'u'}, 'sourceIPs': ['10.0.0.1'],\n"
+        "         'responseStatus': {'code': 200}, 'requestReceivedTimestamp': '2026-12-07T10:00:00Z',\n"
+        "         'stageTimestamp': '2026-12-07T10:00:00.001Z'}\n"
+        "raw, gate, kinds = orjson.dumps(event), threading.Barrier(8), []\n"
+        "def decode():\n"
+        "    gate.wait()\n"
+        "    kinds.extend(type(o).__name__ for o in decode_record(RawRecord(raw, Source('t', offset=0))))\n"
+        "threads = [threading.Thread(target=decode) for _ in range(8)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(','.join(sorted(kinds)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ",".join(["AuditEvent"] * 8), out.stdout + out.stderr

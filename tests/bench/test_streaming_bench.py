@@ -1,0 +1,49 @@
+"""What bench/streaming.py measures, without a job: records are stamped with their send time where the
+Kafka source reads event time, and an alert's latency is counted from its triggering record (a
+correlation's latest contributor), suppression follow-ups left out. The timed runs themselves (embedded
+Flink, minutes) are `make bench-streaming`, not a test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from kubesigma.connectors.formats import DecodeContext, decode_record
+from kubesigma.connectors.model import RawRecord, Source
+from kubesigma.connectors.sources import record_time
+from support.paths import bench_module
+
+streaming = bench_module("streaming")
+
+
+def test_a_demo_record_sent_later_carries_the_send_time_as_its_event_time() -> None:
+    traffic = streaming.Traffic.generate(200, seed=3, attack_ratio=0.0)
+    audit_id, parts, delay = traffic.records[0]
+    sent_at = 1_900_000_000.25
+    value = streaming.Traffic.stamp(parts, delay, sent_at)
+    assert abs(record_time(value) - sent_at) < 1e-5
+    event = orjson.loads(value)
+    assert event["auditID"] == audit_id
+    outcomes = list(decode_record(RawRecord(value, Source("kafka://t/0", offset=0)), DecodeContext()))
+    assert [round(e.time, 5) for e in outcomes] == [round(sent_at, 5)]  # decoded: an AuditEvent
+
+
+def alert(alert_id: str, event_id: str, **kubesigma: Any) -> dict[str, Any]:
+    return {"event": {"id": event_id}, "kubesigma": {"alert_id": alert_id, **kubesigma}}
+
+
+def test_latency_runs_from_the_triggering_record_and_leaves_follow_ups_out() -> None:
+    sent = {"warm": 0.0, "a": 10.0, "b": 11.0, "c": 12.5}
+    seen = {
+        "w": (3.0, alert("w", "warm")),
+        "single": (12.0, alert("single", "a")),
+        "corr": (16.0, alert("corr", "a", correlation={"event_ids": ["a", "c", "b"]})),
+        "follow-up": (600.0, alert("follow-up", "b", suppression={"count": 3})),
+    }
+    result = streaming.latencies(seen, sent, skip="warm")
+    assert result["alerts"] == 3  # the warm-up's alert is not counted
+    assert (result["measured"], result["follow_ups"], result["unmeasured"]) == (2, 1, 0)
+    assert result["max_latency_s"] == 3.5  # the correlation, from "c", its latest contributor
+    assert result["p50_latency_s"] == 3.5 and result["p99_latency_s"] == 3.5
+    assert result["p50_latency_s_by_third"][0] is None  # two alerts: the first third is empty
