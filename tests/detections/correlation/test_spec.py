@@ -12,6 +12,17 @@ from kubesigma.detections.engine import RuleLoadError
 from support.correlation_pack import BINDING, ENUMERATION_BODY, POD_EXEC, SECRET_ACCESS, correlation, load
 
 ENUM = ENUMERATION_BODY  # ten distinct secrets by one identity in five minutes
+# A binding's subjects and an exec's user, grouped as one field under two names.
+ALIASED = """\
+    type: temporal_ordered
+    rules: [binding_created, pod_exec]
+    group-by: [subject]
+    timespan: 30m
+    aliases:
+        subject:
+            binding_created: requestObject.subjects.name
+            pod_exec: user.username
+"""
 
 
 def test_rules_referenced_by_name_resolve_to_their_ids(tmp_path: Path) -> None:
@@ -38,17 +49,7 @@ def test_generate_true_keeps_the_referenced_rules_alerting(tmp_path: Path) -> No
 
 
 def test_aliases_give_each_rule_its_own_group_field(tmp_path: Path) -> None:
-    body = """\
-    type: temporal_ordered
-    rules: [binding_created, pod_exec]
-    group-by: [subject]
-    timespan: 30m
-    aliases:
-        subject:
-            binding_created: requestObject.subjects.name
-            pod_exec: user.username
-"""
-    _, plan = load(tmp_path, correlation(body))
+    _, plan = load(tmp_path, correlation(ALIASED))
     spec = plan.specs[0]
     binding = {
         "requestObject": {"subjects": [{"kind": "User", "name": "mallory"}, {"kind": "User", "name": "eve"}]}
@@ -58,17 +59,7 @@ def test_aliases_give_each_rule_its_own_group_field(tmp_path: Path) -> None:
 
 
 def test_a_group_field_holding_a_huge_list_gives_its_first_distinct_values_only(tmp_path: Path) -> None:
-    body = """\
-    type: temporal_ordered
-    rules: [binding_created, pod_exec]
-    group-by: [subject]
-    timespan: 30m
-    aliases:
-        subject:
-            binding_created: requestObject.subjects.name
-            pod_exec: user.username
-"""
-    _, plan = load(tmp_path, correlation(body))
+    _, plan = load(tmp_path, correlation(ALIASED))
     spec = plan.specs[0]
     names = ["mallory", "mallory", "eve"] + [f"user-{i % 5000}" for i in range(200_000)]
     binding = {"requestObject": {"subjects": [{"kind": "User", "name": n} for n in names]}}

@@ -73,8 +73,7 @@ def test_alert_id_depends_on_rule_group_and_first_event_only(tmp_path: Path) -> 
     assert a[0].alert_id != c[0].alert_id
 
 
-def test_value_count_counts_distinct_values(tmp_path: Path) -> None:
-    body = """\
+DISTINCT_NAMES = """\
     type: value_count
     rules: secret_access
     group-by: [user.username]
@@ -83,7 +82,10 @@ def test_value_count_counts_distinct_values(tmp_path: Path) -> None:
         gte: 3
         field: objectRef.name
 """
-    spec = spec_of(tmp_path, body)
+
+
+def test_value_count_counts_distinct_values(tmp_path: Path) -> None:
+    spec = spec_of(tmp_path, DISTINCT_NAMES)
     same, _ = feed(spec, [(T0 + i, 0, "db-password") for i in range(10)])
     assert same == []
     distinct, _ = feed(spec, [(T0 + i, 0, f"secret-{i % 3}") for i in range(3)])
@@ -93,16 +95,7 @@ def test_value_count_counts_distinct_values(tmp_path: Path) -> None:
 
 def test_value_count_counts_objects_where_strings_were_expected(tmp_path: Path) -> None:
     # The fuzzer found a correlation stage failing on an object in the counted field (unhashable).
-    body = """\
-    type: value_count
-    rules: secret_access
-    group-by: [user.username]
-    timespan: 5m
-    condition:
-        gte: 3
-        field: objectRef.name
-"""
-    spec = spec_of(tmp_path, body)
+    spec = spec_of(tmp_path, DISTINCT_NAMES)
     names = [{"a": 1}, {"a": 1}, ["x", {"b": 2}], "db-password", {"a": 2}]
     values = [spec.value(SECRET_ACCESS, {"objectRef": {"name": n}}) for n in names]
     assert values[0] == values[1] != values[4]  # equal objects count once, different ones apart
