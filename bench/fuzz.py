@@ -316,7 +316,15 @@ def to_text(value: Any) -> bytes:
     if b"\\u0000" not in text:
         return text
     text = text.replace(b'"\\u0000NaN"', b"NaN").replace(b'"\\u0000Inf"', b"Infinity")
-    text = text.replace(b'"\\u0000-Inf"', b"-Infinity").replace(b'"\\u0000Big"', b"1" + b"0" * 5000)
+    text = text.replace(b'"\\u0000-Inf"', b"-Infinity")
+    # Big integers only while the line stays within what is kept of it: an array of thousands of them
+    # would be gigabytes before the cut.
+    bigs = text.split(b'"\\u0000Big"')
+    if len(bigs) > 1:
+        room = max(0, MAX_LINE - len(text)) // 5000
+        text = bigs[0] + b"".join(
+            (b"1" + b"0" * 5000 if i < room else b"1") + part for i, part in enumerate(bigs[1:])
+        )
     text = text.replace(b'"\\u0000Sur"', b'"\\ud800 and \\udfff"')
     # One placeholder repeated into a huge array must not become gigabytes: nesting past a budget is 1.
     budget = MAX_LINE
