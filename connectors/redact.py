@@ -94,7 +94,7 @@ def _redact(value: Any) -> Any:
             elif kind in _SECRET_KINDS and key in ("data", "stringData") and isinstance(item, dict):
                 out[key] = dict.fromkeys(item, REDACTED)  # keep which keys exist: analysts need that
             elif kind == "TokenRequest" and key == "status" and isinstance(item, dict):
-                out[key] = {k: (REDACTED if k == "token" else _redact(v)) for k, v in item.items()}
+                out[key] = {k: (REDACTED if _is_token(k) else _redact(v)) for k, v in item.items()}
             else:
                 out[key] = _redact(item)
         return out
@@ -109,6 +109,11 @@ def _redact(value: Any) -> Any:
 
 
 _JSON_STARTS = ("{", "[")
+
+
+def _is_token(key: Any) -> bool:
+    """A TokenRequest status's token, under any spelling a case-insensitive decoder would accept."""
+    return isinstance(key, str) and key.lower() == "token"
 
 
 def _redact_embedded(text: str) -> str:

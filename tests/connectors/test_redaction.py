@@ -49,10 +49,13 @@ def test_redaction_leaves_the_original_event_untouched() -> None:
     assert event == before
 
 
-def test_token_request_status_token_is_redacted() -> None:
-    event = {"responseObject": {"kind": "TokenRequest", "status": {"token": JWT, "expirationTimestamp": "x"}}}
+@pytest.mark.parametrize("key", ["token", "tokeN", "TOKEN"])  # the fuzzer found "tokeN" kept
+def test_token_request_status_token_is_redacted(key: str) -> None:
+    event = {
+        "responseObject": {"kind": "TokenRequest", "status": {key: "opaque-1", "expirationTimestamp": "x"}}
+    }
     out = redact_document(event)
-    assert out["responseObject"]["status"] == {"token": REDACTED, "expirationTimestamp": "x"}
+    assert out["responseObject"]["status"] == {key: REDACTED, "expirationTimestamp": "x"}
 
 
 def test_kubeconfig_credentials_are_redacted() -> None:
