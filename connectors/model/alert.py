@@ -14,6 +14,7 @@ instead of a duplicate. Every id scheme is here.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -229,24 +230,23 @@ def _threat(rule: RuleInfo) -> list[ThreatFields]:
 
 
 # A rule's part of its alerts, built once per rule: parsing its tags for ATT&CK on every alert cost more
-# than the rest of the alert. Keyed by every field it is built from, so a changed rule is rebuilt.
-_RULE_PARTS: dict[tuple[Any, ...], tuple[RuleFields, list[ThreatFields]]] = {}
+# than the rest of the alert. Keyed by every field it is built from, so a changed rule is rebuilt. Held as
+# the models (`build_alert`) and as their dumps (`alert_document`: shared by the rule's alerts, as
+# documents are written, never changed).
+@dataclass(frozen=True)
+class _RuleParts:
+    fields: RuleFields
+    threat: list[ThreatFields]
+    fields_document: dict[str, Any]
+    threat_documents: list[dict[str, Any]]
 
 
-def _rule_key(rule: RuleInfo) -> tuple[Any, ...]:
-    return (
-        rule.id,
-        rule.title,
-        rule.description,
-        rule.level,
-        rule.references,
-        str(rule.logsource),
-        rule.tags,
-    )
+_RULE_PARTS: dict[tuple[Any, ...], _RuleParts] = {}
 
 
-def _rule_parts(rule: RuleInfo) -> tuple[RuleFields, list[ThreatFields]]:
-    key = _rule_key(rule)
+def _rule_parts(rule: RuleInfo) -> _RuleParts:
+    category = str(rule.logsource)
+    key = (rule.id, rule.title, rule.description, rule.level, rule.references, category, rule.tags)
     parts = _RULE_PARTS.get(key)
     if parts is None:
         if len(_RULE_PARTS) >= 4096:
@@ -257,10 +257,16 @@ def _rule_parts(rule: RuleInfo) -> tuple[RuleFields, list[ThreatFields]]:
             description=rule.description,
             level=rule.level,
             reference=rule.references[0] if rule.references else None,
-            category=str(rule.logsource),
+            category=category,
             tags=list(rule.tags),
         )
-        parts = _RULE_PARTS[key] = (fields, _threat(rule))
+        threat = _threat(rule)
+        parts = _RULE_PARTS[key] = _RuleParts(
+            fields,
+            threat,
+            fields.model_dump(exclude_none=True),
+            [t.model_dump(exclude_none=True) for t in threat],
+        )
     return parts
 
 
@@ -285,7 +291,7 @@ def build_alert(
             if isinstance(object_ref.get(key), str):
                 resource[ecs] = object_ref[key]
     cloud = event.cloud
-    rule_fields, threat = _rule_parts(rule)
+    rule_parts = _rule_parts(rule)
     return Alert(
         timestamp=iso_time(event.time),
         event=EventFields(
@@ -296,8 +302,8 @@ def build_alert(
             provider=logsource.product,
             original_size=event.size,
         ),
-        rule=rule_fields,
-        threat=threat,
+        rule=rule_parts.fields,
+        threat=rule_parts.threat,
         user=UserFields(name=_text_out(event.user_name)),
         source=SourceFields(ip=event.source_ip),
         user_agent=UserAgentFields(original=_text_out(event.user_agent)),
@@ -365,14 +371,14 @@ def alert_document(
             event_fields[key] = value
     event_fields["dataset"] = "kubesigma.alerts"
     event_fields["original_size"] = event.size
-    rule_fields, threat = _rule_documents(rule)
+    rule_parts = _rule_parts(rule)
     user = _text_out(event.user_name)
     agent = _text_out(event.user_agent)
     out: dict[str, Any] = {
         "@timestamp": iso_time(event.time),
         "event": event_fields,
-        "rule": rule_fields,
-        "threat": threat,
+        "rule": rule_parts.fields_document,
+        "threat": rule_parts.threat_documents,
         "user": {} if user is None else {"name": user},
         "source": {} if event.source_ip is None else {"ip": event.source_ip},
         "user_agent": {} if agent is None else {"original": agent},
@@ -403,25 +409,6 @@ def alert_document(
 
 def _named(value: str | None, key: str = "name") -> dict[str, str]:
     return {} if value is None else {key: value}
-
-
-_RULE_DOCUMENTS: dict[tuple[Any, ...], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
-
-
-def _rule_documents(rule: RuleInfo) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A rule's part of its alert documents (`rule`, `threat`) as the model dumps them, once per rule
-    and shared by its alerts, as the record is."""
-    key = _rule_key(rule)
-    docs = _RULE_DOCUMENTS.get(key)
-    if docs is None:
-        if len(_RULE_DOCUMENTS) >= 4096:
-            _RULE_DOCUMENTS.clear()
-        fields, threat = _rule_parts(rule)
-        docs = _RULE_DOCUMENTS[key] = (
-            fields.model_dump(exclude_none=True),
-            [t.model_dump(exclude_none=True) for t in threat],
-        )
-    return docs
 
 
 EVENT_SOFT_LIMIT = 1024 * 1024
