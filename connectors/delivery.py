@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from kubesigma.connectors.formats._time import parse_rfc3339
+from kubesigma.connectors.model.logsources import is_long_running
 
 # HTTP status of the API server → google.rpc.Code GKE writes in protoPayload.status.
 HTTP_TO_GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 422: 3, 429: 8, 500: 13, 501: 12, 503: 14, 504: 4}
@@ -144,11 +145,6 @@ def as_gke_logentry(
     return entry
 
 
-# kube-apiserver's long-running requests: GKE writes one entry when the response starts, one when it ends.
-_LONG_RUNNING_VERBS = frozenset({"watch", "proxy"})
-_LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "proxy", "log", "portforward"})
-
-
 def _as_written(entry: dict[str, Any], event: dict[str, Any], resource_name: str) -> None:
     """What GKE writes beyond the one-entry form (real entries: elastic/integrations' GKE samples): the
     audit ID as `insertId`, or for a long-running request two entries sharing `operation.id`, the
@@ -161,7 +157,7 @@ def _as_written(entry: dict[str, Any], event: dict[str, Any], resource_name: str
     payload = entry["protoPayload"]
     ref: dict[str, Any] = event["objectRef"] if isinstance(event.get("objectRef"), dict) else {}
     verb = event.get("verb")
-    long_running = verb in _LONG_RUNNING_VERBS or ref.get("subresource") in _LONG_RUNNING_SUBRESOURCES
+    long_running = is_long_running(verb, ref.get("subresource"))  # GKE: an entry at response start and end
     if long_running:
         entry["operation"] = {"id": event["auditID"], "producer": "k8s.io"}
         if event.get("stage") == "ResponseStarted":

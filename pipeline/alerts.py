@@ -29,6 +29,7 @@ from apache_beam.transforms.window import TimestampedValue
 from kubesigma.connectors.model import AuditEvent, RuleInfo
 from kubesigma.connectors.model.alert import Suppression, alert_document, match_alert_id
 from kubesigma.connectors.model.frozen import fast_pickle
+from kubesigma.connectors.model.logsources import is_long_running
 from kubesigma.detections.correlation import CorrelationPlan, correlation_fields
 from kubesigma.detections.suppression import suppression_group
 from kubesigma.pipeline.correlate import CorrelationHit
@@ -134,9 +135,6 @@ REQUEST_HORIZON = 24 * 3600.0
 # source that delivers a record again (Pub/Sub, Kinesis: at least once). A stream keeps a request
 # this long, not a day: the state a stream holds is the last hour's alerts, not the last day's.
 SHORT_REQUEST_HORIZON = 3600.0
-# kube-apiserver's long-running requests (its --long-running-request-regexp, and watch).
-_LONG_RUNNING_VERBS = frozenset({"watch", "proxy"})
-_LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "log", "portforward", "proxy"})
 
 
 def request_horizon(event: AuditEvent) -> float:
@@ -148,7 +146,7 @@ def request_horizon(event: AuditEvent) -> float:
         return REQUEST_HORIZON
     ref = doc.get("objectRef")
     sub = ref.get("subresource") if isinstance(ref, dict) else None
-    if verb in _LONG_RUNNING_VERBS or sub in _LONG_RUNNING_SUBRESOURCES:
+    if is_long_running(verb, sub):
         return REQUEST_HORIZON
     return SHORT_REQUEST_HORIZON
 

@@ -69,6 +69,20 @@ class LogSourceProfile:
         return self.low_cardinality | self.bounded_per_identity
 
 
+# kube-apiserver's long-running requests (its --long-running-request-regexp, and watch): they hold the
+# connection open, and are audited when the response starts and again when it completes.
+LONG_RUNNING_VERBS = frozenset({"watch", "proxy"})
+LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "proxy", "log", "portforward"})
+
+
+def is_long_running(verb: Any, subresource: Any) -> bool:
+    """As read from a record: anything but a string (a list, an object) is no long-running verb or
+    subresource, and fails no lookup."""
+    return (isinstance(verb, str) and verb in LONG_RUNNING_VERBS) or (
+        isinstance(subresource, str) and subresource in LONG_RUNNING_SUBRESOURCES
+    )
+
+
 def _get(doc: dict[str, Any], *path: str) -> Any:
     for part in path:
         if not isinstance(doc, dict):

@@ -7,24 +7,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from kubesigma.connectors.model.logsources import is_long_running
 from kubesigma.connectors.simulated_cluster.audit import AuditRecorder, api_path, timestamp
 from kubesigma.connectors.simulated_cluster.audit_policy import AuditPolicy
 from kubesigma.connectors.simulated_cluster.cluster import Cluster
 from kubesigma.connectors.simulated_cluster.identities import Identity
 from kubesigma.connectors.simulated_cluster.traffic import Episode
 
-# kube-apiserver's long-running check: these verbs and subresources hold the connection open.
-LONG_RUNNING_VERBS = frozenset({"watch", "proxy"})
-LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "proxy", "log", "portforward"})
 # Connection upgrades answer 101 Switching Protocols (SPDY or WebSocket).
 UPGRADES = frozenset({"attach", "exec", "portforward"})
 Denial = Literal["rbac", "admission", "unauthenticated", "notfound", "conflict"]
 _DENIAL_CODE = {"rbac": 403, "admission": 403, "unauthenticated": 401, "notfound": 404, "conflict": 409}
 _REASON = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict"}
-
-
-def is_long_running(verb: str, subresource: str | None) -> bool:
-    return verb in LONG_RUNNING_VERBS or subresource in LONG_RUNNING_SUBRESOURCES
 
 
 def forbidden_message(

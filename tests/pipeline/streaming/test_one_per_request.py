@@ -17,7 +17,7 @@ from kubesigma.connectors.model import AuditEvent, RawRecord, Source
 from kubesigma.connectors.model.alert import document_id
 from kubesigma.detections.correlation import CorrelationPlan, compile_correlations
 from kubesigma.detections.engine import RuleSet
-from kubesigma.pipeline.alerts import SHORT_REQUEST_HORIZON
+from kubesigma.pipeline.alerts import REQUEST_HORIZON, SHORT_REQUEST_HORIZON, request_horizon
 from support.audit_records import T0, audit_event, to_event
 from support.beam_runs import Collected, run_batch, run_stream, script
 from support.correlation_pack import SECRET_ACCESS, SECRET_ACCESS_RULE
@@ -172,3 +172,18 @@ def test_a_stream_forgets_a_request_after_an_hour_and_an_exec_after_a_day(tmp_pa
     read_alert = (SECRET_ACCESS, document_id(SECRET_ACCESS, _audit_id(7)), _audit_id(7))
     exec_alert = (EXEC, document_id(EXEC, _audit_id(0)), _audit_id(0))
     assert _ids_and_events(out) == sorted([read_alert, read_alert, exec_alert])
+
+
+def test_how_long_a_stream_keeps_a_request_follows_kube_apiservers_long_running_check() -> None:
+    def horizon(**changes: object) -> float:
+        doc = audit_event(1, resource="pods", name="web")
+        ref = dict(doc["objectRef"])
+        verb = changes.pop("verb", doc["verb"])
+        ref.update(changes)
+        return request_horizon(to_event({**doc, "verb": verb, "objectRef": ref}))
+
+    assert horizon() == SHORT_REQUEST_HORIZON
+    assert horizon(subresource="exec") == REQUEST_HORIZON
+    assert horizon(verb="watch") == REQUEST_HORIZON
+    # A subresource that is no string (a garbled record) is no long-running one, and fails no lookup.
+    assert horizon(subresource=["exec"]) == SHORT_REQUEST_HORIZON
