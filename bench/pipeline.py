@@ -39,15 +39,8 @@ from kubesigma.detections.correlation import Contribution, CorrelationPlan, Corr
 from kubesigma.detections.correlation.replay import replay
 from kubesigma.detections.engine import RuleSet
 from kubesigma.pipeline import transforms
-from kubesigma.pipeline.alerts import (
-    CandidateAlerts,
-    OnePerRequest,
-    ToCandidates,
-    candidate_alert,
-    match_candidates,
-)
+from kubesigma.pipeline.alerts import candidate_alert, decide_alerts, match_candidates
 from kubesigma.pipeline.correlate import Correlate
-from kubesigma.pipeline.suppress import Suppress
 from kubesigma.pipeline.transforms import DecodeAudit, Detect, ReadAuditFiles, settle_heap
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,22 +183,16 @@ def pipeline_run(ruleset: RuleSet, plan: Any, log: Path, *, streaming: bool) -> 
     return clock
 
 
-def detection_graph(
-    records: Any, ruleset: RuleSet, plan: Any, *, streaming: bool, one_per_request: bool = False
-) -> Any:
-    """Batches of raw records → decode, detect, correlate, alert documents (their sizes); with
-    `one_per_request`, one alert per rule and request as `kubesigma run` gives."""
+def detection_graph(records: Any, ruleset: RuleSet, plan: Any, *, streaming: bool) -> Any:
+    """Batches of raw records → decode, detect, correlate, alert documents (their sizes), as `kubesigma
+    run` lays them out (one alert per rule and request; suppression in a stream)."""
     events = (records | DecodeAudit()).events
     if streaming:  # event time, as a streaming source stamps it
         events = events | beam.Map(lambda batch: TimestampedValue(batch, batch[0].time))
     matches = events | Detect(ruleset)
     hits = matches | Correlate(plan, 120.0)
-    candidates = (matches, hits) | ToCandidates(plan)
-    if one_per_request:
-        candidates = candidates | OnePerRequest()
-    if streaming:
-        candidates = candidates | Suppress(600.0)
-    return candidates | CandidateAlerts(SOFT_LIMIT, plan) | beam.Map(len)
+    documents = decide_alerts(matches, hits, plan, SOFT_LIMIT, 600.0 if streaming else None)
+    return documents | beam.Flatten() | beam.Map(len)
 
 
 class Rates:

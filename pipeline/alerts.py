@@ -1,8 +1,12 @@
 """From matches and correlation hits to alerts: candidates (what suppression decides on), then ECS documents.
 
-    (matches, hits) | ToCandidates(plan) → Candidate           (one per alert, at its event time)
-    candidates | OnePerRequest(bounded) → Candidate              (one per rule and request)
+    matches | FlatMap(match_candidates) | OnePerRequest() → Candidate   (one per rule and request)
+    hits | FlatMap(hit_candidates) → Candidate                          (one per firing)
     candidates | CandidateAlerts(soft_limit, plan) → alert documents
+
+`decide_alerts` lays out those steps (and suppression) for `kubesigma run`, the tests and the benches:
+single-event and correlation alerts stay apart up to the sinks, which take both (a Flatten in between
+would be one more copy of every alert on in-process runners, which write a Flatten's inputs out).
 
 Each alert's id is computed once, where the alert comes to be, by the id functions of the model: a
 single-event alert's here (from the rule and the request, so every stage of one request gives the same
@@ -12,6 +16,7 @@ closes (suppress.py). Documents take the id they are given.
 
 from __future__ import annotations
 
+import pickle
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -67,21 +72,6 @@ def hit_candidates(hit: CorrelationHit, plan: CorrelationPlan) -> Iterator[Candi
     firing = hit.firing
     if plan.alerts_alone(firing.spec_id):
         yield Candidate(plan.infos[firing.spec_id], hit.time, firing.alert_id, firing.group, hit.event, hit)
-
-
-class ToCandidates(beam.PTransform):
-    """Matches of rules that alert alone (from Detect's batches), and hits of correlations that do, as
-    alert candidates, one element each at its event time."""
-
-    def __init__(self, plan: CorrelationPlan) -> None:
-        super().__init__()
-        self.plan = plan
-
-    def expand(self, pcolls: tuple[pvalue.PCollection, pvalue.PCollection]) -> pvalue.PCollection:
-        matches, hits = pcolls
-        singles = matches | "Singles" >> beam.FlatMap(match_candidates, self.plan)
-        correlations = hits | "Correlations" >> beam.FlatMap(hit_candidates, self.plan)
-        return (singles, correlations) | "Candidates" >> beam.Flatten()
 
 
 def candidate_alert(candidate: Candidate, plan: CorrelationPlan, soft_limit: int) -> dict[str, Any]:
@@ -157,13 +147,14 @@ def first_of_request(candidate: Candidate) -> tuple[float, int, str]:
     return (candidate.time, _STAGES.get(stage, 4) if isinstance(stage, str) else 4, candidate.event.identity)
 
 
-def _single_keyed(candidate: Candidate) -> Iterator[tuple[str, Candidate]]:
-    if candidate.hit is None:
-        yield candidate.alert_id, candidate
-
-
-def _is_correlation(candidate: Candidate) -> bool:
-    return candidate.hit is not None
+def _stage_keyed(candidate: Candidate) -> tuple[str, tuple[float, int, str, bytes]]:
+    """A candidate by its alert id, with its place among the request's stages in front and itself
+    pickled: the grouping moves plain values (an in-process runner decodes and encodes again what it
+    groups), and only the first of each request is unpickled after it."""
+    return candidate.alert_id, (
+        *first_of_request(candidate),
+        pickle.dumps(candidate, pickle.HIGHEST_PROTOCOL),
+    )
 
 
 class _FirstOfRequestGrouped(beam.DoFn):
@@ -172,18 +163,20 @@ class _FirstOfRequestGrouped(beam.DoFn):
     def setup(self) -> None:
         self.repeated = Metrics.counter(NAMESPACE, "request_stages_merged")
 
-    def process(self, element: tuple[str, Iterable[Candidate]]) -> Iterator[TimestampedValue]:
-        _, candidates = element
-        best: Candidate | None = None
+    def process(
+        self, element: tuple[str, Iterable[tuple[float, int, str, bytes]]]
+    ) -> Iterator[TimestampedValue]:
+        _, stages = element
+        first: tuple[float, int, str, bytes] | None = None
         n = 0
-        for candidate in candidates:
+        for stage in stages:
             n += 1
-            if best is None or first_of_request(candidate) < first_of_request(best):
-                best = candidate
-        if best is not None:
+            if first is None or stage[:3] < first[:3]:
+                first = stage
+        if first is not None:
             if n > 1:
                 self.repeated.inc(n - 1)
-            yield TimestampedValue(best, best.time)
+            yield TimestampedValue(pickle.loads(first[3]), first[0])
 
 
 # A stream keeps the requests it has alerted on in this many keys, by a stable hash of the alert id:
@@ -192,9 +185,8 @@ class _FirstOfRequestGrouped(beam.DoFn):
 REQUEST_BUCKETS = 1024
 
 
-def _bucket_keyed(candidate: Candidate) -> Iterator[tuple[str, Candidate]]:
-    if candidate.hit is None:
-        yield str(zlib.crc32(candidate.alert_id.encode()) % REQUEST_BUCKETS), candidate
+def _bucket_keyed(candidate: Candidate) -> tuple[str, Candidate]:
+    return str(zlib.crc32(candidate.alert_id.encode()) % REQUEST_BUCKETS), candidate
 
 
 def _held(data: bytes | None) -> dict[str, float]:
@@ -252,11 +244,12 @@ class _FirstOfRequestStreamed(beam.DoFn):
 
 
 class OnePerRequest(beam.PTransform):
-    """Alert candidates → one per rule and request: kube-apiserver writes a long-running request (exec,
-    attach, port-forward, watch) when its response starts and again when it completes, GKE as two entries
-    of one operation; their single-event candidates share the alert id (rule and request). Correlation
-    candidates are one per firing already and pass by. Bounded input groups by alert id; unbounded keeps,
-    per alert id, that it went out, for the request's `request_horizon` of event time, then forgets it."""
+    """Single-event alert candidates → one per rule and request: kube-apiserver writes a long-running
+    request (exec, attach, port-forward, watch) when its response starts and again when it completes, GKE
+    as two entries of one operation; their candidates share the alert id (rule and request). Correlation
+    candidates are one per firing already and do not come here. Bounded input groups by alert id;
+    unbounded keeps, per alert id, that it went out, for the request's `request_horizon` of event time,
+    then forgets it."""
 
     def __init__(self, bounded: bool | None = None) -> None:
         super().__init__()
@@ -267,11 +260,43 @@ class OnePerRequest(beam.PTransform):
         if bounded is None:
             streaming = candidates.pipeline.options.view_as(StandardOptions).streaming
             bounded = bool(candidates.is_bounded) and not streaming
-        correlations = candidates | "Correlations" >> beam.Filter(_is_correlation)
         if bounded:
-            keyed = candidates | "ByRequest" >> beam.FlatMap(_single_keyed).with_output_types(tuple[str, Any])
-            first = keyed | "Stages" >> beam.GroupByKey() | "First" >> beam.ParDo(_FirstOfRequestGrouped())
-        else:
-            keyed = candidates | "ByRequest" >> beam.FlatMap(_bucket_keyed).with_output_types(tuple[str, Any])
-            first = keyed | "First" >> beam.ParDo(_FirstOfRequestStreamed())
-        return (first, correlations) | "OnePerRequest" >> beam.Flatten()
+            keyed = candidates | "ByRequest" >> beam.Map(_stage_keyed).with_output_types(
+                tuple[str, tuple[float, int, str, bytes]]
+            )
+            return keyed | "Stages" >> beam.GroupByKey() | "First" >> beam.ParDo(_FirstOfRequestGrouped())
+        keyed = candidates | "ByRequest" >> beam.Map(_bucket_keyed).with_output_types(tuple[str, Any])
+        return keyed | "First" >> beam.ParDo(_FirstOfRequestStreamed())
+
+
+def decide_alerts(
+    matches: pvalue.PCollection,
+    hits: pvalue.PCollection,
+    plan: CorrelationPlan,
+    soft_limit: int,
+    window: float | None = None,
+    bounded: bool | None = None,
+) -> tuple[pvalue.PCollection, pvalue.PCollection]:
+    """Matches and correlation hits → (single-event alert documents, correlation alert documents), the
+    steps labelled where they are applied (a stream's state is found again by these names).
+
+    The two are decided apart, each at its own watermark: a single-event alert waits for the source's
+    watermark only, not for the correlation stages to catch up (which, on a busy stream, held every
+    alert back by as much as they lagged). Suppression keys by rule and group, so no key spans the two.
+    Each side makes its documents in a step of its own: Flink fuses a step after a Flatten into both
+    producers' stages, and did not add up its counters (1 alert reported of 3)."""
+    from kubesigma.pipeline.suppress import Suppress  # suppress.py builds on Candidate
+
+    singles = (
+        matches
+        | "Candidates" >> beam.FlatMap(match_candidates, plan)
+        | "OnePerRequest" >> OnePerRequest(bounded)
+    )
+    correlated = hits | "CorrelationCandidates" >> beam.FlatMap(hit_candidates, plan)
+    if window is not None:
+        singles = singles | "Suppress" >> Suppress(window)
+        correlated = correlated | "SuppressCorrelations" >> Suppress(window)
+    return (
+        singles | "Alerts" >> CandidateAlerts(soft_limit, plan),
+        correlated | "CorrelationAlerts" >> CandidateAlerts(soft_limit, plan),
+    )

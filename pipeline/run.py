@@ -29,10 +29,7 @@ from kubesigma.connectors.sources.ranges import split_inputs
 from kubesigma.detections.correlation import CorrelationPlan, compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
 from kubesigma.pipeline.alerts import (
-    CandidateAlerts,
-    OnePerRequest,
-    hit_candidates,
-    match_candidates,
+    decide_alerts,
 )
 from kubesigma.pipeline.correlate import Correlate, CorrelateRouted
 from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS, MeasureLag, ShowProgress
@@ -48,7 +45,6 @@ from kubesigma.pipeline.options import (
     validate_args,
 )
 from kubesigma.pipeline.shards import ShardedDetect, routed_tag
-from kubesigma.pipeline.suppress import Suppress
 from kubesigma.pipeline.transforms import DecodeAudit, Detect, InTimeRange, ReadAuditFiles
 
 log = logging.getLogger("kubesigma")
@@ -234,22 +230,7 @@ def build(
             decoded = decoded | "InTimeRange" >> InTimeRange(since, until)
         matches, read_dead = decoded | "Detect" >> Detect(rules), events.dead_letter
         hits = matches | "Correlate" >> Correlate(plan, allowed_lateness)
-    # Single-event alerts and correlation alerts are decided apart, each at its own watermark: a single-event
-    # alert waits for the source's watermark only, not for the correlation stages to catch up (which, on a
-    # busy stream, held every alert back by as much as they lagged). Suppression keys by rule and group,
-    # so no key spans the two. Each side makes its documents in a step of its own: Flink fuses a step after
-    # a Flatten into both producers' stages, and did not add up its counters (1 alert reported of 3).
-    singles = (
-        matches | "Candidates" >> beam.FlatMap(match_candidates, plan) | "OnePerRequest" >> OnePerRequest()
-    )
-    correlated = hits | "CorrelationCandidates" >> beam.FlatMap(hit_candidates, plan)
-    if window is not None:
-        singles = singles | "Suppress" >> Suppress(window)
-        correlated = correlated | "SuppressCorrelations" >> Suppress(window)
-    alerts = (
-        singles | "Alerts" >> CandidateAlerts(limits.soft, plan),
-        correlated | "CorrelationAlerts" >> CandidateAlerts(limits.soft, plan),
-    ) | "AllAlerts" >> beam.Flatten()
+    alerts = decide_alerts(matches, hits, plan, limits.soft, window)
     # Streaming files gather documents by wall-clock time: nothing decided behind the watermark is dropped.
     every = max(1.0, duration_option(options, "file_interval"))
     if streaming:

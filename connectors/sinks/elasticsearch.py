@@ -26,7 +26,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from kubesigma.connectors.model import AuditEvent, DeadLetter, Source
 from kubesigma.connectors.model.alert import EVENT_SOFT_LIMIT, event_document
-from kubesigma.connectors.sinks import es_mapping
+from kubesigma.connectors.sinks import document_inputs, es_mapping
 from kubesigma.connectors.sinks.es_config import (
     DEAD_LETTER,
     RETRYABLE_STATUS,
@@ -303,7 +303,8 @@ class _WriteBundles(beam.DoFn):
 
 class WriteToElasticsearch(beam.PTransform):
     """`docs | WriteToElasticsearch(config, kind="alerts")`: JSON dicts (alerts from
-    `Alert.to_json_dict()`, or events from `event_document`) into date-named indices, exactly once.
+    `Alert.to_json_dict()`, or events from `event_document`) into date-named indices, exactly once;
+    `docs` may be a tuple of PCollections (each written by a step of its own).
 
     Returns a tuple-like result: `.written` (ids created or found already written) and `.dead_letter`
     (`DeadLetter`s of documents Elasticsearch refused for good, with its reason)."""
@@ -315,10 +316,28 @@ class WriteToElasticsearch(beam.PTransform):
         self.config = config
         self.kind = kind
 
-    def expand(self, docs: beam.PCollection) -> Any:
-        return docs | f"Bulk{self.kind.title()}" >> beam.ParDo(
-            _WriteBundles(self.config, self.kind)
-        ).with_outputs(DEAD_LETTER, main="written")
+    def expand(self, docs: Any) -> Any:
+        writes = [
+            side
+            | f"Bulk{self.kind.title()}{n or ''}"
+            >> beam.ParDo(_WriteBundles(self.config, self.kind)).with_outputs(DEAD_LETTER, main="written")
+            for n, side in enumerate(document_inputs(docs))
+        ]
+        if len(writes) == 1:
+            return writes[0]
+        # Ids written and refusals are few beside the documents: gathering them costs little.
+        return _Written(
+            written=[w.written for w in writes] | "Written" >> beam.Flatten(),
+            dead_letter=[w.dead_letter for w in writes] | "Refused" >> beam.Flatten(),
+        )
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What WriteToElasticsearch gives for documents from several steps, as for one."""
+
+    written: beam.PCollection
+    dead_letter: beam.PCollection
 
 
 class IndexEvents(beam.PTransform):

@@ -6,13 +6,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import apache_beam as beam
 import orjson
 from apache_beam import pvalue
 
 from kubesigma.connectors.model import DeadLetter
+from kubesigma.connectors.sinks import document_inputs
 
 
 class WriteJsonLines(beam.PTransform):
@@ -22,12 +24,9 @@ class WriteJsonLines(beam.PTransform):
         super().__init__()
         self.path = path
 
-    def expand(self, docs: pvalue.PCollection) -> pvalue.PDone:
-        return (
-            docs
-            | "Json" >> beam.Map(lambda doc: orjson.dumps(doc).decode("utf-8"))
-            | "Write" >> beam.io.WriteToText(self.path, shard_name_template="", num_shards=1)
-        )
+    def expand(self, docs: Any) -> pvalue.PDone:
+        lines = _gathered(docs, lambda doc: orjson.dumps(doc).decode("utf-8"))
+        return lines | "Write" >> beam.io.WriteToText(self.path, shard_name_template="", num_shards=1)
 
 
 class WriteJsonLinesStreaming(beam.PTransform):
@@ -48,7 +47,7 @@ class WriteJsonLinesStreaming(beam.PTransform):
         self.every = every
         self.max_docs = max_docs
 
-    def expand(self, docs: pvalue.PCollection) -> pvalue.PDone:
+    def expand(self, docs: Any) -> pvalue.PDone:
         from apache_beam.transforms import trigger
         from apache_beam.transforms.window import GlobalWindows
 
@@ -56,8 +55,7 @@ class WriteJsonLinesStreaming(beam.PTransform):
             trigger.AfterAny(trigger.AfterProcessingTime(int(self.every)), trigger.AfterCount(self.max_docs))
         )
         return (
-            docs
-            | "Json" >> beam.Map(lambda doc: (None, orjson.dumps(doc)))
+            _gathered(docs, lambda doc: (None, orjson.dumps(doc)))
             | "Every"
             >> beam.WindowInto(
                 GlobalWindows(), trigger=every, accumulation_mode=trigger.AccumulationMode.DISCARDING
@@ -65,6 +63,13 @@ class WriteJsonLinesStreaming(beam.PTransform):
             | "Gather" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(_WritePart(self.directory))
         )
+
+
+def _gathered(docs: Any, line: Callable[[Any], Any]) -> pvalue.PCollection:
+    """Each input's documents as lines ("Json", "Json1", ...), then one PCollection of them all."""
+    sides = document_inputs(docs)
+    lines = [side | f"Json{n or ''}" >> beam.Map(line) for n, side in enumerate(sides)]
+    return lines[0] if len(lines) == 1 else lines | "Lines" >> beam.Flatten()
 
 
 class _WritePart(beam.DoFn):

@@ -20,9 +20,8 @@ from apache_beam.testing.util import assert_that
 from kubesigma.connectors.model import AuditEvent
 from kubesigma.detections.correlation import CorrelationPlan
 from kubesigma.detections.engine import RuleSet
-from kubesigma.pipeline.alerts import CandidateAlerts, OnePerRequest, ToCandidates
+from kubesigma.pipeline.alerts import decide_alerts
 from kubesigma.pipeline.correlate import Correlate
-from kubesigma.pipeline.suppress import Suppress
 from kubesigma.pipeline.transforms import Detect
 from support.audit_records import T0, secret_reads
 from support.correlation_pack import SECRET_ENUMERATION, load
@@ -47,11 +46,8 @@ def alerts_stage(
 ) -> beam.PCollection:
     matches = events | "Detect" >> Detect(ruleset)
     hits = matches | "Correlate" >> Correlate(plan, lateness, bounded)
-    candidates = (matches, hits) | "Candidates" >> ToCandidates(plan)
-    candidates = candidates | "OnePerRequest" >> OnePerRequest(bounded)
-    if suppress:
-        candidates = candidates | "Suppress" >> Suppress(suppress)
-    return candidates | "Alerts" >> CandidateAlerts(1 << 20, plan) | "Project" >> beam.Map(projection)
+    documents = decide_alerts(matches, hits, plan, 1 << 20, suppress or None, bounded)
+    return documents | "AllAlerts" >> beam.Flatten() | "Project" >> beam.Map(projection)
 
 
 def _options(runner: str, streaming: bool) -> PipelineOptions:
