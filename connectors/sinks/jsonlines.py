@@ -39,12 +39,19 @@ class WriteJsonLines(beam.PTransform):
         directory, name = FileSystems.split(self.path)
         # Named at construction: every worker of this run writes its parts into the same directory.
         parts_dir = FileSystems.join(directory, f".{name}.parts-{uuid.uuid4().hex[:12]}")
-        lines = _gathered(docs, lambda doc: orjson.dumps(doc) + b"\n")
-        parts = lines | "Parts" >> beam.ParDo(_WriteParts(parts_dir))
+        # Each input writes parts of its own: a Flatten of the lines would copy every line once more.
+        sides = document_inputs(docs)
+        parts = [
+            side
+            | f"Json{n or ''}" >> beam.Map(lambda doc: orjson.dumps(doc) + b"\n")
+            | f"Parts{n or ''}" >> beam.ParDo(_WriteParts(parts_dir))
+            for n, side in enumerate(sides)
+        ]
+        names = parts[0] if len(parts) == 1 else parts | "PartNames" >> beam.Flatten()
         return (
-            lines.pipeline
+            sides[0].pipeline
             | "Target" >> beam.Create([self.path])
-            | "Join" >> beam.ParDo(_JoinParts(parts_dir), beam.pvalue.AsList(parts))
+            | "Join" >> beam.ParDo(_JoinParts(parts_dir), beam.pvalue.AsList(names))
         )
 
 
