@@ -33,8 +33,8 @@ retained topic.
 
     python bench/restart.py --source kafka --runner flink --checkpointing --json
 
-does it with Flink's checkpoints (every 2 s, a file state backend in the run's folder, the bundle in
-flight finished before each barrier): the job is killed once a checkpoint holding read positions has
+does it with Flink's checkpoints (every 2 s, a file state backend in the run's folder; `kubesigma run`
+has the bundle in flight finished before each barrier): the job is killed once a checkpoint holding read positions has
 completed (its bundles' finalization committed offsets to the group), and the restarted job restores
 the newest completed checkpoint (`execution.savepoint.path` in a `--flink_conf_dir`, which embedded
 Flink honours): the source's positions and the correlation and suppression state come from the
@@ -199,12 +199,10 @@ def runner_args(runner: str, checkpoints: Path | None = None) -> list[str]:
     ]  # fmt: skip
     if checkpoints is None:
         return flink
-    # Finishing the bundle before the barrier: otherwise what a bundle finished inside the snapshot
-    # emits waits in a buffer for the operator's next bundle, and the topic's one element never came.
+    # `kubesigma run` adds --finish_bundle_before_checkpointing, without which nothing was read.
     return [
-        *flink, f"--checkpointing_interval={CHECKPOINT_INTERVAL_MS}", "--finish_bundle_before_checkpointing",
-        "--state_backend=filesystem", f"--state_backend_storage_path={checkpoints.as_uri()}",
-        "--externalized_checkpoints_enabled",
+        *flink, f"--checkpointing_interval={CHECKPOINT_INTERVAL_MS}", "--state_backend=filesystem",
+        f"--state_backend_storage_path={checkpoints.as_uri()}", "--externalized_checkpoints_enabled",
     ]  # fmt: skip
 
 
