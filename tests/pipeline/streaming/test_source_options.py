@@ -124,6 +124,20 @@ def test_a_streaming_source_on_flink_finishes_its_bundle_before_each_checkpoint(
     assert "finish_bundle_before_checkpointing" not in on_prism.get_all_options(drop_default=True)
 
 
+def test_closing_a_checkpointing_flink_jobs_sources_is_refused_with_the_reason() -> None:
+    argv = [
+        "--streaming",
+        "--kafka-bootstrap",
+        "127.0.0.1:9092",
+        "--kafka-topic",
+        "a",
+        "--runner=FlinkRunner",
+    ]
+    pipeline_options([*argv, "--shutdown_sources_after_idle_ms=1000"])  # without checkpoints: Beam's default
+    with pytest.raises(OptionError, match="no checkpoint completes"):
+        pipeline_options([*argv, "--checkpointing_interval=2000", "--shutdown_sources_after_idle_ms=1000"])
+
+
 def test_kinesis_streaming_runs_on_prism_unless_a_runner_is_named() -> None:
     options = pipeline_options(["--streaming", "--kinesis-stream", "eks-audit"])
     assert options.view_as(StandardOptions).runner == "PrismRunner"
