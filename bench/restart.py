@@ -34,8 +34,9 @@ retained topic.
     python bench/restart.py --source kafka --runner flink --checkpointing --json
 
 does it with Flink's checkpoints (every 2 s, a file state backend in the run's folder; `kubesigma run`
-has the bundle in flight finished before each barrier): the job is killed once a checkpoint holding read positions has
-completed (its bundles' finalization committed offsets to the group), and the restarted job restores
+has the bundle in flight finished before each barrier): the job is killed once a checkpoint holding
+read positions has completed (its bundles' finalization committed offsets to the group), and the
+restarted job restores
 the newest completed checkpoint (`execution.savepoint.path` in a `--flink_conf_dir`, which embedded
 Flink honours): the source's positions and the correlation and suppression state come from the
 checkpoint, not from the group's offsets and a replay. Flink keeps a checkpointing job's sources open,
@@ -46,7 +47,10 @@ every alert of the batch run (then 5 s more), or 300 s after it started.
 Prints the numbers as lines, the last one a JSON object: `alerts` (the batch run's), `lost` (batch alerts
 in neither run), `lost_alerts` (what they are), `unexpected` (alerts of the runs that the batch run does
 not have), `duplicates_in_es`, `missing_in_es`, and what the killed run had written and indexed before the
-kill. Always exits 0.
+kill; with --checkpointing, also the checkpoint restored (`restored_from`), whether Flink logged starting
+from it (`restore_logged`), whether the restarted source resolved start offsets from the group or
+`--kafka-start` (`restart_resolved_offsets`: a restored one does not) and the group's committed offsets
+at the kill. Always exits 0.
 """
 
 from __future__ import annotations
