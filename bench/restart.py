@@ -32,17 +32,19 @@ Flink finalizes no bundle then, so the group has no committed offsets and the re
 retained topic.
 
     python bench/restart.py --source kafka --runner flink --checkpointing --json
+    python bench/restart.py --source tail --runner flink --checkpointing --json
 
-does it with Flink's checkpoints (every 2 s, a file state backend in the run's folder; `kubesigma run`
+do it with Flink's checkpoints (every 2 s, a file state backend in the run's folder; `kubesigma run`
 has the bundle in flight finished before each barrier): the job is killed once a checkpoint holding
-read positions has completed (its bundles' finalization committed offsets to the group), and the
-restarted job restores
-the newest completed checkpoint (`execution.savepoint.path` in a `--flink_conf_dir`, which embedded
-Flink honours): the source's positions and the correlation and suppression state come from the
-checkpoint, not from the group's offsets and a replay. Flink keeps a checkpointing job's sources open,
-so the restarted job does not finish by itself: it reads until the topic has been idle for
-`--kafka-max-idle` (its watermark then closes every window), and is killed once Elasticsearch holds
-every alert of the batch run (then 5 s more), or 300 s after it started.
+read positions has completed (Kafka: its bundles' finalization committed offsets to the group; tail: a
+checkpoint completed after the alerts were indexed), and the restarted job restores the newest
+completed checkpoint (`execution.savepoint.path` in a `--flink_conf_dir`, which embedded Flink
+honours): the source's positions and the correlation and suppression state come from the checkpoint,
+not from the group's offsets and a replay, nor from re-reading the directory. Flink keeps a
+checkpointing job's sources open, so the restarted job does not finish by itself: it reads until the
+source has been idle for `--kafka-max-idle` / `--tail-max-idle` (its watermark then closes every
+window), and is killed once Elasticsearch holds every alert of the batch run (then 5 s more), or 300 s
+after it started.
 
 Prints the numbers as lines, the last one a JSON object: `alerts` (the batch run's), `lost` (batch alerts
 in neither run), `lost_alerts` (what they are), `unexpected` (alerts of the runs that the batch run does
@@ -50,7 +52,7 @@ not have), `duplicates_in_es`, `missing_in_es`, and what the killed run had writ
 kill; with --checkpointing, also the checkpoint restored (`restored_from`), whether Flink logged starting
 from it (`restore_logged`), whether the restarted source resolved start offsets from the group or
 `--kafka-start` (`restart_resolved_offsets`: a restored one does not) and the group's committed offsets
-at the kill. Always exits 0.
+at the kill, or what the restored tail resumed (`restart_resumed`: files and lines read). Always exits 0.
 """
 
 from __future__ import annotations
@@ -213,7 +215,11 @@ def runner_args(runner: str, checkpoints: Path | None = None) -> list[str]:
 def latest_checkpoint(checkpoints: Path) -> Path | None:
     """The newest completed checkpoint (a chk-N folder with its metadata) of any job under `checkpoints`."""
     done = [meta.parent for meta in checkpoints.glob("*/chk-*/_metadata")]
-    return max(done, key=lambda chk: int(chk.name.removeprefix("chk-")), default=None)
+    return max(done, key=checkpoint_number, default=None)
+
+
+def checkpoint_number(checkpoint: Path | None) -> int:
+    return int(checkpoint.name.removeprefix("chk-")) if checkpoint is not None else 0
 
 
 def restore_from(checkpoint: Path, conf_dir: Path) -> list[str]:
@@ -345,12 +351,21 @@ def measure(
     def outputs(run: int) -> list[str]:
         return ["--alerts-out", str(tmp / f"alerts-{run}"), "--dead-letter", str(tmp / f"dead-{run}")]
 
+    checkpoint_when_indexed: list[int] = []
+
     def ready_to_kill() -> bool:
-        """Alerts indexed; with checkpoints, one holding read positions completed (its bundles'
-        finalization committed offsets to the group)."""
+        """Alerts indexed; with checkpoints, one holding read positions completed: for Kafka, its bundles'
+        finalization committed offsets to the group; for the tail, one completed after the alerts were
+        indexed (so after their records were read)."""
         if len(es_ids(es, prefix)) < 3:
             return False
-        return not checkpointing or (isinstance(feed, KafkaFeed) and feed.committed() > 0)
+        if checkpoints is None:
+            return True
+        if isinstance(feed, KafkaFeed):
+            return feed.committed() > 0
+        newest = checkpoint_number(latest_checkpoint(checkpoints))
+        checkpoint_when_indexed[:] = checkpoint_when_indexed or [newest]
+        return newest > checkpoint_when_indexed[0]
 
     try:
         first = Job([*argv, *outputs(1)], tmp / "run-1.log")
@@ -398,13 +413,17 @@ def measure(
             finally:
                 second.kill()
             log = second.log.read_text(errors="replace")
-            restart = {
-                "restored_from": checkpoint.name,
-                "restore_logged": "from savepoint" in log.lower(),
+            restart = {"restored_from": checkpoint.name, "restore_logged": "from savepoint" in log.lower()}
+            if isinstance(feed, KafkaFeed):
                 # A restored source resumes at its checkpointed positions: it resolves no start offset.
-                "restart_resolved_offsets": "starts at offset" in log,
-                "offsets_committed_before_kill": committed_before_kill,
-            }
+                restart["restart_resolved_offsets"] = "starts at offset" in log
+                restart["offsets_committed_before_kill"] = committed_before_kill
+            else:
+                # The restored tail names the files and lines its checkpoint had read.
+                restart["restart_resumed"] = next(
+                    (line.split("(", 1)[-1].rstrip(")") for line in log.splitlines() if feed.started in line),
+                    None,
+                )
         union = set(alert_ids(tmp / "alerts-1")) | set(alert_ids(tmp / "alerts-2"))
         indexed = es_ids(es, prefix)
         return {
@@ -455,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=("prism", "flink"),
         default="prism",
         help="prism (default), or flink: embedded Flink 1.19 (Beam's job server, built by .ci/flink), --source "
-        "kafka only",
+        "kafka, or either source with --checkpointing",
     )
     parser.add_argument(
         "--checkpointing",
@@ -467,8 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = ["--kafka-replay", args.kafka_replay] if args.kafka_replay is not None else []
     if extra and args.source != "kafka":
         parser.error("--kafka-replay goes with --source kafka")
-    if args.runner == "flink" and args.source != "kafka":
-        parser.error("--runner flink goes with --source kafka (a --tail job runs on Prism)")
+    if args.runner == "flink" and args.source != "kafka" and not args.checkpointing:
+        parser.error("--runner flink goes with --source kafka, or with --checkpointing")
     if args.checkpointing and args.runner != "flink":
         parser.error("--checkpointing goes with --runner flink (Prism keeps no checkpoint across restarts)")
     kafka = KAFKA if args.source == "kafka" else None
