@@ -29,12 +29,30 @@ offsets, which shows what a restart without runner state and without the replay 
 
 does the Kafka case on embedded Flink (Beam's job server, built by .ci/flink), without checkpointing:
 Flink finalizes no bundle then, so the group has no committed offsets and the restarted job re-reads the
-retained topic (docs/deploy.md says what checkpointing did here).
+retained topic.
+
+    python bench/restart.py --source kafka --runner flink --checkpointing --json
+    python bench/restart.py --source tail --runner flink --checkpointing --json
+
+do it with Flink's checkpoints (every 2 s, a file state backend in the run's folder; `kubesigma run`
+has the bundle in flight finished before each barrier): the job is killed once a checkpoint holding
+read positions has completed (Kafka: its bundles' finalization committed offsets to the group; tail: a
+checkpoint completed after the alerts were indexed), and the restarted job restores the newest
+completed checkpoint (`execution.savepoint.path` in a `--flink_conf_dir`, which embedded Flink
+honours): the source's positions and the correlation and suppression state come from the checkpoint,
+not from the group's offsets and a replay, nor from re-reading the directory. Flink keeps a
+checkpointing job's sources open, so the restarted job does not finish by itself: it reads until the
+source has been idle for `--kafka-max-idle` / `--tail-max-idle` (its watermark then closes every
+window), and is killed once Elasticsearch holds every alert of the batch run (then 5 s more), or 300 s
+after it started.
 
 Prints the numbers as lines, the last one a JSON object: `alerts` (the batch run's), `lost` (batch alerts
 in neither run), `lost_alerts` (what they are), `unexpected` (alerts of the runs that the batch run does
 not have), `duplicates_in_es`, `missing_in_es`, and what the killed run had written and indexed before the
-kill. Always exits 0.
+kill; with --checkpointing, also the checkpoint restored (`restored_from`), whether Flink logged starting
+from it (`restore_logged`), whether the restarted source resolved start offsets from the group or
+`--kafka-start` (`restart_resolved_offsets`: a restored one does not) and the group's committed offsets
+at the kill, or what the restored tail resumed (`restart_resumed`: files and lines read). Always exits 0.
 """
 
 from __future__ import annotations
@@ -66,6 +84,8 @@ from services import ES_URL, KAFKA, flink_job_server_jar, prism, running  # noqa
 KUBECTL = "kubectl/v1.29.4 (linux/amd64) kubernetes/55019c8"
 START_LIMIT_S = 180
 RUN_LIMIT_S = 300
+CHECKPOINT_INTERVAL_MS = 2000
+SETTLE_S = 5  # after the last expected alert, for duplicates and alerts the batch run does not have
 
 
 def rfc3339(t: float) -> str:
@@ -174,14 +194,40 @@ def es_ids(es: Any, prefix: str) -> list[str]:
     return [hit["_id"] for hit in found["hits"]["hits"]]
 
 
-def runner_args(runner: str) -> list[str]:
-    """Prism, or Flink embedded in Beam's job server (`[local]`) with the SDK harness in the job's process."""
+def runner_args(runner: str, checkpoints: Path | None = None) -> list[str]:
+    """Prism, or Flink embedded in Beam's job server (`[local]`) with the SDK harness in the job's process,
+    checkpointing into `checkpoints` when given."""
     if runner == "prism":
         return ["--runner=PrismRunner", f"--prism_location={prism()}"]
-    return [
+    flink = [
         "--runner=FlinkRunner", "--flink_master=[local]", "--flink_version=1.19",
         f"--flink_job_server_jar={flink_job_server_jar()}", "--environment_type=LOOPBACK", "--parallelism=1",
     ]  # fmt: skip
+    if checkpoints is None:
+        return flink
+    # `kubesigma run` adds --finish_bundle_before_checkpointing, without which nothing was read.
+    return [
+        *flink, f"--checkpointing_interval={CHECKPOINT_INTERVAL_MS}", "--state_backend=filesystem",
+        f"--state_backend_storage_path={checkpoints.as_uri()}", "--externalized_checkpoints_enabled",
+    ]  # fmt: skip
+
+
+def latest_checkpoint(checkpoints: Path) -> Path | None:
+    """The newest completed checkpoint (a chk-N folder with its metadata) of any job under `checkpoints`."""
+    done = [meta.parent for meta in checkpoints.glob("*/chk-*/_metadata")]
+    return max(done, key=checkpoint_number, default=None)
+
+
+def checkpoint_number(checkpoint: Path | None) -> int:
+    return int(checkpoint.name.removeprefix("chk-")) if checkpoint is not None else 0
+
+
+def restore_from(checkpoint: Path, conf_dir: Path) -> list[str]:
+    """Options that start embedded Flink from `checkpoint`: Beam's `--savepoint_path` is applied only when
+    submitting to a cluster, while `[local]` Flink reads `execution.savepoint.path` from its configuration."""
+    conf_dir.mkdir(exist_ok=True)
+    (conf_dir / "flink-conf.yaml").write_text(f"execution.savepoint.path: {checkpoint.as_uri()}\n")
+    return ["--flink_conf_dir", str(conf_dir)]
 
 
 def batch_alerts(inputs: str, tmp: Path) -> dict[str, str]:
@@ -267,6 +313,17 @@ class KafkaFeed:
     def batch_input(self) -> str:
         return str(self.produced)
 
+    def committed(self) -> int:
+        """Offsets the job's group has committed, over all partitions (0 before its first commit)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.topic})
+        try:
+            found = consumer.committed([TopicPartition(self.topic, p) for p in (0, 1)], timeout=30)
+        finally:
+            consumer.close()
+        return sum(max(tp.offset, 0) for tp in found)
+
 
 def measure(
     tmp: Path,
@@ -276,20 +333,39 @@ def measure(
     es_url: str,
     extra: list[str],
     runner: str = "prism",
+    checkpointing: bool = False,
 ) -> dict[str, Any]:
     from elasticsearch import Elasticsearch
 
     prefix = f"kubesigma-restart-{uuid.uuid4().hex[:8]}"
+    checkpoints = tmp / "checkpoints" if checkpointing else None
     argv = [
         "--streaming", *feed.argv, "--file-interval", "1s", "--suppress-window", "10m",
-        *runner_args(runner), "--es-url", es_url, "--es-index-prefix", prefix,
+        *runner_args(runner, checkpoints), "--es-url", es_url, "--es-index-prefix", prefix,
     ]  # fmt: skip
     records = [audit_event(n, *row) for n, row in enumerate(workload(lines, seed))]
     half = len(records) // 2
     es = Elasticsearch(es_url, request_timeout=30)
+    committed_before_kill = None
 
     def outputs(run: int) -> list[str]:
         return ["--alerts-out", str(tmp / f"alerts-{run}"), "--dead-letter", str(tmp / f"dead-{run}")]
+
+    checkpoint_when_indexed: list[int] = []
+
+    def ready_to_kill() -> bool:
+        """Alerts indexed; with checkpoints, one holding read positions completed: for Kafka, its bundles'
+        finalization committed offsets to the group; for the tail, one completed after the alerts were
+        indexed (so after their records were read)."""
+        if len(es_ids(es, prefix)) < 3:
+            return False
+        if checkpoints is None:
+            return True
+        if isinstance(feed, KafkaFeed):
+            return feed.committed() > 0
+        newest = checkpoint_number(latest_checkpoint(checkpoints))
+        checkpoint_when_indexed[:] = checkpoint_when_indexed or [newest]
+        return newest > checkpoint_when_indexed[0]
 
     try:
         first = Job([*argv, *outputs(1)], tmp / "run-1.log")
@@ -298,26 +374,62 @@ def measure(
             feed.write(records[:half])
             # Mid-stream: the job has indexed alerts and is still reading when it is killed.
             deadline = time.monotonic() + START_LIMIT_S
-            while len(es_ids(es, prefix)) < 3 and time.monotonic() < deadline and first.proc.poll() is None:
+            while not ready_to_kill() and time.monotonic() < deadline and first.proc.poll() is None:
                 time.sleep(0.5)
             indexed_before_kill = len(set(es_ids(es, prefix)))
+            if isinstance(feed, KafkaFeed) and checkpointing:
+                committed_before_kill = feed.committed()
         finally:
             first.kill()
         written_before_kill = len(alert_ids(tmp / "alerts-1"))
         feed.while_down()
         feed.write(records[half:])
-        second = Job([*argv, feed.idle, "6s", *extra, *outputs(2)], tmp / "run-2.log")
-        try:
-            returncode = second.proc.wait(timeout=RUN_LIMIT_S)
-        finally:
-            second.kill()
         batch = batch_alerts(feed.batch_input(), tmp)
         expected = set(batch)
+        restart: dict[str, Any] = {}
+        if checkpoints is None:
+            second = Job([*argv, feed.idle, "6s", *extra, *outputs(2)], tmp / "run-2.log")
+            try:
+                restart["restart_exit_code"] = second.proc.wait(timeout=RUN_LIMIT_S)
+            finally:
+                second.kill()
+        else:
+            checkpoint = latest_checkpoint(checkpoints)
+            if checkpoint is None:
+                raise RuntimeError(
+                    f"no completed checkpoint under {checkpoints}:\n{first.log.read_text()[-2000:]}"
+                )
+            restore = restore_from(checkpoint, tmp / "flink-conf")
+            second = Job([*argv, feed.idle, "6s", *extra, *restore, *outputs(2)], tmp / "run-2.log")
+            try:
+                # Flink keeps the restored job's sources open: it runs until every expected alert is in
+                # Elasticsearch (then a little longer, for duplicates), or the time limit.
+                deadline = time.monotonic() + RUN_LIMIT_S
+                while second.proc.poll() is None and time.monotonic() < deadline:
+                    if expected <= set(es_ids(es, prefix)):
+                        time.sleep(SETTLE_S)
+                        break
+                    time.sleep(1)
+            finally:
+                second.kill()
+            log = second.log.read_text(errors="replace")
+            restart = {"restored_from": checkpoint.name, "restore_logged": "from savepoint" in log.lower()}
+            if isinstance(feed, KafkaFeed):
+                # A restored source resumes at its checkpointed positions: it resolves no start offset.
+                restart["restart_resolved_offsets"] = "starts at offset" in log
+                restart["offsets_committed_before_kill"] = committed_before_kill
+            else:
+                # The restored tail names the files and lines its checkpoint had read.
+                restart["restart_resumed"] = next(
+                    (line.split("(", 1)[-1].rstrip(")") for line in log.splitlines() if feed.started in line),
+                    None,
+                )
         union = set(alert_ids(tmp / "alerts-1")) | set(alert_ids(tmp / "alerts-2"))
         indexed = es_ids(es, prefix)
         return {
             "source": feed.source,
             "runner": "FlinkRunner" if runner == "flink" else "PrismRunner",
+            "checkpointing": checkpointing,
             "lines": len(records),
             "alerts": len(expected),
             "lost": len(expected - union),
@@ -326,7 +438,7 @@ def measure(
             "missing_in_es": len(expected - set(indexed)),
             "alerts_written_before_kill": written_before_kill,
             "alerts_indexed_before_kill": indexed_before_kill,
-            "restart_exit_code": returncode,
+            **restart,
             "lost_alerts": sorted(batch[i] for i in expected - union),
             **({"restart_options": " ".join(extra)} if extra else {}),
         }
@@ -362,19 +474,28 @@ def main(argv: list[str] | None = None) -> int:
         choices=("prism", "flink"),
         default="prism",
         help="prism (default), or flink: embedded Flink 1.19 (Beam's job server, built by .ci/flink), --source "
-        "kafka only",
+        "kafka, or either source with --checkpointing",
+    )
+    parser.add_argument(
+        "--checkpointing",
+        action="store_true",
+        help="with --runner flink: checkpoint every 2 s, and restart from the newest completed checkpoint",
     )
     parser.add_argument("--json", action="store_true", help="end with one JSON line (printed in any case)")
     args = parser.parse_args(argv)
     extra = ["--kafka-replay", args.kafka_replay] if args.kafka_replay is not None else []
     if extra and args.source != "kafka":
         parser.error("--kafka-replay goes with --source kafka")
-    if args.runner == "flink" and args.source != "kafka":
-        parser.error("--runner flink goes with --source kafka (a --tail job runs on Prism)")
+    if args.runner == "flink" and args.source != "kafka" and not args.checkpointing:
+        parser.error("--runner flink goes with --source kafka, or with --checkpointing")
+    if args.checkpointing and args.runner != "flink":
+        parser.error("--checkpointing goes with --runner flink (Prism keeps no checkpoint across restarts)")
     kafka = KAFKA if args.source == "kafka" else None
     with running(ES_URL, kafka), tempfile.TemporaryDirectory(prefix="kubesigma-restart-") as tmp:
         feed = TailFeed(Path(tmp)) if kafka is None else KafkaFeed(Path(tmp), kafka)
-        result = measure(Path(tmp), feed, args.lines, args.seed, ES_URL, extra, args.runner)
+        result = measure(
+            Path(tmp), feed, args.lines, args.seed, ES_URL, extra, args.runner, args.checkpointing
+        )
     for key, value in result.items():
         print(f"{key}: {value}")
     print(json.dumps(result))

@@ -315,13 +315,14 @@ class FlinkCheckpointOptions(PipelineOptions):
             "--shutdown_sources_after_idle_ms",
             type=int,
             default=None,
-            help="Flink: end a finished source (Beam's Impulse) after this many ms; with checkpointing it stays "
-            "open by default, which holds the watermark back.",
+            help="Flink: end a finished source (Beam's Impulse) after this many ms (with checkpointing it stays "
+            "open); refused with --checkpointing_interval, where it stops checkpoints of a streaming source.",
         )
         parser.add_argument(
             "--finish_bundle_before_checkpointing",
             **flag,
-            help="Flink: finish the bundle in flight before each checkpoint (instead of checkpointing its input).",
+            help="Flink: finish the bundle in flight before each checkpoint; set for a streaming source on Flink "
+            "(without it, the source's starting element could wait in a snapshot buffer for good).",
         )
         parser.add_argument(
             "--allow_non_restored_state",

@@ -188,7 +188,16 @@ class _TailDirectory(beam.DoFn):
     ) -> Iterator[Any]:
         current: TailRestriction = tracker.current_restriction()
         if not self.announced:
-            log.info("tail: following %s/%s", directory, self.pattern)
+            files = current.state.files
+            log.info(
+                "tail: following %s/%s (%s)",
+                directory,
+                self.pattern,
+                # Resuming: a restored checkpoint or savepoint, or a later call of this worker's.
+                f"resuming {len(files)} file(s) at {sum(f.line for f in files.values())} lines read"
+                if files
+                else "from the start of its files",
+            )
             self.announced = True
         state = copy.deepcopy(current.state)
         records = list(poll(directory, state, self.pattern))

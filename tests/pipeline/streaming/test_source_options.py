@@ -112,6 +112,32 @@ def test_flink_checkpoint_options_are_accepted_and_passed_on() -> None:
     )
 
 
+@pytest.mark.parametrize("runner", ["FlinkRunner", "PortableRunner"])
+def test_a_streaming_source_on_flink_finishes_its_bundle_before_each_checkpoint(runner: str) -> None:
+    """Without it, a bundle finished inside Flink's snapshot buffers its output until the operator's next
+    bundle, and the source's one starting element never reached the reader (bench/restart.py
+    --checkpointing reads nothing without it); sent to the job server like the other Flink options."""
+    argv = ["--streaming", "--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a", f"--runner={runner}"]
+    sent = pipeline_options(argv).get_all_options(drop_default=True)
+    assert sent["finish_bundle_before_checkpointing"] is True
+    on_prism = pipeline_options([*argv[:-1], "--runner=PrismRunner", "--prism_location=/bin/true"])
+    assert "finish_bundle_before_checkpointing" not in on_prism.get_all_options(drop_default=True)
+
+
+def test_closing_a_checkpointing_flink_jobs_sources_is_refused_with_the_reason() -> None:
+    argv = [
+        "--streaming",
+        "--kafka-bootstrap",
+        "127.0.0.1:9092",
+        "--kafka-topic",
+        "a",
+        "--runner=FlinkRunner",
+    ]
+    pipeline_options([*argv, "--shutdown_sources_after_idle_ms=1000"])  # without checkpoints: Beam's default
+    with pytest.raises(OptionError, match="no checkpoint completes"):
+        pipeline_options([*argv, "--checkpointing_interval=2000", "--shutdown_sources_after_idle_ms=1000"])
+
+
 def test_kinesis_streaming_runs_on_prism_unless_a_runner_is_named() -> None:
     options = pipeline_options(["--streaming", "--kinesis-stream", "eks-audit"])
     assert options.view_as(StandardOptions).runner == "PrismRunner"
