@@ -291,15 +291,16 @@ class _LineReader:
                     line,
                 )
                 continue
-            stripped = line.strip(_WHITESPACE)
-            if not stripped:
-                continue
             try:
-                yield _record(line, source, orjson.loads(stripped))
+                # JSON allows whitespace around a document: no stripped copy of every line to parse.
+                yield _record(line, source, orjson.loads(line))
                 first = False
                 continue
             except orjson.JSONDecodeError as err:
                 error = err
+            stripped = line.strip(_WHITESPACE)
+            if not stripped:
+                continue
             if first and stripped[:1] in (b"{", b"["):
                 documents = self._try_documents(line, source)
                 if documents is not None:
