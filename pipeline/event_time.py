@@ -96,7 +96,8 @@ class Pending(Generic[T]):
 
     def release(self, progress: Progress, bag: Any, flush: Any, now: float) -> list[T]:
         """Event time reached `now`: what is held up to it, in order, out of the bag. The rest stays,
-        with one flush for all of it once the watermark passes the newest of it."""
+        with a flush once the watermark passes the earliest of it: waiting for the newest held the
+        oldest back by as much as a busy key's elements spread ahead of the watermark (seconds)."""
         time = self.time
         held = [x for packed in bag.read() for x in self.unpack(packed)]
         ready = sorted((x for x in held if time(x) <= now), key=self.order)
@@ -107,7 +108,7 @@ class Pending(Generic[T]):
                 bag.add(packed)
         progress.horizon = max(progress.horizon, now)
         if rest:
-            progress.flush_at = max(time(x) for x in rest)
+            progress.flush_at = min(time(x) for x in rest)
             flush.set(timer_at(progress.flush_at))
         else:
             progress.flush_at = None

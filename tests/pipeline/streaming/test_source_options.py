@@ -112,6 +112,16 @@ def test_flink_checkpoint_options_are_accepted_and_passed_on() -> None:
     )
 
 
+@pytest.mark.parametrize("flag", ["--max_bundle_time_millis", "--max_bundle_time_mills"])
+def test_the_bundle_time_reaches_the_flink_runner_under_its_own_name(flag: str) -> None:
+    """Beam's Flink runner reads `maxBundleTimeMills` (FlinkPipelineOptions.getMaxBundleTimeMills): a
+    `max_bundle_time_millis` option reached it camel-cased as maxBundleTimeMillis and was dropped."""
+    argv = ["--streaming", "--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a", f"{flag}=200"]
+    options = pipeline_options(argv).get_all_options(drop_default=True)
+    assert options["max_bundle_time_mills"] == 200
+    assert "max_bundle_time_millis" not in options
+
+
 def test_kinesis_streaming_runs_on_prism_unless_a_runner_is_named() -> None:
     options = pipeline_options(["--streaming", "--kinesis-stream", "eks-audit"])
     assert options.view_as(StandardOptions).runner == "PrismRunner"
