@@ -122,6 +122,22 @@ def test_the_bundle_time_reaches_the_flink_runner_under_its_own_name(flag: str) 
     assert "max_bundle_time_millis" not in options
 
 
+def test_a_streaming_job_on_flink_gets_short_bundles_and_two_sdk_workers_unless_told_otherwise() -> None:
+    """Flink's 1000 ms bundles held every watermark timer until the traffic stopped; one SDK worker put
+    every stage behind the decode stage (bench/streaming.py)."""
+    flink = ["--runner=FlinkRunner", "--flink_master=[local]"]
+    argv = ["--streaming", "--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a", *flink]
+    options = pipeline_options(argv).get_all_options(drop_default=True)
+    assert options["max_bundle_time_mills"] == 200 and options["sdk_worker_parallelism"] == 2
+    given = pipeline_options([*argv, "--max_bundle_time_mills=1000", "--sdk_worker_parallelism=1"])
+    assert given.get_all_options()["max_bundle_time_mills"] == 1000
+    assert int(given.get_all_options()["sdk_worker_parallelism"]) == 1  # Beam parses it as text
+    batch = pipeline_options(["--input", "x.jsonl", *flink]).get_all_options()
+    assert batch["max_bundle_time_mills"] is None and int(batch["sdk_worker_parallelism"]) == 1
+    prism = pipeline_options(argv[:5]).get_all_options()
+    assert prism["max_bundle_time_mills"] is None
+
+
 def test_kinesis_streaming_runs_on_prism_unless_a_runner_is_named() -> None:
     options = pipeline_options(["--streaming", "--kinesis-stream", "eks-audit"])
     assert options.view_as(StandardOptions).runner == "PrismRunner"
