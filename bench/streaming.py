@@ -17,7 +17,8 @@ job runs with `--kafka-max-delay 1s` (`--max-delay`; its default, 5 s, would put
 late: docs/deploy.md says when a live cluster needs more). Per step:
 
 1. the job starts (FlinkRunner, `--flink_master=[local]`, LOOPBACK with each SDK worker in its own
-   process, `--parallelism` and `--sdk_worker_parallelism` N), indexing alerts into fresh indices;
+   process, `--parallelism` N, and what `kubesigma run` sets for a streaming job on Flink unless told
+   otherwise: two SDK workers, 200 ms bundles), indexing alerts into fresh indices;
 2. one warm-up record is sent whose alert it waits for in Elasticsearch (the job is up and the whole path
    warm; not measured), with a routine record a second on every partition meanwhile, as a live cluster
    writes (no partition goes idle);
@@ -406,7 +407,6 @@ def runner_args(setup: Setup, parallelism: int) -> list[str]:
         "--runner=FlinkRunner", "--flink_master=[local]", "--flink_version=1.19",
         f"--flink_job_server_jar={setup.jar}", "--environment_type=LOOPBACK",
         "--experiments=use_loopback_process_worker", f"--parallelism={parallelism}",
-        f"--sdk_worker_parallelism={parallelism}",
     ]  # fmt: skip
 
 

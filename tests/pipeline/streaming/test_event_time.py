@@ -63,6 +63,19 @@ def test_release_gives_what_the_watermark_passed_in_order_and_keeps_the_rest_for
     assert bag.items == [] and progress.flush_at is None  # nothing held
 
 
+def test_a_stage_fed_many_elements_a_key_flushes_what_stays_once_the_newest_has_passed() -> None:
+    """Not prompt (correlation): one flush for all that stays, not one per step of the watermark."""
+    pending = Pending(
+        itemgetter(0), itemgetter(0, 1), lambda packed: [load(packed)], lambda _, rest: map(dump, rest), False
+    )
+    progress, bag, flush = Progress(), Bag(), Timer()
+    for time, name in [(100.0, "a"), (300.0, "x"), (250.0, "y")]:
+        pending.hold(progress, bag, flush, dump((time, name)), time)
+    assert pending.release(progress, bag, flush, 200.0) == [(100.0, "a")]
+    assert progress.flush_at == 300.0 and flush.at == timer_at(300.0)
+    assert pending.release(progress, bag, flush, 300.0) == [(250.0, "y"), (300.0, "x")]
+
+
 def test_nothing_due_leaves_the_bag_as_it_was() -> None:
     pending, progress, bag, flush = alerts(), Progress(), Bag(), Timer()
     pending.hold(progress, bag, flush, dump((500.0, "a")), 500.0)
