@@ -372,7 +372,10 @@ def read_records(
             max_delay = duration_option(kafka_options, "kafka_max_delay")
             if kafka_options.kafka_replay != "auto":
                 replay = duration_option(kafka_options, "kafka_replay")
-            return pipeline | "ReadKafka" >> ReadKafkaRecords(kafka, limits, max_delay, max_idle, replay)
+            read = ReadKafkaRecords(
+                kafka, limits, max_delay, max_idle, replay, finalized=finalizes_bundles(pipeline.options)
+            )
+            return pipeline | "ReadKafka" >> read
         if options.pubsub_subscription:
             from kubesigma.connectors.sources.pubsub import ReadPubSubRecords
 
@@ -400,6 +403,13 @@ def read_records(
     if files is None:
         files = input_files(options, pipeline.options)
     return pipeline | "ReadAuditFiles" >> ReadAuditFiles(files, limits)
+
+
+def finalizes_bundles(options: PipelineOptions) -> bool:
+    """Whether the runner finalizes bundles: Beam's Flink runner does only when a checkpoint completes,
+    so never without `--checkpointing_interval`."""
+    runner = str(options.view_as(StandardOptions).runner).split(".")[-1]
+    return runner != "FlinkRunner" or bool(options.view_as(FlinkCheckpointOptions).checkpointing_interval)
 
 
 def _kafka(options: KubesigmaOptions) -> kafka_config.KafkaConfig | None:

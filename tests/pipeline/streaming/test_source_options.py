@@ -9,7 +9,7 @@ import pytest
 from apache_beam.options.pipeline_options import StandardOptions
 
 from kubesigma.pipeline.options import OptionError
-from kubesigma.pipeline.run import pipeline_options, run
+from kubesigma.pipeline.run import finalizes_bundles, pipeline_options, run
 
 
 def outputs(tmp_path: Path) -> list[str]:
@@ -136,6 +136,16 @@ def test_a_streaming_job_on_flink_gets_short_bundles_and_two_sdk_workers_unless_
     assert batch["max_bundle_time_mills"] is None and int(batch["sdk_worker_parallelism"]) == 1
     prism = pipeline_options(argv[:5]).get_all_options()
     assert prism["max_bundle_time_mills"] is None
+
+
+def test_the_kafka_source_asks_for_finalization_only_where_the_runner_finalizes() -> None:
+    """Beam's Flink runner finalizes bundles when a checkpoint completes: without checkpoints a bundle
+    that asks keeps its SDK bundle processor for ever, and every read built a new one."""
+    argv = ["--streaming", "--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a"]
+    flink = [*argv, "--runner=FlinkRunner", "--flink_master=[local]"]
+    assert not finalizes_bundles(pipeline_options(flink))
+    assert finalizes_bundles(pipeline_options([*flink, "--checkpointing_interval=60000"]))
+    assert finalizes_bundles(pipeline_options(argv))  # Prism finalizes each bundle
 
 
 def test_kinesis_streaming_runs_on_prism_unless_a_runner_is_named() -> None:
