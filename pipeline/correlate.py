@@ -315,7 +315,9 @@ def _pending_contributions() -> Pending[Row]:
         if rest:
             yield _pack(meta.group, rest)
 
-    return Pending(itemgetter(TIME), _in_order, lambda packed: _unpack(packed)[1], pack_rest)
+    # A correlation key may be fed most of the stream (every allowed request of one address): what stays
+    # after a flush waits for the newest of it, or every step of the watermark re-packed it all.
+    return Pending(itemgetter(TIME), _in_order, lambda packed: _unpack(packed)[1], pack_rest, prompt=False)
 
 
 class _CorrelateGroups(_Hits, beam.DoFn):

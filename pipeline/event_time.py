@@ -76,7 +76,10 @@ class Pending(Generic[T]):
     """A key's elements ahead of the watermark: pickled batches in a bag state, released in event-time
     order by a flush timer once the watermark passes them. A stage says how its elements are timed,
     ordered (the sort key, event time first), unpacked from a batch and packed into batches (with
-    the key's metadata at hand)."""
+    the key's metadata at hand), and whether what stays after a flush waits for the watermark to pass
+    its earliest element (`prompt`: each waits no longer than it must) or its newest (a key fed many
+    elements a second then flushes every few seconds, not at every step of the watermark: each flush
+    unpacks and packs again all that stays)."""
 
     def __init__(
         self,
@@ -84,8 +87,10 @@ class Pending(Generic[T]):
         order: Callable[[T], Any],
         unpack: Callable[[bytes], Iterable[T]],
         pack: Callable[[Any, list[T]], Iterable[bytes]],
+        prompt: bool = True,
     ) -> None:
         self.time, self.order, self.unpack, self.pack = time, order, unpack, pack
+        self.next_flush = min if prompt else max
 
     def hold(self, progress: Progress, bag: Any, flush: Any, packed: bytes, earliest: float) -> None:
         """Keep a batch (its earliest element at `earliest`) until the watermark passes it."""
@@ -96,7 +101,7 @@ class Pending(Generic[T]):
 
     def release(self, progress: Progress, bag: Any, flush: Any, now: float) -> list[T]:
         """Event time reached `now`: what is held up to it, in order, out of the bag. The rest stays,
-        with one flush for all of it once the watermark passes the newest of it."""
+        with a flush once the watermark passes the earliest of it (`prompt`), else the newest of it."""
         time = self.time
         held = [x for packed in bag.read() for x in self.unpack(packed)]
         ready = sorted((x for x in held if time(x) <= now), key=self.order)
@@ -107,7 +112,7 @@ class Pending(Generic[T]):
                 bag.add(packed)
         progress.horizon = max(progress.horizon, now)
         if rest:
-            progress.flush_at = max(time(x) for x in rest)
+            progress.flush_at = self.next_flush(time(x) for x in rest)
             flush.set(timer_at(progress.flush_at))
         else:
             progress.flush_at = None

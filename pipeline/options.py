@@ -335,8 +335,12 @@ class FlinkCheckpointOptions(PipelineOptions):
             default=None,
             help="Flink: a bundle ends after this many elements (Flink's default 1000).",
         )
+        # Beam's Flink runner spells it maxBundleTimeMills: the job server drops max_bundle_time_millis
+        # (camel-cased maxBundleTimeMillis) as unknown, so both spellings land in its own.
         parser.add_argument(
+            "--max_bundle_time_mills",
             "--max_bundle_time_millis",
+            dest="max_bundle_time_mills",
             type=int,
             default=None,
             help="Flink: a bundle ends after this long (Flink's default 1000 ms); each stateful stage waits "

@@ -41,7 +41,9 @@ class _RunMeta(Progress):
 
 
 def _pending_candidates() -> Pending[Candidate]:
-    """Candidates wait in state one a batch, decided in event time, then alert id order."""
+    """Candidates wait in state one a batch, decided in event time, then alert id order, each released
+    as soon as the watermark passes it (a rule and group gets few: waiting for its newest held the
+    oldest back by seconds)."""
     return Pending(
         attrgetter("time"),
         attrgetter("time", "alert_id"),

@@ -218,12 +218,14 @@ class _ReadTopic(beam.DoFn):
         max_delay: float,
         max_idle: float | None,
         replay: float = 0.0,
+        finalized: bool = True,
     ) -> None:
         self.config = config
         self.limits = limits
         self.max_delay = max_delay
         self.max_idle = max_idle
         self.replay = replay
+        self.finalized = finalized
 
     def setup(self) -> None:
         self.consumers: dict[str, Any] = {}
@@ -340,9 +342,13 @@ class _ReadTopic(beam.DoFn):
         # Replayed records were processed before: the group's offsets stay where they were.
         commits = [(p.partition, max(p.next_offset or 0, p.resumed_at)) for p in moved if p.partition in read]
         # Runners ask every bundle of a DoFn that finalizes to finalize (Prism logs one that has no callback).
-        finalizer.register(
-            _Commit(consumer, topic, commits, self.committed) if commits else _nothing_to_commit
-        )
+        # One that never finalizes (Flink without checkpoints) is asked nothing: the SDK keeps a bundle's
+        # processor until it is finalized, so each read would build a new one (unpickling the fused
+        # stage, compiling the rules, a new consumer) and keep the old for ever.
+        if self.finalized:
+            finalizer.register(
+                _Commit(consumer, topic, commits, self.committed) if commits else _nothing_to_commit
+            )
         oldest = min(p.watermark for p in moved)
         if oldest > -math.inf:
             self._advance(watermark, oldest)
@@ -408,7 +414,9 @@ class ReadKafkaRecords(beam.PTransform):
     """An unbounded source of batches of RawRecords from every partition of a Kafka topic; with `max_idle`,
     it finishes once no partition had anything new for that long (replays, tests), which closes every
     window and ends the job. A partition with a committed group offset is re-read from `replay` seconds
-    (Kafka timestamps) before it: the stateful stages' windows, rebuilt by a job without runner state."""
+    (Kafka timestamps) before it: the stateful stages' windows, rebuilt by a job without runner state.
+    `finalized`: whether the runner finalizes bundles (Flink does only with checkpointing); without, no
+    offset is committed to the group."""
 
     def __init__(
         self,
@@ -417,6 +425,7 @@ class ReadKafkaRecords(beam.PTransform):
         max_delay: float = 5.0,
         max_idle: float | None = None,
         replay: float = 0.0,
+        finalized: bool = True,
     ) -> None:
         super().__init__()
         self.config = config.validate()
@@ -424,6 +433,7 @@ class ReadKafkaRecords(beam.PTransform):
         self.max_delay = max_delay
         self.max_idle = max_idle
         self.replay = replay
+        self.finalized = finalized
 
     def expand(self, pbegin: pvalue.PBegin) -> pvalue.PCollection:
         return (
@@ -433,6 +443,8 @@ class ReadKafkaRecords(beam.PTransform):
             | "Spread" >> beam.Reshuffle()
             | "Read"
             >> beam.ParDo(
-                _ReadTopic(self.config, self.limits, self.max_delay, self.max_idle, self.replay)
+                _ReadTopic(
+                    self.config, self.limits, self.max_delay, self.max_idle, self.replay, self.finalized
+                )
             ).with_output_types(RecordBatch)
         )

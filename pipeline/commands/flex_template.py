@@ -62,7 +62,7 @@ FLINK_ONLY = frozenset(
         "shutdown_sources_after_idle_ms",
         "finish_bundle_before_checkpointing",
         "max_bundle_size",
-        "max_bundle_time_millis",
+        "max_bundle_time_mills",
     }
 )
 GROUPS = (

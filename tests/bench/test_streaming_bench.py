@@ -47,3 +47,6 @@ def test_latency_runs_from_the_triggering_record_and_leaves_follow_ups_out() -> 
     assert result["max_latency_s"] == 3.5  # the correlation, from "c", its latest contributor
     assert result["p50_latency_s"] == 3.5 and result["p99_latency_s"] == 3.5
     assert result["p50_latency_s_by_third"][0] is None  # two alerts: the first third is empty
+    # Each kind apart: single-event alerts wait for the source's watermark, correlations for more stages.
+    assert result["p50_latency_s_single"] == result["p99_latency_s_single"] == 2.0
+    assert result["p99_latency_s_correlation"] == 3.5

@@ -9,7 +9,7 @@ import pytest
 from apache_beam.options.pipeline_options import StandardOptions
 
 from kubesigma.pipeline.options import OptionError
-from kubesigma.pipeline.run import pipeline_options, run
+from kubesigma.pipeline.run import finalizes_bundles, pipeline_options, run
 
 
 def outputs(tmp_path: Path) -> list[str]:
@@ -136,6 +136,42 @@ def test_closing_a_checkpointing_flink_jobs_sources_is_refused_with_the_reason()
     pipeline_options([*argv, "--shutdown_sources_after_idle_ms=1000"])  # without checkpoints: Beam's default
     with pytest.raises(OptionError, match="no checkpoint completes"):
         pipeline_options([*argv, "--checkpointing_interval=2000", "--shutdown_sources_after_idle_ms=1000"])
+
+
+@pytest.mark.parametrize("flag", ["--max_bundle_time_millis", "--max_bundle_time_mills"])
+def test_the_bundle_time_reaches_the_flink_runner_under_its_own_name(flag: str) -> None:
+    """Beam's Flink runner reads `maxBundleTimeMills` (FlinkPipelineOptions.getMaxBundleTimeMills): a
+    `max_bundle_time_millis` option reached it camel-cased as maxBundleTimeMillis and was dropped."""
+    argv = ["--streaming", "--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a", f"{flag}=200"]
+    options = pipeline_options(argv).get_all_options(drop_default=True)
+    assert options["max_bundle_time_mills"] == 200
+    assert "max_bundle_time_millis" not in options
+
+
+def test_a_streaming_job_on_flink_gets_short_bundles_and_two_sdk_workers_unless_told_otherwise() -> None:
+    """Flink's 1000 ms bundles held every watermark timer until the traffic stopped; one SDK worker put
+    every stage behind the decode stage (bench/streaming.py)."""
+    flink = ["--runner=FlinkRunner", "--flink_master=[local]"]
+    argv = ["--streaming", "--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a", *flink]
+    options = pipeline_options(argv).get_all_options(drop_default=True)
+    assert options["max_bundle_time_mills"] == 200 and options["sdk_worker_parallelism"] == 2
+    given = pipeline_options([*argv, "--max_bundle_time_mills=1000", "--sdk_worker_parallelism=1"])
+    assert given.get_all_options()["max_bundle_time_mills"] == 1000
+    assert int(given.get_all_options()["sdk_worker_parallelism"]) == 1  # Beam parses it as text
+    batch = pipeline_options(["--input", "x.jsonl", *flink]).get_all_options()
+    assert batch["max_bundle_time_mills"] is None and int(batch["sdk_worker_parallelism"]) == 1
+    prism = pipeline_options(argv[:5]).get_all_options()
+    assert prism["max_bundle_time_mills"] is None
+
+
+def test_the_kafka_source_asks_for_finalization_only_where_the_runner_finalizes() -> None:
+    """Beam's Flink runner finalizes bundles when a checkpoint completes: without checkpoints a bundle
+    that asks keeps its SDK bundle processor for ever, and every read built a new one."""
+    argv = ["--streaming", "--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a"]
+    flink = [*argv, "--runner=FlinkRunner", "--flink_master=[local]"]
+    assert not finalizes_bundles(pipeline_options(flink))
+    assert finalizes_bundles(pipeline_options([*flink, "--checkpointing_interval=60000"]))
+    assert finalizes_bundles(pipeline_options(argv))  # Prism finalizes each bundle
 
 
 def test_kinesis_streaming_runs_on_prism_unless_a_runner_is_named() -> None:
