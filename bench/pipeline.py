@@ -39,8 +39,9 @@ from kubesigma.detections.correlation import Contribution, CorrelationPlan, Corr
 from kubesigma.detections.correlation.replay import replay
 from kubesigma.detections.engine import RuleSet
 from kubesigma.pipeline import transforms
-from kubesigma.pipeline.alerts import candidate_alert, decide_alerts, match_candidates
+from kubesigma.pipeline.alerts import candidate_alert, match_candidates
 from kubesigma.pipeline.correlate import Correlate
+from kubesigma.pipeline.decide import decide_alerts
 from kubesigma.pipeline.transforms import DecodeAudit, Detect, ReadAuditFiles, settle_heap
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,9 +4,7 @@
     hits | FlatMap(hit_candidates) → Candidate                          (one per firing)
     candidates | CandidateAlerts(soft_limit, plan) → alert documents
 
-`decide_alerts` lays out those steps (and suppression) for `kubesigma run`, the tests and the benches:
-single-event and correlation alerts stay apart up to the sinks, which take both (a Flatten in between
-would be one more copy of every alert on in-process runners, which write a Flatten's inputs out).
+`pipeline/decide.py` lays these steps (and suppression) out for `kubesigma run`, the tests and the benches.
 
 Each alert's id is computed once, where the alert comes to be, by the id functions of the model: a
 single-event alert's here (from the rule and the request, so every stage of one request gives the same
@@ -267,36 +265,3 @@ class OnePerRequest(beam.PTransform):
             return keyed | "Stages" >> beam.GroupByKey() | "First" >> beam.ParDo(_FirstOfRequestGrouped())
         keyed = candidates | "ByRequest" >> beam.Map(_bucket_keyed).with_output_types(tuple[str, Any])
         return keyed | "First" >> beam.ParDo(_FirstOfRequestStreamed())
-
-
-def decide_alerts(
-    matches: pvalue.PCollection,
-    hits: pvalue.PCollection,
-    plan: CorrelationPlan,
-    soft_limit: int,
-    window: float | None = None,
-    bounded: bool | None = None,
-) -> tuple[pvalue.PCollection, pvalue.PCollection]:
-    """Matches and correlation hits → (single-event alert documents, correlation alert documents), the
-    steps labelled where they are applied (a stream's state is found again by these names).
-
-    The two are decided apart, each at its own watermark: a single-event alert waits for the source's
-    watermark only, not for the correlation stages to catch up (which, on a busy stream, held every
-    alert back by as much as they lagged). Suppression keys by rule and group, so no key spans the two.
-    Each side makes its documents in a step of its own: Flink fuses a step after a Flatten into both
-    producers' stages, and did not add up its counters (1 alert reported of 3)."""
-    from kubesigma.pipeline.suppress import Suppress  # suppress.py builds on Candidate
-
-    singles = (
-        matches
-        | "Candidates" >> beam.FlatMap(match_candidates, plan)
-        | "OnePerRequest" >> OnePerRequest(bounded)
-    )
-    correlated = hits | "CorrelationCandidates" >> beam.FlatMap(hit_candidates, plan)
-    if window is not None:
-        singles = singles | "Suppress" >> Suppress(window)
-        correlated = correlated | "SuppressCorrelations" >> Suppress(window)
-    return (
-        singles | "Alerts" >> CandidateAlerts(soft_limit, plan),
-        correlated | "CorrelationAlerts" >> CandidateAlerts(soft_limit, plan),
-    )

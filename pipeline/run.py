@@ -28,10 +28,8 @@ from kubesigma.connectors.sources.files import STDIN, InputError, list_inputs
 from kubesigma.connectors.sources.ranges import split_inputs
 from kubesigma.detections.correlation import CorrelationPlan, compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
-from kubesigma.pipeline.alerts import (
-    decide_alerts,
-)
 from kubesigma.pipeline.correlate import Correlate, CorrelateRouted
+from kubesigma.pipeline.decide import decide_alerts
 from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS, MeasureLag, ShowProgress
 from kubesigma.pipeline.options import (
     FlinkCheckpointOptions,

@@ -20,8 +20,8 @@ from apache_beam.testing.util import assert_that
 from kubesigma.connectors.model import AuditEvent
 from kubesigma.detections.correlation import CorrelationPlan
 from kubesigma.detections.engine import RuleSet
-from kubesigma.pipeline.alerts import decide_alerts
 from kubesigma.pipeline.correlate import Correlate
+from kubesigma.pipeline.decide import decide_alerts
 from kubesigma.pipeline.transforms import Detect
 from support.audit_records import T0, secret_reads
 from support.correlation_pack import SECRET_ENUMERATION, load
