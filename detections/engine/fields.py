@@ -10,7 +10,10 @@ n²/2 per path, the dominant cost on pod specs); the two differ only for an obje
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import is_
 from typing import Any
 
 
@@ -32,6 +35,7 @@ MISSING: Any = _Missing()
 # Past this length a list is first sorted out by the types it holds (one C pass), not element by element.
 LONG_LIST = 32
 _CONTAINERS = frozenset({dict, list})
+_STR = {str}
 
 
 def _index(items: list[Any], value: Any, start: int) -> int:
@@ -111,7 +115,7 @@ def make_resolver(parts: tuple[str, ...]) -> Any:
             else:
                 return MISSING
         if i == n:
-            return list_values(node) if node.__class__ is list else node
+            return _values(node) if node.__class__ is list else node
         if node.__class__ is list:
             out: list[Any] = []
             collect[i](node, out)
@@ -185,9 +189,60 @@ def no_dotted_keys(node: dict[str, Any]) -> bool:
 
 
 def list_values(v: list[Any]) -> tuple[Any, ...]:
-    """A list field's values as a tuple, nested lists flattened (the common flat list: one C pass)."""
+    """A list field's values as a tuple, nested lists flattened (the common flat list: one C pass);
+    a long list's once per match (`shared`)."""
+    if len(v) > SHARED_MIN:
+        return shared(_values, v)
     t = tuple(v)
     return tuple(_flatten(v)) if list in map(type, t) else t
+
+
+def _values(v: list[Any]) -> tuple[Any, ...]:
+    t = tuple(v)
+    return tuple(_flatten(v)) if list in map(type, t) else t
+
+
+# What generated code derives from a long list (its flattened values, their lowered texts, a
+# document's strings), kept while one event is matched: the dispatcher, the levels and the rule
+# functions each read the fields they test, and a fuzzed 150,000-item list would be flattened and
+# lowered by each. Keyed by the identity of the source, held with it (an identity is not reused
+# while its object lives); `RuleSet.match` empties it before each event, so
+# nothing derived carries over to another event, nor to a list changed in place between matches.
+SHARED_MIN = 1024
+SHARED: dict[tuple[Callable[[Any], Any], int], tuple[Any, Any]] = {}
+
+
+def shared(derive: Callable[[Any], Any], source: Any) -> Any:
+    """`derive(source)`, computed once per match."""
+    key = (derive, id(source))
+    hit = SHARED.get(key)
+    if hit is not None and hit[0] is source:
+        return hit[1]
+    value = derive(source)
+    SHARED[key] = (source, value)
+    return value
+
+
+def container_elements(items: list[Any]) -> list[Any]:
+    """The objects and lists of a long list, in order, picked out once per match (`shared`)."""
+    return shared(_containers, items)
+
+
+def _containers(items: list[Any]) -> list[Any]:
+    if _CONTAINERS.isdisjoint(set(map(type, items))):
+        return []
+    return list(compress(items, map(_CONTAINERS.__contains__, map(type, items))))
+
+
+def shared_strings(doc: Any) -> list[str]:
+    """`all_strings`, a large document's once per match (keyword rules in several functions)."""
+    hit = SHARED.get((all_strings, id(doc)))
+    if hit is not None and hit[0] is doc:
+        return hit[1]
+    strings = all_strings(doc)
+    if len(strings) > SHARED_MIN:
+        SHARED[(all_strings, id(doc))] = (doc, strings)
+    return strings
 
 
 def inline_source(
@@ -204,7 +259,7 @@ def inline_source(
     securityContext in one pass). Only plain keys are inlined: where a key is missing (a dotted
     key may stand in for it) the rest of the path goes to the general resolver of that level.
     Returns the lines and the objects they call ({name: resolver or collectors}); the lines also
-    read MISSING, _LV (`list_values`) and _NODOTS (`no_dotted_keys`).
+    read MISSING, _LV (`list_values`), _CONT (`container_elements`) and _NODOTS (`no_dotted_keys`).
 
     With `key_values` the values are for keys (dispatch, specialization levels), which take only
     tuples of strings: a list at the end of a path becomes a tuple of its elements as they are
@@ -291,7 +346,9 @@ def inline_source(
             for _, _, a in accs:
                 lines.append(f"{walk}    {a} = []")
             e = var("e", i)
-            lines.append(f"{walk}    for {e} in {c}:")
+            # Only objects and lists lead further: a long list's are picked out once per match.
+            long = f" if len({c}) <= {SHARED_MIN} else _CONT({c})" if key_values is None else ""
+            lines.append(f"{walk}    for {e} in {c}{long}:")
             lines.append(f"{walk}        if {e}.__class__ is dict:")
             collect(e, [(parts, a) for parts, _, a in accs], i + 1, walk + "            ")
             lines.append(f"{walk}        elif {e}.__class__ is list:")  # a scalar reaches no deeper part
@@ -363,12 +420,15 @@ def all_strings(doc: Any) -> list[str]:
                 elif v.__class__ is dict or v.__class__ is list:
                     stack.append(v)
         elif cls is list:
-            if len(node) > LONG_LIST:
+            if len(node) > LONG_LIST:  # strings and containers picked out at C speed, in order
                 kinds = set(map(type, node))
-                if kinds.isdisjoint(_CONTAINERS):  # scalars only: their strings at C speed
-                    if str in kinds:
-                        out.extend(node if len(kinds) == 1 else [v for v in node if v.__class__ is str])
-                    continue
+                if kinds == _STR:
+                    out.extend(node)
+                elif str in kinds or not _CONTAINERS.isdisjoint(kinds):
+                    types = list(map(type, node))
+                    out.extend(compress(node, map(is_, types, repeat(str))))
+                    stack.extend(compress(node, map(_CONTAINERS.__contains__, types)))
+                continue
             for v in node:
                 if v.__class__ is str:
                     out.append(v)

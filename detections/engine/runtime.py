@@ -36,7 +36,14 @@ _VALUE = itemgetter(1)
 def lowered_values(x: tuple[Any, ...]) -> list[str]:
     """`lower_str` of each value that has text, for the tests that ask whether some value passes
     (membership, prefixes, `in` their NUL-joined text). A long list gives each distinct text once, in
-    no set order, computed at C speed, not by a call per element (a fuzzed 150,000 copies of one)."""
+    no set order, computed at C speed, not by a call per element (a fuzzed 150,000 copies of one),
+    and once per match (`fields.shared`)."""
+    if len(x) > F.SHARED_MIN:
+        return F.shared(_lowered, x)
+    return _lowered(x)
+
+
+def _lowered(x: tuple[Any, ...]) -> list[str]:
     if _ONLY_STRINGS(map(type, x)):
         if len(x) > F.LONG_LIST:
             distinct = set(x)
@@ -49,7 +56,8 @@ def lowered_values(x: tuple[Any, ...]) -> list[str]:
     if kinds.isdisjoint(_TEXT):  # nulls, objects, lists
         return []
     if len(x) > F.LONG_LIST and kinds <= _READ_ALIKE:
-        x = tuple(map(_VALUE, set(zip(map(type, x), x, strict=True))))  # 1 and True stay apart
+        # distinct values; of several kinds, distinct (kind, value) pairs: 1 and True stay apart
+        x = tuple(set(x)) if len(kinds) == 1 else tuple(map(_VALUE, set(zip(map(type, x), x, strict=True))))
     if kinds <= _NUMBERS:
         return list(map(str, x))  # `scalar_str` of a number
     out = []
@@ -65,6 +73,12 @@ def joined_lower(x: tuple[Any, ...]) -> str:
 
     Lowering the joined text equals joining the lowered values: NUL is neither cased nor
     case-ignorable, so no casing context crosses it."""
+    if len(x) > F.SHARED_MIN:
+        return F.shared(_joined_lower, x)
+    return _joined_lower(x)
+
+
+def _joined_lower(x: tuple[Any, ...]) -> str:
     if _ONLY_STRINGS(map(type, x)):
         return "\x00".join(x).lower()
     return "\x00".join(lowered_values(x))
@@ -133,7 +147,8 @@ RUNTIME: dict[str, Any] = {
     "_make_resolver": F.cached_resolver,  # resolvers hold no state: one per path
     "_flatten": F._flatten,
     "_LV": F.list_values,
-    "_ALLSTR": F.all_strings,
+    "_CONT": F.container_elements,
+    "_ALLSTR": F.shared_strings,
     "_LS": M.lower_str,
     "_SS": M.scalar_str,
     "_NUM": M.number,
