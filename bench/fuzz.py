@@ -461,7 +461,7 @@ class Stages:
         """One file through the stages. Outputs are checked for `secrets` as they are made and then
         dropped, as a sink would write them: what the record costs is the pipeline's, not the harness's."""
         counts = Counts()
-        matched: list[AuditEvent] = []  # what correlation keeps: events some rule matched
+        matched = Matched()  # what correlation keeps: events some rule matched, with those rules
 
         def emit(output: bytes) -> None:
             counts.outputs += 1
@@ -484,11 +484,11 @@ class Stages:
                     counts.strange += 1
             if isinstance(item, RawRecord) and counts.read == before:
                 counts.vanished += 1
-        counts.firings = len(replay(self.rules, self.plan, matched))
+        counts.firings = len(replay(matched, self.plan, matched.events))
         return counts
 
     def _event(
-        self, event: AuditEvent, counts: Counts, emit: Callable[[bytes], None], matched: list[AuditEvent]
+        self, event: AuditEvent, counts: Counts, emit: Callable[[bytes], None], matched: Matched
     ) -> None:
         blob = event_to_bytes(event)  # NaN comes back null, by design: compare the second trip
         if event_to_bytes(event_from_bytes(blob)) != blob:
@@ -496,10 +496,27 @@ class Stages:
         emit(orjson.dumps(event_document(event)))
         rules = self.rules.match(event)
         if rules:
-            matched.append(event)
+            matched.add(event, rules)
         for rule in rules:
             for stamped in match_candidates([(rule, event)], self.plan):
                 emit(orjson.dumps(candidate_alert(stamped.value, self.plan, LIMITS.soft)))
+
+
+class Matched:
+    """Events some rule matched and the rules each matched, handed to the correlation replay as a
+    rule set (`match`), as the pipeline hands its detect stage's matches on to correlation: the replay
+    would otherwise match every matched event a second time, a cost the pipeline does not have."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+        self._rules: dict[int, list[Any]] = {}  # by id of an event kept in `events`
+
+    def add(self, event: AuditEvent, rules: list[Any]) -> None:
+        self.events.append(event)
+        self._rules[id(event)] = rules
+
+    def match(self, event: AuditEvent) -> list[Any]:
+        return self._rules[id(event)]
 
 
 @dataclass

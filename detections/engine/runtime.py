@@ -56,8 +56,9 @@ def _lowered(x: tuple[Any, ...]) -> list[str]:
     if kinds.isdisjoint(_TEXT):  # nulls, objects, lists
         return []
     if len(x) > F.LONG_LIST and kinds <= _READ_ALIKE:
-        # distinct values; of several kinds, distinct (kind, value) pairs: 1 and True stay apart
-        x = tuple(set(x)) if len(kinds) == 1 else tuple(map(_VALUE, set(zip(map(type, x), x, strict=True))))
+        # distinct values; with numbers and booleans, distinct (kind, value): 1 and True stay apart
+        mixed = int in kinds and bool in kinds
+        x = tuple(map(_VALUE, set(zip(map(type, x), x, strict=True)))) if mixed else tuple(set(x))
     if kinds <= _NUMBERS:
         return list(map(str, x))  # `scalar_str` of a number
     out = []
