@@ -421,12 +421,14 @@ def all_strings(doc: Any) -> list[str]:
                     stack.append(v)
         elif cls is list:
             if len(node) > LONG_LIST:  # strings and containers picked out at C speed, in order
-                kinds = set(map(type, node))
+                types = list(map(type, node))
+                kinds = set(types)
                 if kinds == _STR:
                     out.extend(node)
-                elif str in kinds or not _CONTAINERS.isdisjoint(kinds):
-                    types = list(map(type, node))
+                    continue
+                if str in kinds:
                     out.extend(compress(node, map(is_, types, repeat(str))))
+                if not _CONTAINERS.isdisjoint(kinds):
                     stack.extend(compress(node, map(_CONTAINERS.__contains__, types)))
                 continue
             for v in node:
