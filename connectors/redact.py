@@ -84,7 +84,8 @@ def _clean(value: dict[str, Any] | list[Any]) -> bool:
         return False
 
 
-def _redact(value: Any) -> Any:
+def _redact(value: Any, searched: bool = False) -> Any:
+    """The value with credentials replaced (`searched`: a list above it was searched in vain)."""
     if isinstance(value, dict):
         kind = value.get("kind")
         if not isinstance(kind, str):  # a list or object here is odd, not a reason to fail the alert
@@ -97,16 +98,19 @@ def _redact(value: Any) -> Any:
             elif kind in _SECRET_KINDS and key in ("data", "stringData") and isinstance(item, dict):
                 out[key] = dict.fromkeys(item, REDACTED)  # keep which keys exist: analysts need that
             elif kind == "TokenRequest" and key == "status" and isinstance(item, dict):
-                out[key] = {k: (REDACTED if _is_token(k) else _redact(v)) for k, v in item.items()}
+                out[key] = {k: (REDACTED if _is_token(k) else _redact(v, searched)) for k, v in item.items()}
             else:
-                out[key] = _redact(item)
+                out[key] = _redact(item, searched)
         return out
     if isinstance(value, list):
         # A long list is searched whole first: where the trace is elsewhere in the record, its
-        # 150,000 fuzzed items are not walked one call each.
-        if len(value) > _LONG_LIST and _clean(value):
-            return value
-        return [_redact(item) for item in value]
+        # 150,000 fuzzed items are not walked one call each. Below a list searched in vain lists are
+        # walked: long lists nested in long lists are not searched again at every level.
+        if not searched and len(value) > _LONG_LIST:
+            if _clean(value):
+                return value
+            searched = True
+        return [_redact(item, searched) for item in value]
     if isinstance(value, str):
         if value[:1] in _JSON_STARTS and _EMBEDDED_TRACE.search(value.encode("utf-8", "surrogatepass")):
             value = _redact_embedded(value)
