@@ -38,29 +38,33 @@ def lowered_values(x: tuple[Any, ...]) -> list[str]:
     (membership, prefixes, `in` their NUL-joined text). A long list gives each distinct text once, in
     no set order, computed at C speed, not by a call per element (a fuzzed 150,000 copies of one),
     and once per match (`fields.shared`)."""
-    if len(x) > F.SHARED_MIN:
-        return F.shared(_lowered, x)
-    return _lowered(x)
-
-
-def _lowered(x: tuple[Any, ...]) -> list[str]:
+    if len(x) > F.LONG_LIST:
+        return F.shared(_distinct_lowered, x) if len(x) > F.SHARED_MIN else _distinct_lowered(x)
     if _ONLY_STRINGS(map(type, x)):
-        if len(x) > F.LONG_LIST:
-            distinct = set(x)
-            joined = "\x00".join(distinct)  # lowered at once: a third of a call per value
-            if joined.count("\x00") == len(distinct) - 1:  # no value holds the separator
-                return joined.lower().split("\x00")
-            return list(map(str.lower, distinct))
         return list(map(str.lower, x))
+    return _each_lowered(x)
+
+
+def _distinct_lowered(x: tuple[Any, ...]) -> list[str]:
+    if _ONLY_STRINGS(map(type, x)):
+        distinct = set(x)
+        joined = "\x00".join(distinct)  # lowered at once: a third of a call per value
+        if joined.count("\x00") == len(distinct) - 1:  # no value holds the separator
+            return joined.lower().split("\x00")
+        return list(map(str.lower, distinct))
     kinds = set(map(type, x))
     if kinds.isdisjoint(_TEXT):  # nulls, objects, lists
         return []
-    if len(x) > F.LONG_LIST and kinds <= _READ_ALIKE:
+    if kinds <= _READ_ALIKE:
         # distinct values; with numbers and booleans, distinct (kind, value): 1 and True stay apart
         mixed = int in kinds and bool in kinds
         x = tuple(map(_VALUE, set(zip(map(type, x), x, strict=True)))) if mixed else tuple(set(x))
     if kinds <= _NUMBERS:
         return list(map(str, x))  # `scalar_str` of a number
+    return _each_lowered(x)
+
+
+def _each_lowered(x: tuple[Any, ...]) -> list[str]:
     out = []
     for v in x:
         t = M.lower_str(v)
@@ -70,13 +74,16 @@ def _lowered(x: tuple[Any, ...]) -> list[str]:
 
 
 def joined_lower(x: tuple[Any, ...]) -> str:
-    """The lowered text of a field's values joined by NUL (what `contains` searches on a list).
+    """The lowered text of a field's values joined by NUL (what `contains` searches on a list);
+    a long list's once per match.
 
     Lowering the joined text equals joining the lowered values: NUL is neither cased nor
     case-ignorable, so no casing context crosses it."""
     if len(x) > F.SHARED_MIN:
         return F.shared(_joined_lower, x)
-    return _joined_lower(x)
+    if _ONLY_STRINGS(map(type, x)):
+        return "\x00".join(x).lower()
+    return "\x00".join(lowered_values(x))
 
 
 def _joined_lower(x: tuple[Any, ...]) -> str:
@@ -102,7 +109,7 @@ def _any_value(pred: Callable[[Any], bool], x: tuple[Any, ...]) -> bool:
     copies of one value). Only strings: 1, 1.0 and True, or 0.0 and -0.0, are equal but read apart."""
     if len(x) > F.LONG_LIST and _ONLY_STRINGS(map(type, x)):
         return any(map(pred, set(x)))
-    return M.any_of(pred, x)
+    return any(map(pred, x))
 
 
 _UNHASHABLE: list[Any] = []
