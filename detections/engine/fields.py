@@ -10,7 +10,10 @@ n²/2 per path, the dominant cost on pod specs); the two differ only for an obje
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import is_
 from typing import Any
 
 
@@ -27,6 +30,20 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+
+
+# Past this length a list is first sorted out by the types it holds (one C pass), not element by element.
+LONG_LIST = 32
+_CONTAINERS = frozenset({dict, list})
+_STR = {str}
+
+
+def _index(items: list[Any], value: Any, start: int) -> int:
+    """Where `value` next occurs in items from `start`, -1 if nowhere."""
+    try:
+        return items.index(value, start)
+    except ValueError:
+        return -1
 
 
 def split_path(path: str) -> tuple[str, ...]:
@@ -49,6 +66,15 @@ def resolve(doc: Any, parts: tuple[str, ...]) -> Any:
 
 def _flatten(items: list[Any]) -> list[Any]:
     out: list[Any] = []
+    if len(items) > LONG_LIST:  # the runs between nested lists copied whole, found at C speed
+        kinds = list(map(type, items))
+        start = 0
+        while (i := _index(kinds, list, start)) >= 0:
+            out.extend(items[start:i])
+            out.extend(_flatten(items[i]))
+            start = i + 1
+        out.extend(items[start:])
+        return out
     for item in items:
         if item.__class__ is list:
             out.extend(_flatten(item))
@@ -89,7 +115,7 @@ def make_resolver(parts: tuple[str, ...]) -> Any:
             else:
                 return MISSING
         if i == n:
-            return tuple(_flatten(node)) if node.__class__ is list else node
+            return _values(node) if node.__class__ is list else node
         if node.__class__ is list:
             out: list[Any] = []
             collect[i](node, out)
@@ -135,10 +161,13 @@ def _collectors(parts: tuple[str, ...]) -> list[Any]:
         if len(candidates(parts, i)) == 1:
             # The last part: no dotted key can stand in for it (an env entry without `value`).
             src.append("                continue")
-            src.append("            if e.__class__ is list:")
+        else:  # a dotted key may stand in for the missing plain one
             src.append(f"                C{i}(e, out)")
-        else:
-            src.append(f"            C{i}(e, out)")
+            src.append("                continue")
+        # An element that is neither object nor list reaches nothing: a list of 150,000 scalars
+        # costs a type test per element, not a call per element and path.
+        src.append("            if e.__class__ is list:")
+        src.append(f"                C{i}(e, out)")
     src.append(f"def C{n}(node, out):")
     src.append("    if node.__class__ is list:")
     src.append("        for e in node:")
@@ -160,13 +189,68 @@ def no_dotted_keys(node: dict[str, Any]) -> bool:
 
 
 def list_values(v: list[Any]) -> tuple[Any, ...]:
-    """A list field's values as a tuple, nested lists flattened (the common flat list: one C pass)."""
+    """A list field's values as a tuple, nested lists flattened (the common flat list: one C pass);
+    a long list's once per match (`shared`)."""
+    if len(v) > SHARED_MIN:
+        return shared(_values, v)
     t = tuple(v)
     return tuple(_flatten(v)) if list in map(type, t) else t
 
 
+def _values(v: list[Any]) -> tuple[Any, ...]:
+    t = tuple(v)
+    return tuple(_flatten(v)) if list in map(type, t) else t
+
+
+# What generated code derives from a long list (its flattened values, their lowered texts, a
+# document's strings), kept while one event is matched: the dispatcher, the levels and the rule
+# functions each read the fields they test, and a fuzzed 150,000-item list would be flattened and
+# lowered by each. Keyed by the identity of the source, held with it (an identity is not reused
+# while its object lives); `RuleSet.match` empties it before each event, so
+# nothing derived carries over to another event, nor to a list changed in place between matches.
+SHARED_MIN = 1024
+SHARED: dict[tuple[Callable[[Any], Any], int], tuple[Any, Any]] = {}
+
+
+def shared(derive: Callable[[Any], Any], source: Any) -> Any:
+    """`derive(source)`, computed once per match."""
+    key = (derive, id(source))
+    hit = SHARED.get(key)
+    if hit is not None and hit[0] is source:
+        return hit[1]
+    value = derive(source)
+    SHARED[key] = (source, value)
+    return value
+
+
+def container_elements(items: list[Any]) -> list[Any]:
+    """The objects and lists of a long list, in order, picked out once per match (`shared`)."""
+    return shared(_containers, items)
+
+
+def _containers(items: list[Any]) -> list[Any]:
+    if _CONTAINERS.isdisjoint(set(map(type, items))):
+        return []
+    return list(compress(items, map(_CONTAINERS.__contains__, map(type, items))))
+
+
+def shared_strings(doc: Any) -> list[str]:
+    """`all_strings`, a large document's once per match (keyword rules in several functions)."""
+    hit = SHARED.get((all_strings, id(doc)))
+    if hit is not None and hit[0] is doc:
+        return hit[1]
+    strings = all_strings(doc)
+    if len(strings) > SHARED_MIN:
+        SHARED[(all_strings, id(doc))] = (doc, strings)
+    return strings
+
+
 def inline_source(
-    paths: list[tuple[str, ...]], names: list[str], prefix: str, indent: str = "    ", raw_lists: bool = False
+    paths: list[tuple[str, ...]],
+    names: list[str],
+    prefix: str,
+    indent: str = "    ",
+    key_values: int | None = None,
 ) -> tuple[list[str], dict[str, Any]]:
     """Source lines resolving several paths from `doc` into the named variables, exactly as `resolve`.
 
@@ -175,11 +259,21 @@ def inline_source(
     securityContext in one pass). Only plain keys are inlined: where a key is missing (a dotted
     key may stand in for it) the rest of the path goes to the general resolver of that level.
     Returns the lines and the objects they call ({name: resolver or collectors}); the lines also
-    read MISSING, _LV (`list_values`) and _NODOTS (`no_dotted_keys`). With `raw_lists`, a list at
-    the end of a path becomes a tuple of its elements as they are (nested lists not flattened):
-    enough for keys, which take only tuples of strings.
+    read MISSING, _LV (`list_values`), _CONT (`container_elements`) and _NODOTS (`no_dotted_keys`).
+
+    With `key_values` the values are for keys (dispatch, specialization levels), which take only
+    tuples of strings: a list at the end of a path becomes a tuple of its elements as they are
+    (nested lists not flattened), and a field of more than `key_values` values is UNKNOWN (the
+    lines read it too) without reading them: a key only narrows which rules run, and an unknown
+    one runs them all, so a list of 300,000 items costs a length test, not a walk.
     """
-    as_tuple = "tuple" if raw_lists else "_LV"
+
+    def as_values(v: str) -> str:
+        """The values of a list v as the variable keeps them."""
+        if key_values is None:
+            return f"_LV({v})"
+        return f"(tuple({v}) if len({v}) <= {key_values} else UNKNOWN)"
+
     lines: list[str] = []
     bindings: dict[str, Any] = {}
     bound: dict[tuple[str, tuple[str, ...]], str] = {}
@@ -213,7 +307,7 @@ def inline_source(
             lines.append(f"{pad}{c} = {node}.get({key!r}, MISSING)")
             for parts, name in members:
                 if len(parts) == i + 1:  # last part: no dotted key can stand in for it
-                    lines.append(f"{pad}{name} = {as_tuple}({c}) if {c}.__class__ is list else {c}")
+                    lines.append(f"{pad}{name} = {as_values(c)} if {c}.__class__ is list else {c}")
             deeper = [(parts, name) for parts, name in members if len(parts) > i + 1]
             if not deeper:
                 continue
@@ -236,22 +330,33 @@ def inline_source(
                     guard = f" and not _NODOTS({node})" if single else ""
                     resolver = bind("r", parts[i:])
                     lines.append(f"{inner}if {name} is MISSING{guard}: {name} = {resolver}({node})")
-                lines.append(f"{inner}if {name}.__class__ is list: {name} = {as_tuple}({name})")
+                    if key_values is not None:  # the values found through lists
+                        lines.append(f"{inner}if {name}.__class__ is tuple: {name} = {as_values(name)}")
+                lines.append(f"{inner}if {name}.__class__ is list: {name} = {as_values(name)}")
             # A list: every path below collects from each element, in one loop.
             lines.append(f"{pad}elif {c}.__class__ is list:")
+            walk = pad
+            if key_values is not None:
+                lines.append(f"{pad}    if len({c}) > {key_values}:")
+                lines.append(f"{pad}        {' = '.join(name for _, name in deeper)} = UNKNOWN")
+                lines.append(f"{pad}    else:")
+                walk += "    "
             accs = [(parts, name, var("a", n)) for n, (parts, name) in enumerate(deeper)]
-            lines.append(f"{pad}    {' = '.join(a for _, _, a in accs)} = None")
+            lines.append(f"{walk}    {' = '.join(a for _, _, a in accs)} = None")
             for _, _, a in accs:
-                lines.append(f"{pad}    {a} = []")
+                lines.append(f"{walk}    {a} = []")
             e = var("e", i)
-            lines.append(f"{pad}    for {e} in {c}:")
-            lines.append(f"{pad}        if {e}.__class__ is dict:")
-            collect(e, [(parts, a) for parts, _, a in accs], i + 1, pad + "            ")
-            lines.append(f"{pad}        else:")
+            # Only objects and lists lead further: a long list's are picked out once per match.
+            long = f" if len({c}) <= {SHARED_MIN} else _CONT({c})" if key_values is None else ""
+            lines.append(f"{walk}    for {e} in {c}{long}:")
+            lines.append(f"{walk}        if {e}.__class__ is dict:")
+            collect(e, [(parts, a) for parts, _, a in accs], i + 1, walk + "            ")
+            lines.append(f"{walk}        elif {e}.__class__ is list:")  # a scalar reaches no deeper part
             for parts, _, a in accs:
-                lines.append(f"{pad}            {bind('k', parts)}[{i + 1}]({e}, {a})")
+                lines.append(f"{walk}            {bind('k', parts)}[{i + 1}]({e}, {a})")
             for _, name, a in accs:
-                lines.append(f"{pad}    {name} = tuple({a})")
+                found = f"tuple({a})" if key_values is None else as_values(a)
+                lines.append(f"{walk}    {name} = {found}")
             lines.append(f"{pad}else:")
             lines.append(f"{pad}    {' = '.join(name for _, name in deeper)} = MISSING")
         keep_dotted_test(node, i, start, pad)
@@ -315,6 +420,17 @@ def all_strings(doc: Any) -> list[str]:
                 elif v.__class__ is dict or v.__class__ is list:
                     stack.append(v)
         elif cls is list:
+            if len(node) > LONG_LIST:  # strings and containers picked out at C speed, in order
+                types = list(map(type, node))
+                kinds = set(types)
+                if kinds == _STR:
+                    out.extend(node)
+                    continue
+                if str in kinds:
+                    out.extend(compress(node, map(is_, types, repeat(str))))
+                if not _CONTAINERS.isdisjoint(kinds):
+                    stack.extend(compress(node, map(_CONTAINERS.__contains__, types)))
+                continue
             for v in node:
                 if v.__class__ is str:
                     out.append(v)

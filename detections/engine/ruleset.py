@@ -28,6 +28,7 @@ from kubesigma.connectors.model.logsources import profile_of
 from kubesigma.detections.config import EngineConfig
 from kubesigma.detections.engine import catalog, codegen
 from kubesigma.detections.engine.analysis import field_names
+from kubesigma.detections.engine.fields import SHARED
 from kubesigma.detections.engine.ir import KEYWORD, Node, leaves, rule_ir
 from kubesigma.detections.engine.load import (
     ParsedFile,
@@ -274,6 +275,8 @@ class RuleSet:
         """Rules of this logsource that match one document (decoded JSON object)."""
         if doc.__class__ is not dict:
             return []
+        if SHARED:  # nothing derived from another event's lists
+            SHARED.clear()
         route = self._routes.get(logsource) or self._route(logsource)
         return route.match(doc)
 
@@ -281,6 +284,8 @@ class RuleSet:
         """Rules matching any view of the event, each reported once (views in order; within a view
         the order follows how the rules were folded for the event's values, not their load order)."""
         views = event.views
+        if SHARED:  # nothing derived from another event's lists
+            SHARED.clear()
         if len(views) == 1:
             logsource, doc = views[0]
             if doc.__class__ is not dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from unittest import mock
 
 import orjson
 import pytest
@@ -146,3 +147,26 @@ def test_a_clean_document_is_returned_as_it_is_and_a_dirty_one_copied() -> None:
     assert redact_document(odd_kind) == odd_kind
     huge = {"n": 2**70, "token": "abc"}  # not JSON-serializable by orjson: the walk still redacts
     assert redact_document(huge)["token"] == REDACTED
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_JSON, min_size=33, max_size=48), _KEYS, _STRINGS)
+def test_long_lists_and_texts_are_redacted_as_walked_item_by_item(items: list, key: str, text: str) -> None:
+    # A long list is first searched whole and a long text by RE2 (a fuzzed 150,000 items, a megabyte):
+    # what comes out is what the plain walk, item by item and regex by regex, gives.
+    doc = {key: items, "nested": [{"kind": "Secret", "data": {"k": "v"}}, *items], "text": "x" * 5000 + text}
+    with (
+        mock.patch("kubesigma.connectors.redact._LONG_LIST", 10**9),
+        mock.patch("kubesigma.connectors.redact._LONG_TEXT", 10**9),
+    ):
+        walked = _redact(doc)
+    assert _redact(doc) == walked
+    assert redact_document(doc) == walked
+
+
+def test_a_bearer_token_at_the_end_of_a_long_list_or_text_is_redacted() -> None:
+    out = redact_document(
+        {"args": ["x"] * 50_000 + ["Bearer abcdefghijklmnop123"], "note": "é" * 9000 + " " + JWT}
+    )
+    assert out["args"][-1] == f"Bearer {REDACTED}"
+    assert out["note"] == "é" * 9000 + " " + REDACTED
