@@ -40,16 +40,13 @@ class WriteJsonLines(beam.PTransform):
         # Named at construction: every worker of this run writes its parts into the same directory.
         parts_dir = FileSystems.join(directory, f".{name}.parts-{uuid.uuid4().hex[:12]}")
         # Each input writes parts of its own: a Flatten of the lines would copy every line once more.
-        sides = document_inputs(docs)
+        lines = _lines(docs, lambda doc: orjson.dumps(doc) + b"\n")
         parts = [
-            side
-            | f"Json{n or ''}" >> beam.Map(lambda doc: orjson.dumps(doc) + b"\n")
-            | f"Parts{n or ''}" >> beam.ParDo(_WriteParts(parts_dir))
-            for n, side in enumerate(sides)
+            side | f"Parts{n or ''}" >> beam.ParDo(_WriteParts(parts_dir)) for n, side in enumerate(lines)
         ]
         names = parts[0] if len(parts) == 1 else parts | "PartNames" >> beam.Flatten()
         return (
-            sides[0].pipeline
+            lines[0].pipeline
             | "Target" >> beam.Create([self.path])
             | "Join" >> beam.ParDo(_JoinParts(parts_dir), beam.pvalue.AsList(names))
         )
@@ -142,10 +139,14 @@ class WriteJsonLinesStreaming(beam.PTransform):
         )
 
 
+def _lines(docs: Any, line: Callable[[Any], Any]) -> list[pvalue.PCollection]:
+    """Each input's documents as lines ("Json", "Json1", ...)."""
+    return [side | f"Json{n or ''}" >> beam.Map(line) for n, side in enumerate(document_inputs(docs))]
+
+
 def _gathered(docs: Any, line: Callable[[Any], Any]) -> pvalue.PCollection:
-    """Each input's documents as lines ("Json", "Json1", ...), then one PCollection of them all."""
-    sides = document_inputs(docs)
-    lines = [side | f"Json{n or ''}" >> beam.Map(line) for n, side in enumerate(sides)]
+    """Each input's documents as lines, then one PCollection of them all."""
+    lines = _lines(docs, line)
     return lines[0] if len(lines) == 1 else lines | "Lines" >> beam.Flatten()
 
 
