@@ -125,7 +125,7 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
         )
     if standard.streaming and splittable:
         _splittable_runner(options)
-    if standard.streaming and str(standard.runner).split(".")[-1] == "FlinkRunner":
+    if standard.streaming and runner_name(options) == "FlinkRunner":
         _flink_streaming_defaults(options, argv)
     if options.view_as(KubesigmaOptions).pubsub_subscription and str(standard.runner).endswith("PrismRunner"):
         raise OptionError(
@@ -149,7 +149,7 @@ def _splittable_runner(options: PipelineOptions) -> None:
         if options.view_as(KinesisOptions).kinesis_stream
         else "--kafka-bootstrap"
     )
-    if runner.split(".")[-1] in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
+    if runner_name(options) in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"):
         raise OptionError(
             f"{source} does not run on {runner}: Beam's Python direct runner cannot run its "
             f"splittable DoFn in streaming mode. Use --runner=PrismRunner (the default with {source}; "
@@ -202,6 +202,11 @@ def _flink_streaming_defaults(options: PipelineOptions, argv: Sequence[str]) -> 
         flink.max_bundle_time_mills = FLINK_STREAMING_BUNDLE_MS
     if not any(arg.split("=", 1)[0] == "--sdk_worker_parallelism" for arg in argv):
         options.view_as(PortableOptions).sdk_worker_parallelism = FLINK_STREAMING_SDK_WORKERS
+
+
+def runner_name(options: PipelineOptions) -> str:
+    """The runner's class name, however --runner spelled it (`FlinkRunner`, or a dotted path to it)."""
+    return str(options.view_as(StandardOptions).runner).split(".")[-1]
 
 
 def _local_prism() -> str | None:
@@ -408,8 +413,9 @@ def read_records(
 def finalizes_bundles(options: PipelineOptions) -> bool:
     """Whether the runner finalizes bundles: Beam's Flink runner does only when a checkpoint completes,
     so never without `--checkpointing_interval`."""
-    runner = str(options.view_as(StandardOptions).runner).split(".")[-1]
-    return runner != "FlinkRunner" or bool(options.view_as(FlinkCheckpointOptions).checkpointing_interval)
+    return runner_name(options) != "FlinkRunner" or bool(
+        options.view_as(FlinkCheckpointOptions).checkpointing_interval
+    )
 
 
 def _kafka(options: KubesigmaOptions) -> kafka_config.KafkaConfig | None:
@@ -442,7 +448,7 @@ def kinesis_read(options: KinesisOptions, streaming: bool) -> beam.PTransform:
 def input_files(options: KubesigmaOptions, pipeline_options: PipelineOptions) -> list[str]:
     """The files of a batch run; standard input only where the job runs here."""
     listed = expand_inputs(options.inputs or [])
-    runner = str(pipeline_options.view_as(StandardOptions).runner).split(".")[-1]
+    runner = runner_name(pipeline_options)
     if STDIN in listed and runner not in LOCAL_RUNNERS:
         raise OptionError(
             f"--input -: standard input is read where the job runs, which {runner} cannot do; "
