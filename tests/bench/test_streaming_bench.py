@@ -50,3 +50,17 @@ def test_latency_runs_from_the_triggering_record_and_leaves_follow_ups_out() -> 
     # Each kind apart: single-event alerts wait for the source's watermark, correlations for more stages.
     assert result["p50_latency_s_single"] == result["p99_latency_s_single"] == 2.0
     assert result["p99_latency_s_correlation"] == 3.5
+
+
+def test_the_batch_rate_is_the_steady_rate_between_two_runs() -> None:
+    """Start-up and the other fixed costs of a batch run drop out: the rate is what the larger run did
+    more over the time it took more (the stream is measured started, too)."""
+    runs = {
+        "fixed": {"records": 30_000, "seconds": 11.0, "cpu_seconds": 9.0, "ids": set()},
+        "most": {"records": 120_000, "seconds": 17.0, "cpu_seconds": 14.0, "ids": {"a"}},
+    }
+    rate = streaming.batch_rate(runs, "fixed", "most")
+    assert rate["batch_rps"] == 15_000.0  # 90,000 more records in 6 s more
+    assert rate["batch_rps_cpu"] == 18_000.0  # in 5 CPU s more
+    assert rate["batch_rps_whole"] == round(120_000 / 17.0, 1)  # start-up included
+    assert rate["cpu_seconds"] == {"fixed": 9.0, "most": 14.0}

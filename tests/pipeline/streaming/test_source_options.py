@@ -154,14 +154,38 @@ def test_a_streaming_job_on_flink_gets_short_bundles_and_two_sdk_workers_unless_
     flink = ["--runner=FlinkRunner", "--flink_master=[local]"]
     argv = ["--streaming", "--kafka-bootstrap", "127.0.0.1:9092", "--kafka-topic", "a", *flink]
     options = pipeline_options(argv).get_all_options(drop_default=True)
-    assert options["max_bundle_time_mills"] == 200 and options["sdk_worker_parallelism"] == 2
+    assert options["max_bundle_time_mills"] == 100 and options["sdk_worker_parallelism"] == 2
     given = pipeline_options([*argv, "--max_bundle_time_mills=1000", "--sdk_worker_parallelism=1"])
     assert given.get_all_options()["max_bundle_time_mills"] == 1000
     assert int(given.get_all_options()["sdk_worker_parallelism"]) == 1  # Beam parses it as text
     batch = pipeline_options(["--input", "x.jsonl", *flink]).get_all_options()
     assert batch["max_bundle_time_mills"] is None and int(batch["sdk_worker_parallelism"]) == 1
+    assert batch["flink_conf_dir"] is None
     prism = pipeline_options(argv[:5]).get_all_options()
-    assert prism["max_bundle_time_mills"] is None
+    assert prism["max_bundle_time_mills"] is None and prism["flink_conf_dir"] is None
+
+
+def test_a_streaming_job_on_flink_flushes_network_buffers_every_10_ms_unless_configured(
+    tmp_path: Path,
+) -> None:
+    """Flink sends a network buffer when full or after 100 ms: every shuffle and watermark between stages
+    waited for it. The job server this process starts reads a private configuration directory; a
+    directory the user gives is theirs, whole, and a remote job server (--job_endpoint) cannot see ours."""
+    argv = [
+        "--streaming",
+        "--kafka-bootstrap",
+        "127.0.0.1:9092",
+        "--kafka-topic",
+        "a",
+        "--runner=FlinkRunner",
+    ]
+    conf = Path(pipeline_options(argv).get_all_options()["flink_conf_dir"])
+    assert (conf / "flink-conf.yaml").read_text() == "execution.buffer-timeout.interval: 10 ms\n"
+    assert oct(conf.stat().st_mode & 0o777) == "0o700"
+    given = pipeline_options([*argv, f"--flink_conf_dir={tmp_path}"]).get_all_options()
+    assert given["flink_conf_dir"] == str(tmp_path) and not list(tmp_path.iterdir())
+    remote = pipeline_options([*argv, "--job_endpoint=flink-jobserver:8099"]).get_all_options()
+    assert remote["flink_conf_dir"] is None
 
 
 def test_the_kafka_source_asks_for_finalization_only_where_the_runner_finalizes() -> None:
