@@ -124,15 +124,18 @@ def test_a_streaming_source_on_flink_finishes_its_bundle_before_each_checkpoint(
     assert "finish_bundle_before_checkpointing" not in on_prism.get_all_options(drop_default=True)
 
 
+KAFKA_ON_FLINK = [
+    "--streaming",
+    "--kafka-bootstrap",
+    "127.0.0.1:9092",
+    "--kafka-topic",
+    "a",
+    "--runner=FlinkRunner",
+]
+
+
 def test_closing_a_checkpointing_flink_jobs_sources_is_refused_with_the_reason() -> None:
-    argv = [
-        "--streaming",
-        "--kafka-bootstrap",
-        "127.0.0.1:9092",
-        "--kafka-topic",
-        "a",
-        "--runner=FlinkRunner",
-    ]
+    argv = KAFKA_ON_FLINK
     pipeline_options([*argv, "--shutdown_sources_after_idle_ms=1000"])  # without checkpoints: Beam's default
     with pytest.raises(OptionError, match="no checkpoint completes"):
         pipeline_options([*argv, "--checkpointing_interval=2000", "--shutdown_sources_after_idle_ms=1000"])
@@ -171,14 +174,7 @@ def test_a_streaming_job_on_flink_flushes_network_buffers_every_10_ms_unless_con
     """Flink sends a network buffer when full or after 100 ms: every shuffle and watermark between stages
     waited for it. The job server this process starts reads a private configuration directory; a
     directory the user gives is theirs, whole, and a remote job server (--job_endpoint) cannot see ours."""
-    argv = [
-        "--streaming",
-        "--kafka-bootstrap",
-        "127.0.0.1:9092",
-        "--kafka-topic",
-        "a",
-        "--runner=FlinkRunner",
-    ]
+    argv = KAFKA_ON_FLINK
     conf = Path(pipeline_options(argv).get_all_options()["flink_conf_dir"])
     assert (conf / "flink-conf.yaml").read_text() == "execution.buffer-timeout.interval: 10 ms\n"
     assert oct(conf.stat().st_mode & 0o777) == "0o700"
