@@ -433,8 +433,10 @@ def read_records(
 
 def finalizes_bundles(options: PipelineOptions) -> bool:
     """Whether the runner finalizes bundles: Beam's Flink runner does only when a checkpoint completes,
-    so never without `--checkpointing_interval`."""
-    return runner_name(options) != "FlinkRunner" or bool(
+    so never without `--checkpointing_interval`. A PortableRunner's job server may be Flink's: taken as
+    such (without finalization no offsets are committed, and a restart reads again from the group's
+    last commit: more work, nothing lost)."""
+    return runner_name(options) not in ("FlinkRunner", "PortableRunner") or bool(
         options.view_as(FlinkCheckpointOptions).checkpointing_interval
     )
 

@@ -192,6 +192,9 @@ def test_the_kafka_source_asks_for_finalization_only_where_the_runner_finalizes(
     assert not finalizes_bundles(pipeline_options(flink))
     assert finalizes_bundles(pipeline_options([*flink, "--checkpointing_interval=60000"]))
     assert finalizes_bundles(pipeline_options(argv))  # Prism finalizes each bundle
+    portable = [*argv, "--runner=PortableRunner", "--job_endpoint=localhost:8099"]  # maybe Flink's
+    assert not finalizes_bundles(pipeline_options(portable))
+    assert finalizes_bundles(pipeline_options([*portable, "--checkpointing_interval=60000"]))
 
 
 def test_kinesis_streaming_runs_on_prism_unless_a_runner_is_named() -> None:
