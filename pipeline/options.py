@@ -284,6 +284,29 @@ class FlinkCheckpointOptions(PipelineOptions):
             help="Flink: take a checkpoint of sources' positions and correlation/suppression state every N ms.",
         )
         parser.add_argument(
+            "--checkpointing_mode",
+            default=None,
+            help="Flink: EXACTLY_ONCE (Flink's default: barriers aligned) or AT_LEAST_ONCE (not aligned; "
+            "records may be replayed after a restore, which deterministic alert ids absorb).",
+        )
+        parser.add_argument(
+            "--checkpoint_timeout_millis",
+            type=int,
+            default=None,
+            help="Flink: a checkpoint not complete after this many ms is dropped.",
+        )
+        parser.add_argument(
+            "--min_pause_between_checkpoints",
+            type=int,
+            default=None,
+            help="Flink: at least this many ms between the end of a checkpoint and the start of the next.",
+        )
+        parser.add_argument(
+            "--unaligned_checkpoint_enabled",
+            **flag,
+            help="Flink: unaligned checkpoints (barriers overtake buffered records: faster under backpressure).",
+        )
+        parser.add_argument(
             "--state_backend",
             default=None,
             help="Flink: where state lives: filesystem (memory, checkpoints to files) or rocksdb.",

@@ -123,6 +123,9 @@ def pipeline_options(argv: Sequence[str]) -> PipelineOptions:
             if splittable
             else "BundleBasedDirectRunner"
         )
+    mode = options.view_as(FlinkCheckpointOptions).checkpointing_mode
+    if mode is not None and mode not in ("EXACTLY_ONCE", "AT_LEAST_ONCE"):
+        raise OptionError(f"--checkpointing_mode {mode}: EXACTLY_ONCE or AT_LEAST_ONCE")
     if standard.streaming and splittable:
         _splittable_runner(options)
     if standard.streaming and runner_name(options) == "FlinkRunner":

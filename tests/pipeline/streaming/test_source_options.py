@@ -134,6 +134,23 @@ KAFKA_ON_FLINK = [
 ]
 
 
+def test_flinks_checkpoint_tuning_options_reach_the_job_server_under_its_names() -> None:
+    """Beam camel-cases each option for the job server: these are FlinkPipelineOptions' names
+    (checkpointingMode, checkpointTimeoutMillis, minPauseBetweenCheckpoints, unalignedCheckpointEnabled)."""
+    tuning = [
+        "--checkpointing_interval=10000",
+        "--checkpointing_mode=AT_LEAST_ONCE",
+        "--checkpoint_timeout_millis=60000",
+        "--min_pause_between_checkpoints=5000",
+        "--unaligned_checkpoint_enabled",
+    ]
+    sent = pipeline_options([*KAFKA_ON_FLINK, *tuning]).get_all_options(drop_default=True)
+    assert sent["checkpointing_mode"] == "AT_LEAST_ONCE" and sent["unaligned_checkpoint_enabled"] is True
+    assert (sent["checkpoint_timeout_millis"], sent["min_pause_between_checkpoints"]) == (60000, 5000)
+    with pytest.raises(OptionError, match="--checkpointing_mode SOMETIMES: EXACTLY_ONCE or AT_LEAST_ONCE"):
+        pipeline_options([*KAFKA_ON_FLINK, "--checkpointing_mode=SOMETIMES"])
+
+
 def test_closing_a_checkpointing_flink_jobs_sources_is_refused_with_the_reason() -> None:
     argv = KAFKA_ON_FLINK
     pipeline_options([*argv, "--shutdown_sources_after_idle_ms=1000"])  # without checkpoints: Beam's default
