@@ -255,11 +255,7 @@ def build(
         )
         matches, read_dead = sharded.matches, sharded.dead_letter
         routed = tuple(sharded[routed_tag(level)] for level in range(plan.levels))
-        hits = (
-            routed | "Correlate" >> CorrelateRouted(plan, allowed_lateness)
-            if routed
-            else pipeline | "NoCorrelations" >> beam.Create([])
-        )
+        hits = routed | "Correlate" >> CorrelateRouted(plan, allowed_lateness) if routed else None
     else:
         records = read_records(
             pipeline,
@@ -277,7 +273,7 @@ def build(
         if since is not None or until is not None:
             decoded = decoded | "InTimeRange" >> InTimeRange(since, until)
         matches, read_dead = decoded | "Detect" >> Detect(rules), events.dead_letter
-        hits = matches | "Correlate" >> Correlate(plan, allowed_lateness)
+        hits = matches | "Correlate" >> Correlate(plan, allowed_lateness) if plan else None
     alerts = decide_alerts(matches, hits, plan, limits.soft, window)
     # Streaming files gather documents by wall-clock time: nothing decided behind the watermark is dropped.
     every = max(1.0, duration_option(options, "file_interval"))
