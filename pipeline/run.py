@@ -28,6 +28,7 @@ from kubesigma.connectors.sources.files import STDIN, InputError, list_inputs
 from kubesigma.connectors.sources.ranges import split_inputs
 from kubesigma.detections.correlation import CorrelationPlan, compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
+from kubesigma.pipeline.beam_import import LOCAL_RUNNERS
 from kubesigma.pipeline.correlate import Correlate, CorrelateRouted
 from kubesigma.pipeline.decide import decide_alerts
 from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS, MeasureLag, ShowProgress
@@ -451,10 +452,6 @@ def input_files(options: KubesigmaOptions, pipeline_options: PipelineOptions) ->
             "run locally (the default FnApiRunner) or name files"
         )
     return listed
-
-
-# Runners whose workers run on this machine, started by this process: they can read its standard input.
-LOCAL_RUNNERS = frozenset({"FnApiRunner", "DirectRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner"})
 
 
 class JobFailed(RuntimeError):
