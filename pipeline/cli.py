@@ -202,6 +202,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         if any(a in ("-h", "--help") for a in args.args):
             return _run_help()
+        from kubesigma.pipeline.beam_import import import_beam_without_cloud_io, local_job
+
+        if local_job(args.args):
+            import_beam_without_cloud_io()
         from kubesigma.pipeline.run import run
 
         run(args.args, sys.stdout)

@@ -20,14 +20,16 @@ from kubesigma.pipeline.suppress import Suppress
 
 def decide_alerts(
     matches: pvalue.PCollection,
-    hits: pvalue.PCollection,
+    hits: pvalue.PCollection | None,
     plan: CorrelationPlan,
     soft_limit: int,
     window: float | None = None,
     bounded: bool | None = None,
-) -> tuple[pvalue.PCollection, pvalue.PCollection]:
+) -> tuple[pvalue.PCollection, ...]:
     """Matches and correlation hits → (single-event alert documents, correlation alert documents), the
-    steps labelled where they are applied (a stream's state is found again by these names).
+    steps labelled where they are applied (a stream's state is found again by these names). A job
+    without correlation rules passes no hits (None) and gets the single-event documents alone: its
+    correlation side would be eight steps that carry nothing, each paid for at start-up.
 
     The two are decided apart, each at its own watermark: a single-event alert waits for the source's
     watermark only, not for the correlation stages to catch up (which, on a busy stream, held every
@@ -39,11 +41,12 @@ def decide_alerts(
         | "Candidates" >> beam.FlatMap(match_candidates, plan)
         | "OnePerRequest" >> OnePerRequest(bounded)
     )
-    correlated = hits | "CorrelationCandidates" >> beam.FlatMap(hit_candidates, plan)
     if window is not None:
         singles = singles | "Suppress" >> Suppress(window)
+    documents = singles | "Alerts" >> CandidateAlerts(soft_limit, plan)
+    if hits is None:
+        return (documents,)
+    correlated = hits | "CorrelationCandidates" >> beam.FlatMap(hit_candidates, plan)
+    if window is not None:
         correlated = correlated | "SuppressCorrelations" >> Suppress(window)
-    return (
-        singles | "Alerts" >> CandidateAlerts(soft_limit, plan),
-        correlated | "CorrelationAlerts" >> CandidateAlerts(soft_limit, plan),
-    )
+    return documents, correlated | "CorrelationAlerts" >> CandidateAlerts(soft_limit, plan)

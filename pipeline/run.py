@@ -28,6 +28,7 @@ from kubesigma.connectors.sources.files import STDIN, InputError, list_inputs
 from kubesigma.connectors.sources.ranges import split_inputs
 from kubesigma.detections.correlation import CorrelationPlan, compile_correlations
 from kubesigma.detections.engine import EngineConfig, RuleSet
+from kubesigma.pipeline.beam_import import LOCAL_RUNNERS
 from kubesigma.pipeline.correlate import Correlate, CorrelateRouted
 from kubesigma.pipeline.decide import decide_alerts
 from kubesigma.pipeline.metrics import NAMESPACE, RULE_HITS, MeasureLag, ShowProgress
@@ -279,11 +280,7 @@ def build(
         )
         matches, read_dead = sharded.matches, sharded.dead_letter
         routed = tuple(sharded[routed_tag(level)] for level in range(plan.levels))
-        hits = (
-            routed | "Correlate" >> CorrelateRouted(plan, allowed_lateness)
-            if routed
-            else pipeline | "NoCorrelations" >> beam.Create([])
-        )
+        hits = routed | "Correlate" >> CorrelateRouted(plan, allowed_lateness) if routed else None
     else:
         records = read_records(
             pipeline,
@@ -301,7 +298,7 @@ def build(
         if since is not None or until is not None:
             decoded = decoded | "InTimeRange" >> InTimeRange(since, until)
         matches, read_dead = decoded | "Detect" >> Detect(rules), events.dead_letter
-        hits = matches | "Correlate" >> Correlate(plan, allowed_lateness)
+        hits = matches | "Correlate" >> Correlate(plan, allowed_lateness) if plan else None
     alerts = decide_alerts(matches, hits, plan, limits.soft, window)
     # Streaming files gather documents by wall-clock time: nothing decided behind the watermark is dropped.
     every = max(1.0, duration_option(options, "file_interval"))
@@ -481,10 +478,6 @@ def input_files(options: KubesigmaOptions, pipeline_options: PipelineOptions) ->
             "run locally (the default FnApiRunner) or name files"
         )
     return listed
-
-
-# Runners whose workers run on this machine, started by this process: they can read its standard input.
-LOCAL_RUNNERS = frozenset({"FnApiRunner", "DirectRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner"})
 
 
 class JobFailed(RuntimeError):

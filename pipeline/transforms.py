@@ -76,12 +76,12 @@ class ReadAuditFiles(beam.PTransform):
         self.limits = limits
 
     def expand(self, pbegin: pvalue.PBegin) -> pvalue.PCollection:
-        return (
-            pbegin
-            | "Files" >> beam.Create(self.paths)
-            | "Spread" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(_ReadFile(self.limits)).with_output_types(RecordBatch)
-        )
+        paths = pbegin | "Files" >> beam.Create(self.paths)
+        if len(self.paths) > 1:
+            # Files to several workers; one file is read where it is listed (a Reshuffle is five more
+            # steps, each paid for at start-up).
+            paths = paths | "Spread" >> beam.Reshuffle()
+        return paths | "Read" >> beam.ParDo(_ReadFile(self.limits)).with_output_types(RecordBatch)
 
 
 class _Decode(beam.DoFn):

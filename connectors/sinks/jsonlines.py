@@ -39,21 +39,23 @@ class WriteJsonLines(beam.PTransform):
         directory, name = FileSystems.split(self.path)
         # Named at construction: every worker of this run writes its parts into the same directory.
         parts_dir = FileSystems.join(directory, f".{name}.parts-{uuid.uuid4().hex[:12]}")
-        # Each input writes parts of its own: a Flatten of the lines would copy every line once more.
-        lines = _lines(docs, lambda doc: orjson.dumps(doc) + b"\n")
+        # Each input writes parts of its own: a Flatten of the documents would copy each once more.
+        sides = document_inputs(docs)
         parts = [
-            side | f"Parts{n or ''}" >> beam.ParDo(_WriteParts(parts_dir)) for n, side in enumerate(lines)
+            side | f"Parts{n or ''}" >> beam.ParDo(_WriteParts(parts_dir)) for n, side in enumerate(sides)
         ]
         names = parts[0] if len(parts) == 1 else parts | "PartNames" >> beam.Flatten()
+        # Started by an Impulse, not a Create of the path: a Create is four steps, each paid for at start-up.
         return (
-            lines[0].pipeline
-            | "Target" >> beam.Create([self.path])
-            | "Join" >> beam.ParDo(_JoinParts(parts_dir), beam.pvalue.AsList(names))
+            sides[0].pipeline
+            | "Target" >> beam.Impulse()
+            | "Join" >> beam.ParDo(_JoinParts(parts_dir, self.path), beam.pvalue.AsList(names))
         )
 
 
 class _WriteParts(beam.DoFn):
-    """A bundle's lines into a part file of its own; its name goes on once the bundle is done."""
+    """A bundle's documents, a line each, into a part file of its own; its name goes on once the bundle
+    is done."""
 
     def __init__(self, parts_dir: str) -> None:
         self.parts_dir = parts_dir
@@ -62,7 +64,7 @@ class _WriteParts(beam.DoFn):
         self.part: str | None = None
         self.handle: Any = None
 
-    def process(self, line: bytes) -> None:
+    def process(self, doc: Any) -> None:
         if self.handle is None:
             from apache_beam.io.filesystems import FileSystems
 
@@ -70,7 +72,7 @@ class _WriteParts(beam.DoFn):
                 FileSystems.mkdirs(self.parts_dir)
             self.part = FileSystems.join(self.parts_dir, f"part-{uuid.uuid4().hex}")
             self.handle = FileSystems.create(self.part)
-        self.handle.write(line)
+        self.handle.write(orjson.dumps(doc) + b"\n")
 
     def finish_bundle(self) -> Iterator[Any]:
         if self.handle is not None:
@@ -80,12 +82,14 @@ class _WriteParts(beam.DoFn):
 
 
 class _JoinParts(beam.DoFn):
-    def __init__(self, parts_dir: str) -> None:
+    def __init__(self, parts_dir: str, path: str) -> None:
         self.parts_dir = parts_dir
+        self.path = path
 
-    def process(self, path: str, parts: list[str]) -> Iterator[str]:
+    def process(self, _impulse: bytes, parts: list[str]) -> Iterator[str]:
         from apache_beam.io.filesystems import FileSystems
 
+        path = self.path
         directory, name = FileSystems.split(path)
         with contextlib.suppress(OSError):
             FileSystems.mkdirs(directory)
@@ -139,14 +143,9 @@ class WriteJsonLinesStreaming(beam.PTransform):
         )
 
 
-def _lines(docs: Any, line: Callable[[Any], Any]) -> list[pvalue.PCollection]:
-    """Each input's documents as lines ("Json", "Json1", ...)."""
-    return [side | f"Json{n or ''}" >> beam.Map(line) for n, side in enumerate(document_inputs(docs))]
-
-
 def _gathered(docs: Any, line: Callable[[Any], Any]) -> pvalue.PCollection:
-    """Each input's documents as lines, then one PCollection of them all."""
-    lines = _lines(docs, line)
+    """Each input's documents as lines ("Json", "Json1", ...), then one PCollection of them all."""
+    lines = [side | f"Json{n or ''}" >> beam.Map(line) for n, side in enumerate(document_inputs(docs))]
     return lines[0] if len(lines) == 1 else lines | "Lines" >> beam.Flatten()
 
 

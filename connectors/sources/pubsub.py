@@ -8,7 +8,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.io.gcp.pubsub import parse_subscription
+from apache_beam.io.gcp.pubsub import ReadFromPubSub, parse_subscription
 from apache_beam.transforms.window import GlobalWindow, TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
@@ -106,7 +106,7 @@ class ReadPubSubRecords(beam.PTransform):
         self.timestamp_attribute = timestamp_attribute
 
     def expand(self, pbegin: pvalue.PBegin) -> pvalue.PCollection:
-        read = beam.io.ReadFromPubSub(
+        read = ReadFromPubSub(
             subscription=self.subscription, with_attributes=True, timestamp_attribute=self.timestamp_attribute
         )
         return (
