@@ -84,9 +84,9 @@ def _flatten(items: list[Any]) -> list[Any]:
 
 
 @lru_cache(maxsize=4096)
-def cached_resolver(parts: tuple[str, ...]) -> Any:
+def cached_resolver(parts: tuple[str, ...], first: int | None = None) -> Any:
     """`make_resolver`, one per path (resolvers hold no state)."""
-    return make_resolver(parts)
+    return make_resolver(parts, first)
 
 
 @lru_cache(maxsize=4096)
@@ -94,8 +94,12 @@ def cached_collectors(parts: tuple[str, ...]) -> list[Any]:
     return _collectors(parts)
 
 
-def make_resolver(parts: tuple[str, ...]) -> Any:
-    """`resolve` for one path, with every candidate dotted key joined in advance (no per-event joins)."""
+def make_resolver(parts: tuple[str, ...], first: int | None = None) -> Any:
+    """`resolve` for one path, with every candidate dotted key joined in advance (no per-event joins).
+
+    With `first`, a list the path ends at gives the values of its first `first` items only, for a
+    caller that reads no further (a correlation's group-by field): a fuzzed 150,000-item list is
+    not flattened whole for the few values it keeps. Rules never resolve so."""
     n = len(parts)
     table = tuple(tuple(candidates(parts, i)) for i in range(n))
     collect = cached_collectors(parts)
@@ -115,7 +119,9 @@ def make_resolver(parts: tuple[str, ...]) -> Any:
             else:
                 return MISSING
         if i == n:
-            return _values(node) if node.__class__ is list else node
+            if node.__class__ is not list:
+                return node
+            return _values(node if first is None or len(node) <= first else node[:first])
         if node.__class__ is list:
             out: list[Any] = []
             collect[i](node, out)
