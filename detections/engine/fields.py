@@ -63,10 +63,12 @@ def resolve(doc: Any, parts: tuple[str, ...]) -> Any:
     return cached_resolver(parts)(doc)
 
 
-def _flatten(items: list[Any]) -> list[Any]:
+def _flatten(items: list[Any], kinds: list[type] | None = None) -> list[Any]:
+    """The items with nested lists flattened, in order; `kinds`: their types, if the caller has them."""
     out: list[Any] = []
     if len(items) > LONG_LIST:  # the runs between nested lists copied whole, found at C speed
-        kinds = list(map(type, items))
+        if kinds is None:
+            kinds = list(map(type, items))
         start = 0
         while (i := _index(kinds, list, start)) >= 0:
             out.extend(items[start:i])
@@ -204,8 +206,11 @@ def list_values(v: list[Any]) -> tuple[Any, ...]:
 
 def _values(v: list[Any]) -> tuple[Any, ...]:
     t = tuple(v)
-    if len(t) > LONG_LIST and only_strings(t):  # a fuzzed 150,000 copies of one string
-        return t
+    if len(t) > LONG_LIST:  # the types found once: a fuzzed 150,000 copies of one string count them only
+        kinds = list(map(type, t))
+        if kinds.count(str) == len(kinds):  # by identity: no comparison for a string's type
+            return t
+        return tuple(_flatten(v, kinds)) if list in kinds else t
     return tuple(_flatten(v)) if list in map(type, t) else t
 
 
@@ -253,7 +258,7 @@ def shared_strings(doc: Any) -> list[str]:
     hit = SHARED.get((all_strings, id(doc)))
     if hit is not None and hit[0] is doc:
         return hit[1]
-    strings = all_strings(doc)
+    strings = all_strings(doc, list_values)  # a long list's values shared with the rules reading it
     if len(strings) > SHARED_MIN:
         SHARED[(all_strings, id(doc))] = (doc, strings)
     return strings
@@ -419,8 +424,10 @@ def inline_source(
     return lines, bindings
 
 
-def all_strings(doc: Any) -> list[str]:
-    """Every string value and object key of a document: what field-less keyword rules search."""
+def all_strings(doc: Any, values: Callable[[list[Any]], tuple[Any, ...]] = _values) -> list[str]:
+    """Every string value and object key of a document: what field-less keyword rules search, in no
+    set order. A long list's strings come from `values`, its items with nested lists flattened (the
+    engine passes `list_values`, which the rules reading that field share)."""
     out: list[str] = []
     stack = [doc]
     while stack:
@@ -434,16 +441,17 @@ def all_strings(doc: Any) -> list[str]:
                 elif v.__class__ is dict or v.__class__ is list:
                     stack.append(v)
         elif cls is list:
-            if len(node) > LONG_LIST:  # strings and containers picked out at C speed, in order
-                types = list(map(type, node))
+            if len(node) > LONG_LIST:  # strings and objects picked out at C speed, in order
+                flat = values(node)
+                types = list(map(type, flat))
                 strings = types.count(str)  # by identity: no comparison for a string's type
                 if strings == len(types):
-                    out.extend(node)
+                    out.extend(flat)
                     continue
                 if strings:
-                    out.extend(compress(node, map(is_, types, repeat(str))))
-                if not _CONTAINERS.isdisjoint(types):
-                    stack.extend(compress(node, map(_CONTAINERS.__contains__, types)))
+                    out.extend(compress(flat, map(is_, types, repeat(str))))
+                if dict in types:
+                    stack.extend(compress(flat, map(is_, types, repeat(dict))))
                 continue
             for v in node:
                 if v.__class__ is str:
