@@ -197,19 +197,11 @@ def outgoing_record(
     """The copy of a record that may leave the pipeline: redacted, and over the soft limit without its
     bulky members (each named in the notes, with why)."""
     global _last_outgoing
-    if size < _REUSED_MIN:
-        return _outgoing(profile, doc, size, soft_limit)
-    last = _last_outgoing
-    if last[0] is doc and last[1] is profile and last[2] == size and last[3] == soft_limit:
-        return last[4], list(last[5])
-    record, notes = _outgoing(profile, doc, size, soft_limit)
-    _last_outgoing = (doc, profile, size, soft_limit, record, tuple(notes))
-    return record, notes
-
-
-def _outgoing(
-    profile: LogSourceProfile, doc: dict[str, Any], size: int, soft_limit: int
-) -> tuple[dict[str, Any], list[str]]:
+    if size >= _REUSED_MIN:
+        last = _last_outgoing
+        if last[0] is doc and last[1] is profile and last[2] == size and last[3] == soft_limit:
+            return last[4], list(last[5])
+    source = doc
     notes: list[str] = []
     if size > soft_limit:
         doc = dict(doc)
@@ -224,7 +216,10 @@ def _outgoing(
             elif head in doc:
                 del doc[head]
                 notes.append(f"{profile.home}.{head}: dropped, {why}")
-    return redact_document(doc), notes
+    record = redact_document(doc)
+    if size >= _REUSED_MIN:
+        _last_outgoing = (source, profile, size, soft_limit, record, tuple(notes))
+    return record, notes
 
 
 def _text(value: Any) -> str | None:
