@@ -468,25 +468,43 @@ class Stages:
             counts.outputs += 1
             counts.leaked.update(s for s in secrets if s in output)
 
-        for item in read_opened(io.BytesIO(data), "fuzz.log", LIMITS):
-            outcomes = (item,) if isinstance(item, DeadLetter) else decode_carried(item, self.context)
-            before = counts.read
-            for outcome in outcomes:  # one at a time, as the pipeline's decode stage takes them
-                counts.read += 1
-                if type(outcome) is AuditEvent:
-                    counts.normalized += 1
-                    self._event(outcome, counts, emit, matched)
-                elif type(outcome) is DeadLetter:
-                    counts.dead_lettered += 1
-                    emit(orjson.dumps(outcome.as_dict()))
-                elif type(outcome) is Skipped:
-                    counts.skipped += 1
-                else:
-                    counts.strange += 1
-            if isinstance(item, RawRecord) and counts.read == before:
-                counts.vanished += 1
+        clock = time.thread_time
+        records = read_opened(io.BytesIO(data), "fuzz.log", LIMITS)
+        while True:
+            start = clock()  # a record's time includes reading and parsing it
+            item = next(records, None)
+            if item is None:
+                break
+            size = len(item.data) if isinstance(item, RawRecord) else len(item.raw)
+            held = self._record(item, counts, emit, matched)
+            del item  # freeing a record is its own cost, not the next one's
+            counts.spans.append((clock() - start, size, held))
+        start = clock()
         counts.firings = len(replay(matched, self.plan, matched.events))
+        counts.replay_seconds = clock() - start
         return counts
+
+    def _record(
+        self, item: RawRecord | DeadLetter, counts: Counts, emit: Callable[[bytes], None], matched: Matched
+    ) -> int:
+        """One record read through decode and what follows; how many records it held."""
+        outcomes = (item,) if isinstance(item, DeadLetter) else decode_carried(item, self.context)
+        before = counts.read
+        for outcome in outcomes:  # one at a time, as the pipeline's decode stage takes them
+            counts.read += 1
+            if type(outcome) is AuditEvent:
+                counts.normalized += 1
+                self._event(outcome, counts, emit, matched)
+            elif type(outcome) is DeadLetter:
+                counts.dead_lettered += 1
+                emit(orjson.dumps(outcome.as_dict()))
+            elif type(outcome) is Skipped:
+                counts.skipped += 1
+            else:
+                counts.strange += 1
+        if isinstance(item, RawRecord) and counts.read == before:
+            counts.vanished += 1
+        return counts.read - before
 
     def _event(
         self, event: AuditEvent, counts: Counts, emit: Callable[[bytes], None], matched: Matched
@@ -532,6 +550,19 @@ class Counts:
     firings: int = 0
     outputs: int = 0  # alert, event and dead-letter documents made
     leaked: set[bytes] = field(default_factory=set)  # secrets found in any of them
+    # Per record read (a line, a document): CPU seconds, bytes (decompressed), the records it held.
+    spans: list[tuple[float, int, int]] = field(default_factory=list)
+    replay_seconds: float = 0.0  # the file's correlation replay, shared by its records
+
+    def slowest_ms(self) -> float | None:
+        """CPU milliseconds of the slowest record up to 1 MiB, None if there is none. A record read
+        that holds several (an EventList) counts as that many records of its bytes shared out, as
+        `kubesigma run` counts them; each bears its share of the correlation replay. Per record, not
+        per file: a file's average would let a record over 1 MiB (over the bound) count against the
+        small ones beside it, and would hide a slow small record among fast ones."""
+        share = self.replay_seconds / max(1, self.read)
+        times = [seconds / max(1, n) + share for seconds, size, n in self.spans if size <= MiB * max(1, n)]
+        return max(times) * 1000 if times else None
 
 
 # ---- the campaign ----------------------------------------------------------------------------------
@@ -616,10 +647,11 @@ def resident_growth(stages: Stages, data: bytes) -> int:
     return int(report) if report else _memory_bound(len(data)) + 1  # the child died: say so as too much
 
 
-def cpu_ms(stages: Stages, data: bytes) -> float:
+def cpu_ms(stages: Stages, data: bytes) -> tuple[float, float | None]:
+    """CPU milliseconds of the whole file, and of its slowest record up to 1 MiB (`Counts.slowest_ms`)."""
     start = time.thread_time()
-    stages.run(data)
-    return (time.thread_time() - start) * 1000
+    counts = stages.run(data)
+    return (time.thread_time() - start) * 1000, counts.slowest_ms()
 
 
 def check(
@@ -631,7 +663,6 @@ def check(
     sampled = index % MEMORY_SAMPLE_EVERY == 0 or len(data) >= 256 * 1024  # big ones always
     if sampled:
         tracemalloc.start()
-    start = time.thread_time()
     try:
         counts = stages.run(data, secrets)
     except Exception as err:  # any escaping exception is the finding
@@ -639,13 +670,10 @@ def check(
         where = f"{Path(frame.filename).name}:{frame.lineno}"
         return [("crash", f"{type(err).__name__} at {where}: {str(err)[:200]}")]
     finally:
-        elapsed = (time.thread_time() - start) * 1000
         if sampled:
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
     size = len(data)
-    # Per record as `kubesigma run` counts them (after unpacking containers and gzip): a small gzip can
-    # hold thousands of records, each with its own outcome.
     records = max(1, counts.read)
     record_size = len(_lenient_gunzip(data)) if data[:2] == b"\x1f\x8b" else size
     if sampled:
@@ -654,14 +682,15 @@ def check(
             peak = resident_growth(stages, data)
             if peak > _memory_bound(record_size):
                 problems.append(("memory", f"{peak / MiB:.1f} MiB resident for {size} bytes"))
-    per_record = elapsed / records
-    small = record_size / records <= MiB
-    if small and per_record > CPU_LIMIT_MS:
-        elapsed = min(elapsed, cpu_ms(stages, data), cpu_ms(stages, data))  # a busy moment is not a finding
-        per_record = elapsed / records
+    # Per record as `kubesigma run` counts them (after unpacking containers and gzip): a small gzip can
+    # hold thousands of records, each with its own outcome.
+    per_record = counts.slowest_ms()
+    if per_record is not None and per_record > CPU_LIMIT_MS:
+        # A busy moment is not a finding: the best of three runs counts.
+        per_record = min(per_record, *(cpu_ms(stages, data)[1] or math.inf for _ in range(2)))
         if per_record > CPU_LIMIT_MS:
             problems.append(("cpu_time", f"{per_record:.1f} ms a record, {records} records in {size} bytes"))
-    if small and per_record > campaign.slowest_ms:
+    if per_record is not None and per_record > campaign.slowest_ms:
         campaign.slowest_ms, campaign.slowest_record = per_record, index
     if counts.read != counts.normalized + counts.dead_lettered + counts.skipped or counts.strange:
         problems.append(("counts", f"read {counts.read} != outcomes, {counts.strange} of no known type"))
@@ -696,9 +725,11 @@ def replay_records(stages: Stages, corpus: Corpus, seed: int, indexes: list[int]
         counts = stages.run(data)  # raises, with the traceback, if it crashes
         print(orjson.dumps({k: v for k, v in vars(counts).items() if k != "leaked"}).decode())
         peak, resident = peak_alloc(stages, data), resident_growth(stages, data)
+        total, slowest = cpu_ms(stages, data)
         print(
             f"allocated {peak / MiB:.1f} MiB, resident +{resident / MiB:.1f} MiB "
-            f"(bound {_memory_bound(len(data)) / MiB:.1f}), cpu {cpu_ms(stages, data):.1f} ms"
+            f"(bound {_memory_bound(len(data)) / MiB:.1f}), cpu {total:.1f} ms, slowest record up to 1 MiB "
+            + ("none" if slowest is None else f"{slowest:.1f} ms")
         )
         problems = check(stages, data, planted, index, Campaign())
         print(orjson.dumps(problems).decode())

@@ -143,7 +143,7 @@ class CorrelationSpec:
         if not paths:
             return [()]
         if len(paths) == 1:  # the common case: one group-by field, most often one string
-            value = cached_resolver(paths[0])(doc)
+            value = cached_resolver(paths[0], MAX_GROUP_SCAN)(doc)
             if value.__class__ is tuple and len(value) == 1:  # a list of one, such as sourceIPs
                 value = value[0]
             if value.__class__ is str:
@@ -151,7 +151,7 @@ class CorrelationSpec:
             return [(v,) for v in _strings(value)]
         choices: list[list[str]] = []
         for parts in paths:
-            values = _strings(resolve(doc, parts))
+            values = _strings(cached_resolver(parts, MAX_GROUP_SCAN)(doc))
             if not values:
                 return []
             choices.append(values)
@@ -215,7 +215,8 @@ def _comparable(value: Any) -> Any:
 
 def _strings(value: Any) -> list[str]:
     """The distinct scalar values of a group-by field, as text: at most MAX_GROUP_FANOUT of them, among its
-    first MAX_GROUP_SCAN items, so a field holding a huge list costs no more than a short one."""
+    first MAX_GROUP_SCAN items (the resolver reads no more of a list), so a field holding a huge list
+    costs no more than a short one."""
     if value is MISSING or value is None:
         return []
     items = value[:MAX_GROUP_SCAN] if isinstance(value, tuple) else (value,)

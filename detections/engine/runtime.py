@@ -46,7 +46,7 @@ def lowered_values(x: tuple[Any, ...]) -> list[str]:
 
 
 def _distinct_lowered(x: tuple[Any, ...]) -> list[str]:
-    if _ONLY_STRINGS(map(type, x)):
+    if F.only_strings(x):
         distinct = set(x)
         joined = "\x00".join(distinct)  # lowered at once: a third of a call per value
         if joined.count("\x00") == len(distinct) - 1:  # no value holds the separator
@@ -87,7 +87,7 @@ def joined_lower(x: tuple[Any, ...]) -> str:
 
 
 def _joined_lower(x: tuple[Any, ...]) -> str:
-    if _ONLY_STRINGS(map(type, x)):
+    if F.only_strings(x):
         return "\x00".join(x).lower()
     return "\x00".join(lowered_values(x))
 
@@ -107,7 +107,7 @@ def _any_contains(values: list[str], needles: tuple[str, ...]) -> bool:
 def _any_value(pred: Callable[[Any], bool], x: tuple[Any, ...]) -> bool:
     """`any_of`; a long list of strings tests each distinct string once (a pattern on 150,000
     copies of one value). Only strings: 1, 1.0 and True, or 0.0 and -0.0, are equal but read apart."""
-    if len(x) > F.LONG_LIST and _ONLY_STRINGS(map(type, x)):
+    if len(x) > F.LONG_LIST and F.only_strings(x):
         return any(map(pred, set(x)))
     return any(map(pred, x))
 

@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from support.paths import REPO
+from support.paths import REPO, bench_module
 
 
 def test_a_short_campaign_reports_every_invariant_and_finds_nothing() -> None:
@@ -43,3 +43,17 @@ def test_a_short_campaign_reports_every_invariant_and_finds_nothing() -> None:
     }
     assert result["outcomes"]["normalized"] > 0 and result["outcomes"]["dead_lettered"] > 0
     assert result["slowest_ms"] > 0
+
+
+def test_the_cpu_bound_judges_each_record_read_not_the_file() -> None:
+    fuzz = bench_module("fuzz")
+    mib = fuzz.MiB
+    counts = fuzz.Counts(read=5, replay_seconds=0.005)
+    # A 2.4 MB record (over 1 MiB: not bound) beside two small ones: only the small ones are judged.
+    counts.spans = [(0.200, int(2.4 * mib), 1), (0.001, 2_000, 1), (0.030, 900, 1)]
+    assert round(counts.slowest_ms(), 3) == 31.0  # the slowest small record, with its share of the replay
+    # An EventList line over 1 MiB holding records of 800 KB each: each is judged, the line shared out.
+    counts.spans = [(0.150, int(2.4 * mib), 3), (0.001, 2_000, 1), (0.001, 2_000, 1)]
+    assert round(counts.slowest_ms(), 3) == 51.0
+    counts.spans = [(0.200, int(2.4 * mib), 1)]
+    assert counts.slowest_ms() is None  # nothing up to 1 MiB: nothing to bound

@@ -3,6 +3,7 @@ Both must give the same document for every kind of record, rule and alert."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import orjson
@@ -18,7 +19,7 @@ from kubesigma.connectors.model import (
     RuleInfo,
     Source,
 )
-from kubesigma.connectors.model.alert import Suppression, alert_document, build_alert
+from kubesigma.connectors.model.alert import Suppression, alert_document, build_alert, event_document
 from kubesigma.connectors.simulated_cluster import generate
 
 RULES = (
@@ -75,3 +76,31 @@ def test_alert_documents_are_what_the_alert_model_dumps(datasets: Path, soft_lim
                 assert orjson.dumps(document) == orjson.dumps(expected)  # key order too
                 compared += 1
     assert compared == len(events) * len(RULES) * 3
+
+
+def test_a_large_record_matched_by_several_rules_leaves_redacted_in_every_document() -> None:
+    # record 227916's shape: a 600 KB record (a 300,000-character command) carrying a credential;
+    # its alerts and events-index document share one redacted copy, made once
+    doc = next(iter(generate(3, 1)))
+    doc["requestObject"] = {
+        "kind": "Secret",
+        "data": {"password": "S3CRET-PLANTED"},
+        "spec": {"containers": [{"command": ['"' * 300_000]}]},
+    }
+    line = orjson.dumps(doc)
+    (event,) = decode_record(RawRecord(line, Source("big.jsonl", line=1)), DecodeContext(cluster="c"))
+    assert type(event) is AuditEvent
+    documents = [
+        alert_document(rule, event, alert_id=f"a{n}", soft_limit=1 << 20) for n, rule in enumerate(RULES[:3])
+    ]
+    documents.append(event_document(event))
+    for document in documents:
+        text = orjson.dumps(document)
+        assert b"S3CRET-PLANTED" not in text
+        assert b'\\"' * 1000 in text  # the command kept: the record is under the soft limit
+    # the same record again, changed in a copy: the copy is redacted on its own
+    other = dict(event.document, requestObject={"kind": "Secret", "data": {"token": "OTHER-PLANTED"}})
+    changed = dataclasses.replace(event, views=((event.logsource, other),))
+    text = orjson.dumps(event_document(changed))
+    assert b"OTHER-PLANTED" not in text and b'"token"' in text
+    assert b'\\"' * 1000 not in text  # not the first record's copy

@@ -70,6 +70,18 @@ def test_a_group_field_holding_a_huge_list_gives_its_first_distinct_values_only(
     assert spec.groups(BINDING, same) == [("eve",)]  # the rest is not looked at
 
 
+def test_a_group_field_that_is_a_huge_list_of_strings_gives_the_values_of_its_first_items(
+    tmp_path: Path,
+) -> None:
+    _, plan = load(tmp_path, correlation(ALIASED))
+    spec = plan.specs[0]
+    # A fuzzed username of 150,000 strings: its first items are read, nested lists flattened.
+    nested = {"user": {"username": ["eve", ["mallory", ["trudy"]]] + ["eve"] * 150_000}}
+    assert spec.groups(POD_EXEC, nested) == [("eve",), ("mallory",), ("trudy",)]
+    beyond = {"user": {"username": ["eve"] * MAX_GROUP_SCAN + ["mallory"]}}
+    assert spec.groups(POD_EXEC, beyond) == [("eve",)]
+
+
 def test_an_event_without_the_group_field_belongs_to_no_group(tmp_path: Path) -> None:
     _, plan = load(tmp_path, correlation(ENUM))
     assert plan.specs[0].groups(SECRET_ACCESS, {"verb": "get"}) == []

@@ -122,3 +122,28 @@ def test_a_long_list_changed_in_place_between_matches_is_read_again(rules, datas
     assert "Kubernetes API Request By Anonymous User Allowed" not in titles()
     names[LONG // 2] = "system:anonymous"
     assert "Kubernetes API Request By Anonymous User Allowed" in titles()
+
+
+def test_a_username_of_many_strings_with_a_nested_list_matches_like_the_interpreter(rules, datasets):
+    # record 401703's shape: a username of 150,000 strings, one of them a nested list; the keyword
+    # rules read its strings, the identity rules its values, nested ones included, wherever they stand
+    anonymous = trace(datasets, "anonymous_creates_namespace_foo.json")
+    for where in (0, LONG // 2, LONG):
+        doc = copy.deepcopy(anonymous)
+        names: list[Any] = ["x"] * LONG
+        names.insert(where, ["x", ["system:anonymous"]])
+        doc["user"]["username"] = names
+        assert "Kubernetes API Request By Anonymous User Allowed" in like_the_interpreter(rules, doc)
+        names[where] = ["x", ["x", 3, None]]
+        assert "Kubernetes API Request By Anonymous User Allowed" not in like_the_interpreter(rules, doc)
+
+
+def test_a_long_list_of_strings_but_one_reads_every_value(rules, datasets):
+    # Long lists of strings only take a shortcut; one value of another kind anywhere leaves it.
+    anonymous = trace(datasets, "anonymous_creates_namespace_foo.json")
+    for other in (1, None, {"name": "system:anonymous"}, ["system:anonymous"]):
+        doc = copy.deepcopy(anonymous)
+        doc["user"]["username"] = ["system:anonymous"] * LONG + [other]
+        assert "Kubernetes API Request By Anonymous User Allowed" in like_the_interpreter(rules, doc)
+        doc["user"]["username"] = ["SYSTEM:ANONYMOUS!"] * LONG + [other]
+        like_the_interpreter(rules, doc)
