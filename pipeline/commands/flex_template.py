@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubesigma.pipeline.options import OptionError
+from kubesigma.pipeline.options import FlinkCheckpointOptions, OptionError
 
 REPO = Path(__file__).resolve().parents[2]
 METADATA = REPO / "terraform" / "dataflow" / "metadata.json"
@@ -49,22 +49,16 @@ PATTERNS = {
 # A streaming job cannot start without these (`kubesigma run` refuses to); its source is one of Pub/Sub,
 # Kafka and Kinesis, which `kubesigma run` checks at launch.
 REQUIRED = frozenset({"alerts_out", "dead_letter"})
-FLINK_ONLY = frozenset(
-    {
-        "checkpointing_interval",
-        "state_backend",
-        "state_backend_storage_path",
-        "externalized_checkpoints_enabled",
-        "retain_externalized_checkpoints_on_cancellation",
-        "savepoint_path",
-        "flink_conf_dir",
-        "allow_non_restored_state",
-        "shutdown_sources_after_idle_ms",
-        "finish_bundle_before_checkpointing",
-        "max_bundle_size",
-        "max_bundle_time_mills",
-    }
-)
+
+
+def _flink_only() -> frozenset[str]:
+    """Beam's Flink runner options `kubesigma run` declares: not parameters of a Dataflow template."""
+    parser = argparse.ArgumentParser(add_help=False)
+    FlinkCheckpointOptions._add_argparse_args(parser)
+    return frozenset(action.dest for action in parser._actions)
+
+
+FLINK_ONLY = _flink_only()
 GROUPS = (
     ("es_", "Elasticsearch"),
     ("pubsub_", "Source"),
