@@ -36,7 +36,7 @@ import orjson
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from engine import PEER_RULES, mapped_rule_ids, rule_files  # noqa: E402
+from engine import PEER_RULES, mapped_rule_ids, rule_files, succeeded_lines, success_only_rules  # noqa: E402
 
 RSIGMA = os.environ.get("RSIGMA") or shutil.which("rsigma") or str(Path.home() / ".cargo" / "bin" / "rsigma")
 
@@ -114,24 +114,9 @@ def rsigma_hits(path: Path) -> Counter[str]:
     return hits
 
 
-def success_only_rules(rules: Path) -> set[str]:
-    """Ids of the rules kubesigma gates on the request's outcome."""
-    from kubesigma.detections.engine import RuleSet
-
-    return {info.id for info in RuleSet.load([str(rules)]).rules if info.success_only}
-
-
 def write_succeeded(events: Path, out: Path) -> None:
-    """The lines whose request the API server let happen (or whose outcome is unknown), as the gate
-    decides for audit Events."""
-    from kubesigma.connectors.model import KUBERNETES_AUDIT
-    from kubesigma.connectors.model.logsources import profile_of
-
-    succeeded = profile_of(KUBERNETES_AUDIT).succeeded
     with events.open("rb") as source, out.open("wb") as sink:
-        for line in source:
-            if line.strip() and succeeded(orjson.loads(line)) is not False:
-                sink.write(line)
+        sink.writelines(succeeded_lines(source))
 
 
 def main(argv: Sequence[str]) -> int:
