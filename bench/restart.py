@@ -48,11 +48,12 @@ after it started.
 
 Prints the numbers as lines, the last one a JSON object: `alerts` (the batch run's), `lost` (batch alerts
 in neither run), `lost_alerts` (what they are), `unexpected` (alerts of the runs that the batch run does
-not have), `duplicates_in_es`, `missing_in_es`, and what the killed run had written and indexed before the
-kill; with --checkpointing, also the checkpoint restored (`restored_from`), whether Flink logged starting
-from it (`restore_logged`), whether the restarted source resolved start offsets from the group or
-`--kafka-start` (`restart_resolved_offsets`: a restored one does not) and the group's committed offsets
-at the kill, or what the restored tail resumed (`restart_resumed`: files and lines read). Always exits 0.
+not have), `unexpected_alerts` (what those are), `duplicates_in_es`, `missing_in_es`, and what the killed
+run had written and indexed before the kill; with --checkpointing, also the checkpoint restored
+(`restored_from`), whether Flink logged starting from it (`restore_logged`), whether the restarted source
+resolved start offsets from the group or `--kafka-start` (`restart_resolved_offsets`: a restored one does
+not) and the group's committed offsets at the kill, or what the restored tail resumed (`restart_resumed`:
+files and lines read). Always exits 0.
 """
 
 from __future__ import annotations
@@ -241,14 +242,28 @@ def batch_alerts(inputs: str, tmp: Path) -> dict[str, str]:
         "--alerts-out", str(out), "--dead-letter", str(tmp / "batch-dead.jsonl"),
     ]  # fmt: skip
     run(argv, io.StringIO())
-    alerts = {}
-    for line in out.read_bytes().splitlines():
-        doc = orjson.loads(line)
-        folded = (doc["kubesigma"].get("suppression") or {}).get("count")
-        alerts[doc["kubesigma"]["alert_id"]] = f"{doc['rule']['name']} at {doc['@timestamp']}" + (
-            f", folding {folded}" if folded else ""
-        )
-    return alerts
+    return {
+        doc["kubesigma"]["alert_id"]: described(doc)
+        for doc in map(orjson.loads, out.read_bytes().splitlines())
+    }
+
+
+def described(doc: dict[str, Any]) -> str:
+    """What an alert is: rule, time, folded repeats."""
+    folded = (doc["kubesigma"].get("suppression") or {}).get("count")
+    return f"{doc['rule']['name']} at {doc['@timestamp']}" + (f", folding {folded}" if folded else "")
+
+
+def run_alerts(directory: Path) -> dict[str, str]:
+    """Alert id -> what it is, over the finished files of a streaming output directory."""
+    if not directory.is_dir():
+        return {}
+    return {
+        doc["kubesigma"]["alert_id"]: described(doc)
+        for path in sorted(directory.iterdir())
+        if path.is_file() and not path.name.startswith(".")
+        for doc in map(orjson.loads, filter(bytes.strip, path.read_bytes().splitlines()))
+    }
 
 
 class TailFeed:
@@ -440,6 +455,10 @@ def measure(
             "alerts_indexed_before_kill": indexed_before_kill,
             **restart,
             "lost_alerts": sorted(batch[i] for i in expected - union),
+            # What the runs wrote that the batch run did not (a finding to explain when not empty).
+            "unexpected_alerts": sorted(
+                {**run_alerts(tmp / "alerts-1"), **run_alerts(tmp / "alerts-2")}[i] for i in union - expected
+            ),
             **({"restart_options": " ".join(extra)} if extra else {}),
         }
     finally:
